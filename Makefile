@@ -1,0 +1,86 @@
+# Taskfleet. `make demo` shows it working, `make test` proves it; both install what they need first.
+# Every target runs on the Node 24 that npm installs into node_modules (the `node` dev dependency),
+# whatever Node the machine has.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+NODE_TEST := node --test --test-reporter=spec
+GLOBAL_SETUP := --test-global-setup=test/support/global-setup.ts
+UNIT_TESTS := 'worker/src/**/*.test.ts' 'operator/src/**/*.test.ts' 'test/stack/**/*.test.ts'
+INTEGRATION_TESTS := 'test/integration/**/*.test.ts'
+E2E_TESTS := $(wildcard test/e2e/*.test.ts test/e2e/*/*.test.ts)
+
+.PHONY: help
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+node_modules/.package-lock.json: package.json package-lock.json worker/package.json operator/package.json
+	npm ci --no-audit --no-fund
+
+.PHONY: deps
+deps: node_modules/.package-lock.json ## install npm dependencies (and Node 24) when the lockfile changed
+
+.PHONY: prerequisites
+prerequisites: ## check (and as root, install) the Debian packages the stack needs
+	bash test/stack/prerequisites.sh
+
+.PHONY: build
+build: deps ## compile worker/ and operator/ to dist/
+	tsc -b worker operator
+
+.PHONY: lint
+lint: deps ## biome (lint + format check) and the TypeScript type check
+	biome check .
+	tsc -p tsconfig.json --noEmit
+
+.PHONY: format
+format: deps ## apply biome's formatting and safe fixes
+	biome check --write .
+
+.PHONY: stack-build
+stack-build: deps prerequisites ## build the real components of the test stack into the cache
+	bash test/stack/build.sh all
+
+.PHONY: stack
+stack: stack-build ## run the test stack in the foreground (Ctrl-C stops it)
+	node test/stack/supervisor.ts $(COMPONENTS)
+
+.PHONY: test
+test: lint build test-unit test-integration test-e2e ## everything CI runs
+
+.PHONY: test-unit
+test-unit: deps ## fast tests of pure logic, no stack
+	$(NODE_TEST) $(UNIT_TESTS)
+
+.PHONY: test-integration
+test-integration: stack-build ## tests against real Redis, Kafka, Kubernetes and Helm
+	$(NODE_TEST) $(GLOBAL_SETUP) $(INTEGRATION_TESTS)
+
+.PHONY: test-e2e
+test-e2e: stack-build ## the whole loop: operator, workers, scaling
+ifeq ($(E2E_TESTS),)
+	@echo 'test-e2e: there are no end-to-end tests yet (they arrive with the operator and demo issues)'
+else
+	$(NODE_TEST) $(GLOBAL_SETUP) $(E2E_TESTS)
+endif
+
+.PHONY: demo
+demo: stack-build ## start the local stack and show what runs where (Ctrl-C stops it)
+	@echo 'The Taskfleet demo (a burst of tasks scaling a worker fleet 0 -> N -> 0) is not built yet.'
+	@echo 'What exists today is the real local stack it will run on; here it is:'
+	node test/stack/supervisor.ts
+
+.PHONY: crds
+crds: ## generate crds/ from the TaskQueue type
+	@echo 'crds: the TaskQueue API is not written yet (operator issue); there is nothing to generate'
+
+.PHONY: bench
+bench: ## run the benchmarks and update docs/benchmarks.md
+	@echo 'bench: no benchmarks yet (they arrive with the worker runtime)'
+
+.PHONY: clean
+clean: ## remove build output (the stack cache stays: TASKFLEET_CACHE)
+	rm -rf worker/dist operator/dist worker/*.tsbuildinfo operator/*.tsbuildinfo

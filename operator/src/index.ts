@@ -1,0 +1,2 @@
+/** The Taskfleet operator. */
+export { version } from 'taskfleet';

@@ -1,0 +1,53 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeEndpoint } from '../stack/kube.ts';
+import { useKube } from './stack.ts';
+
+const run = promisify(execFile);
+
+/** Runs the stack's kubectl as a user would; returns stdout, or throws with kubectl's own message. */
+export async function kubectl(args: readonly string[], options: { input?: string } = {}): Promise<string> {
+  const kube = await useKube();
+  return kubectlWith(kube, args, options);
+}
+
+export async function kubectlWith(
+  kube: KubeEndpoint,
+  args: readonly string[],
+  { input }: { input?: string } = {},
+): Promise<string> {
+  const child = run(kube.kubectl, args, { env: { ...process.env, KUBECONFIG: kube.kubeconfig } });
+  if (input !== undefined) {
+    child.child.stdin?.end(input);
+  }
+  try {
+    return (await child).stdout;
+  } catch (error) {
+    const { stderr } = error as { stderr?: string };
+    throw new Error(`kubectl ${args.join(' ')}: ${stderr?.trim() || (error as Error).message}`);
+  }
+}
+
+/** A client-node configuration for the stack's admin user. */
+export async function adminConfig(): Promise<KubeConfig> {
+  const config = new KubeConfig();
+  config.loadFromFile((await useKube()).kubeconfig);
+  return config;
+}
+
+/** A client-node configuration that authenticates with a bearer token (a ServiceAccount's). */
+export async function tokenConfig(token: string): Promise<KubeConfig> {
+  const kube = await useKube();
+  const admin = await adminConfig();
+  const cluster = admin.getCurrentCluster();
+  if (cluster === null) throw new Error(`no cluster in ${kube.kubeconfig}`);
+  const config = new KubeConfig();
+  config.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: 'token', token }],
+    contexts: [{ name: 'token', cluster: cluster.name, user: 'token' }],
+    currentContext: 'token',
+  });
+  return config;
+}
