@@ -144,8 +144,8 @@ build_kafka() { # build_kafka <out>
   need mvn "install Maven (apt-get install maven)"
   log "kafka ${KAFKA_VERSION}: fetching jars from Maven Central"
   mvn -B -q -Dstyle.color=never -f "$here/kafka/pom.xml" -Dkafka.version="${KAFKA_VERSION}" -Dslf4j.version="${SLF4J_VERSION}" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out/libs" >&2 ||
-    die "Maven could not fetch Kafka ${KAFKA_VERSION} (see the errors above)"
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out/libs" 2>&1 |
+    sed 's/\x1b\[[0-9;]*m//g' >&2 || die "Maven could not fetch Kafka ${KAFKA_VERSION} (see the errors above)"
   ls "$out"/libs/kafka_2.13-*.jar >/dev/null 2>&1 || die "Maven fetched no kafka_2.13 jar"
 }
 
