@@ -6,6 +6,8 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# Tests and tools run the packages from source (their `source` export condition), not from dist/.
+export NODE_OPTIONS := --conditions=source
 
 NODE_TEST := node --test --test-reporter=spec
 GLOBAL_SETUP := --test-global-setup=test/support/global-setup.ts

@@ -52,7 +52,16 @@ export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint
   const classpath = `${cachePath('kafka')}/libs/*`;
   await promisify(execFile)(
     'java',
-    [...javaOptions, '-cp', classpath, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '--config', properties],
+    [
+      ...javaOptions,
+      '-cp',
+      classpath,
+      'kafka.tools.StorageTool',
+      'format',
+      `--cluster-id=${clusterId()}`,
+      '--config',
+      properties,
+    ],
     { cwd: home },
   );
   const service = startService('kafka', dir, 'java', [
