@@ -1,0 +1,246 @@
+import type { Broker } from './brokers/broker.ts';
+import { RedisBroker } from './brokers/redis/broker.ts';
+import { assertRedisUrl } from './brokers/redis/connection.ts';
+import { assertQueueName } from './brokers/redis/keys.ts';
+import { Control } from './control.ts';
+import { ConfigError, NoResultBackendError, TaskfleetError } from './errors.ts';
+import { createEnvelope, DEFAULT_MAX_MESSAGE_BYTES, type Envelope, type SignatureSpec } from './message/envelope.ts';
+import { Task } from './registered-task.ts';
+import { AsyncResult } from './result.ts';
+import { RedisResultBackend } from './results/redis-backend.ts';
+import { DEFAULT_RESULT_TTL_MS, type ResultBackend } from './results/result.ts';
+import { parseRate } from './runtime/rate-limit.ts';
+import type { ApplyOptions, Handler, TaskDefinition, TaskOptions } from './task.ts';
+
+export interface TaskfleetOptions {
+  /**
+   * Where tasks are sent: `redis://host:port/db` (or `rediss://`).
+   * @defaultValue TASKFLEET_BROKER, else redis://127.0.0.1:6379
+   */
+  broker?: string;
+  /** Where results are kept: `redis://…`. Without one, results, `get()` and `inspect` are unavailable. @defaultValue TASKFLEET_BACKEND */
+  backend?: string;
+  /** @defaultValue TASKFLEET_QUEUE, else 'default' */
+  defaultQueue?: string;
+  /** Prefix of every Redis key Taskfleet writes. @defaultValue 'tf' */
+  prefix?: string;
+  /** How long results are kept, ms. @defaultValue one day */
+  resultExpires?: number;
+  /** @defaultValue 1 MiB */
+  maxMessageBytes?: number;
+  /** Defaults for every task's options. */
+  taskDefaults?: TaskOptions;
+}
+
+/**
+ * A Taskfleet app: the task registry and the connections to the broker and result backend, opened on
+ * first use. Define tasks with `app.task(...)`; the worker imports the same module to run them.
+ */
+export class Taskfleet {
+  #options: TaskfleetOptions;
+  readonly #tasks = new Map<string, TaskDefinition>();
+  #broker: Broker | undefined;
+  #backend: ResultBackend | undefined;
+  #control: Control | undefined;
+
+  constructor(options: TaskfleetOptions = {}) {
+    this.#options = { ...options };
+    this.#validate();
+  }
+
+  get brokerUrl(): string {
+    return this.#options.broker ?? process.env.TASKFLEET_BROKER ?? 'redis://127.0.0.1:6379';
+  }
+  get backendUrl(): string | undefined {
+    return this.#options.backend ?? (process.env.TASKFLEET_BACKEND || undefined);
+  }
+  get defaultQueue(): string {
+    return this.#options.defaultQueue ?? process.env.TASKFLEET_QUEUE ?? 'default';
+  }
+  get prefix(): string {
+    return this.#options.prefix ?? 'tf';
+  }
+  get resultExpires(): number {
+    return this.#options.resultExpires ?? DEFAULT_RESULT_TTL_MS;
+  }
+  get maxMessageBytes(): number {
+    return this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  /** Overrides options before the first connection (the worker applies its flags this way). */
+  configure(overrides: TaskfleetOptions): void {
+    if (this.#broker || this.#backend) {
+      throw new ConfigError('configure() must come before the app first connects (before any enqueue)');
+    }
+    this.#options = {
+      ...this.#options,
+      ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+    };
+    this.#validate();
+  }
+
+  #validate(): void {
+    const url = this.brokerUrl;
+    if (!/^rediss?:/.test(url)) {
+      throw new ConfigError(`broker ${JSON.stringify(url)} is not supported: use a redis:// or rediss:// URL`);
+    }
+    assertRedisUrl(url, 'the broker URL');
+    if (this.backendUrl !== undefined) assertRedisUrl(this.backendUrl, 'the result backend URL');
+    assertQueueName(this.defaultQueue);
+  }
+
+  /** Registers a task. The handler's argument and return types become the task's. */
+  task<A extends unknown[], R>(name: string, handler: Handler<A, R>): Task<A, Awaited<R>>;
+  task<A extends unknown[], R>(name: string, options: TaskOptions, handler: Handler<A, R>): Task<A, Awaited<R>>;
+  task<A extends unknown[], R>(
+    name: string,
+    optionsOrHandler: TaskOptions | Handler<A, R>,
+    maybeHandler?: Handler<A, R>,
+  ): Task<A, Awaited<R>> {
+    const handler = typeof optionsOrHandler === 'function' ? optionsOrHandler : maybeHandler;
+    const options = typeof optionsOrHandler === 'function' ? {} : optionsOrHandler;
+    if (typeof handler !== 'function') throw new ConfigError(`task ${name}: the handler must be a function`);
+    if (!name || typeof name !== 'string') throw new ConfigError('a task needs a non-empty name');
+    if (this.#tasks.has(name)) throw new ConfigError(`task ${name} is registered twice: task names must be unique`);
+    const merged: TaskOptions = { ...this.#options.taskDefaults, ...options };
+    validateTaskOptions(name, merged);
+    const task = new Task<A, Awaited<R>>(this, name, merged, handler as Handler<A, Awaited<R>>);
+    this.#tasks.set(name, task);
+    return task;
+  }
+
+  /** The registered task of that name, or an error that lists what is registered. */
+  definition(name: string): TaskDefinition {
+    const task = this.#tasks.get(name);
+    if (!task) {
+      const known = [...this.#tasks.keys()].join(', ') || 'none';
+      throw new TaskfleetError(
+        'UNKNOWN_TASK',
+        `no task named ${JSON.stringify(name)} is registered (registered: ${known})`,
+      );
+    }
+    return task;
+  }
+
+  get tasks(): ReadonlyMap<string, TaskDefinition> {
+    return this.#tasks;
+  }
+
+  get broker(): Broker {
+    this.#broker ??= new RedisBroker(this.brokerUrl, { prefix: this.prefix, maxMessageBytes: this.maxMessageBytes });
+    return this.#broker;
+  }
+
+  /** The result backend; a clear error when none is configured. */
+  get backend(): ResultBackend {
+    const url = this.backendUrl;
+    if (url === undefined) throw new NoResultBackendError('reading results');
+    this.#backend ??= new RedisResultBackend(this.#redisFor(url), this.prefix);
+    return this.#backend;
+  }
+
+  get hasBackend(): boolean {
+    return this.backendUrl !== undefined;
+  }
+
+  /** Revocations, heartbeats and inspection live in the result backend's Redis. */
+  get control(): Control {
+    const url = this.backendUrl;
+    if (url === undefined) throw new NoResultBackendError('revoke and inspect');
+    this.#control ??= new Control(this.#redisFor(url), this.prefix);
+    return this.#control;
+  }
+
+  /** Shares the broker's connection when the backend is the same Redis. */
+  #redisFor(url: string) {
+    const broker = this.broker;
+    if (broker instanceof RedisBroker && broker.url === url) return broker.redis;
+    return new RedisBroker(url, { prefix: this.prefix }).redis;
+  }
+
+  /** A handle on a result by id, as Celery's AsyncResult(id). */
+  result<R = unknown>(id: string): AsyncResult<R> {
+    return new AsyncResult<R>(this, id);
+  }
+
+  /** Builds, checks and publishes one call. */
+  async send<R>(
+    task: TaskDefinition,
+    args: readonly unknown[],
+    options: ApplyOptions,
+    chain?: SignatureSpec[],
+  ): Promise<AsyncResult<R>> {
+    const envelope = this.envelopeFor(task, args, options, chain);
+    await this.broker.publish([envelope]);
+    return new AsyncResult<R>(this, envelope.id);
+  }
+
+  envelopeFor(
+    task: TaskDefinition,
+    args: readonly unknown[],
+    options: ApplyOptions,
+    chain?: SignatureSpec[],
+  ): Envelope {
+    const now = Date.now();
+    const eta =
+      options.eta !== undefined ? +options.eta : options.countdown !== undefined ? now + options.countdown : undefined;
+    const expiresOption = options.expires ?? task.options.expires;
+    const expires =
+      expiresOption === undefined ? undefined : expiresOption instanceof Date ? +expiresOption : now + expiresOption;
+    const queue = options.queue ?? task.options.queue ?? this.defaultQueue;
+    assertQueueName(queue);
+    return createEnvelope({
+      task: task.name,
+      args,
+      queue,
+      now,
+      ...(options.taskId !== undefined ? { id: options.taskId } : {}),
+      ...(eta !== undefined ? { eta } : {}),
+      ...(expires !== undefined ? { expires } : {}),
+      ...((options.priority ?? task.options.priority) !== undefined
+        ? { priority: (options.priority ?? task.options.priority) as number }
+        : {}),
+      ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
+      ...(options.headers !== undefined ? { headers: options.headers } : {}),
+      ...(chain !== undefined ? { chain } : {}),
+    });
+  }
+
+  /** Closes every connection this app opened. */
+  async close(): Promise<void> {
+    await this.#backend?.close();
+    await this.#broker?.close();
+  }
+}
+
+function validateTaskOptions(name: string, o: TaskOptions): void {
+  const bad = (field: string, why: string) => {
+    throw new ConfigError(`task ${name}: ${field} ${why}`);
+  };
+  const nonNegative = (field: keyof TaskOptions) => {
+    const v = o[field];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0))
+      bad(field, 'must be a number ≥ 0 (ms)');
+  };
+  if (o.maxRetries !== undefined && !(Number.isInteger(o.maxRetries) && o.maxRetries >= 0)) {
+    bad('maxRetries', 'must be an integer ≥ 0');
+  }
+  for (const f of [
+    'retryDelay',
+    'retryBackoffMax',
+    'softTimeLimit',
+    'timeLimit',
+    'resultExpires',
+    'expires',
+  ] as const) {
+    nonNegative(f);
+  }
+  if (o.softTimeLimit !== undefined && o.timeLimit !== undefined && o.softTimeLimit >= o.timeLimit) {
+    bad('softTimeLimit', `(${o.softTimeLimit} ms) must be shorter than timeLimit (${o.timeLimit} ms)`);
+  }
+  if (o.rateLimit !== undefined) parseRate(o.rateLimit);
+  if (o.rateLimitScope !== undefined && o.rateLimitScope !== 'worker' && o.rateLimitScope !== 'global') {
+    bad('rateLimitScope', "must be 'worker' or 'global'");
+  }
+  if (o.queue !== undefined) assertQueueName(o.queue);
+}

@@ -1,0 +1,110 @@
+import type { DeadLetterReason, Envelope, InvalidMessageError } from '../message/envelope.ts';
+
+/**
+ * The broker-neutral contract. An adapter (brokers/redis, brokers/kafka) implements it without
+ * exposing its client's types; test/conformance runs one suite against every adapter.
+ *
+ * Delivery is at-least-once: a delivery stays owned by its consumer until it is settled, and a
+ * consumer that dies leaves its deliveries to be redelivered to another after the visibility timeout.
+ */
+export interface Broker {
+  /** Sends messages: onto the queue now, or held until `eta` when it lies in the future. */
+  publish(envelopes: readonly Envelope[]): Promise<void>;
+  /** Opens a consumer of one queue. */
+  consume(queue: string, options: ConsumerOptions): Promise<Consumer>;
+  /** How much work a queue holds: what the operator scales on. */
+  backlog(queue: string): Promise<Backlog>;
+  /** Deletes every message of a queue that no worker holds (ready and delayed); returns how many. */
+  purge(queue: string): Promise<number>;
+  deadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
+  /** Puts dead letters back on their queue (all of them, or those with the given ids); returns how many. */
+  requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number>;
+  /** Problems with the broker's configuration that can lose tasks, in words; empty when there are none. */
+  warnings(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  /** This consumer's name, unique in the fleet (worker id). */
+  consumer: string;
+  /**
+   * How long a delivery may go without a sign of life from its consumer before another takes it.
+   * Running deliveries are kept alive by the consumer itself, so this bounds recovery time after a
+   * crash, not how long a task may run.
+   * @defaultValue 30_000
+   */
+  visibilityTimeoutMs?: number;
+  /**
+   * A message delivered more than this many times (its consumers keep dying on it) is dead-lettered
+   * as poison instead of being delivered again.
+   * @defaultValue 5
+   */
+  maxDeliveries?: number;
+  maxMessageBytes?: number;
+}
+
+/** One message handed to a consumer. Settle it exactly once. */
+export interface Delivery {
+  /** The broker's handle on this delivery (opaque). */
+  readonly receipt: string;
+  /** The decoded envelope, or undefined when the message is invalid (see `problem`). */
+  readonly envelope: Envelope | undefined;
+  /** Why the message cannot run: it must be dead-lettered with this reason. */
+  readonly problem: InvalidMessageError | undefined;
+  /** The message as the broker holds it, for dead-lettering. */
+  readonly raw: string;
+  /** How many times this message has been delivered, this time included. */
+  readonly deliveries: number;
+  /** When the broker accepted the message (epoch ms): the start of its queue wait. */
+  readonly enqueuedAt: number;
+}
+
+/** How a delivery ends. Each settlement is atomic with the acknowledgement of the delivery. */
+export type Settlement =
+  /** Done: remove it. */
+  | { kind: 'ack' }
+  /** Acknowledge it and enqueue `envelope` (a retry, or the same message later) at `at` (epoch ms). */
+  | { kind: 'requeue'; envelope: Envelope; at: number }
+  /** Move it to the dead-letter store with the reason. */
+  | { kind: 'dead-letter'; reason: DeadLetterReason; detail: string };
+
+export interface Consumer {
+  /**
+   * Waits until at least one delivery is available and returns up to `max`, most urgent first; returns
+   * an empty list if `signal` aborts first. Deliveries whose consumer died are recovered here too.
+   */
+  receive(max: number, signal: AbortSignal): Promise<Delivery[]>;
+  settle(delivery: Delivery, settlement: Settlement): Promise<void>;
+  /** Hands unsettled deliveries back for immediate redelivery to any consumer (shutdown, rebalance). */
+  release(deliveries: readonly Delivery[]): Promise<void>;
+  /** True while connected and consuming. */
+  readonly healthy: boolean;
+  /** Stops keeping deliveries alive and disconnects; unsettled deliveries are redelivered later. */
+  close(): Promise<void>;
+}
+
+export interface Backlog {
+  /** Messages waiting to be delivered now. */
+  ready: number;
+  /** Messages waiting for a future time (countdown, ETA, retry backoff). */
+  delayed: number;
+  /** Of the delayed, those already due (the promoter will move them within a moment). */
+  due: number;
+  /** Delivered and not yet settled. */
+  inFlight: number;
+  /** Messages ever added / ever delivered, for rates; undefined where the broker cannot tell. */
+  added?: number;
+  delivered?: number;
+}
+
+export interface DeadLetter {
+  id: string;
+  reason: DeadLetterReason;
+  detail: string;
+  /** The message as it was received. */
+  raw: string;
+  task?: string;
+  taskId?: string;
+  deliveries: number;
+  at: number;
+}

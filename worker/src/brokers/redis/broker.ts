@@ -1,0 +1,210 @@
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type DeadLetterReason,
+  type Envelope,
+  encodeEnvelope,
+  priorityLane,
+} from '../../message/envelope.ts';
+import type { Backlog, Broker, Consumer, ConsumerOptions, DeadLetter } from '../broker.ts';
+import { connect, type Redis, type Scripts, withScripts } from './connection.ts';
+import { RedisConsumer } from './consumer.ts';
+import { assertQueueName, GROUP, queueKeys } from './keys.ts';
+
+export interface RedisBrokerOptions {
+  /** @defaultValue 'tf' */
+  prefix?: string;
+  /** @defaultValue 1 MiB */
+  maxMessageBytes?: number;
+}
+
+/**
+ * Redis Streams as a broker. Per queue: three lane streams (by priority) read by one consumer group,
+ * a delayed set promoted by a Lua script, and a dead-letter stream. See docs/redis-broker.md.
+ */
+export class RedisBroker implements Broker {
+  readonly url: string;
+  readonly prefix: string;
+  readonly maxMessageBytes: number;
+  readonly #redis: Redis & Scripts;
+  readonly #consumers = new Set<RedisConsumer>();
+
+  constructor(url: string, options: RedisBrokerOptions = {}) {
+    this.url = url;
+    this.prefix = options.prefix ?? 'tf';
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#redis = withScripts(connect(url, { connectionName: 'taskfleet' }));
+  }
+
+  /** The command connection, shared with the result backend and control when they use the same URL. */
+  get redis(): Redis & Scripts {
+    return this.#redis;
+  }
+
+  async publish(envelopes: readonly Envelope[]): Promise<void> {
+    if (envelopes.length === 0) return;
+    const now = Date.now();
+    // One round trip for the lot; each command is its own, so a failure part-way leaves what was added.
+    const pipeline = this.#redis.pipeline();
+    for (const envelope of envelopes) {
+      assertQueueName(envelope.queue);
+      const keys = queueKeys(this.prefix, envelope.queue);
+      const text = encodeEnvelope(envelope, this.maxMessageBytes);
+      const lane = priorityLane(envelope.priority);
+      if (envelope.eta !== undefined && envelope.eta > now) pipeline.zadd(keys.delayed, envelope.eta, `${lane}${text}`);
+      else pipeline.xadd(keys.lanes[lane], '*', 'm', text);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([error]) => error !== null);
+    if (failed) throw failed[0];
+  }
+
+  async consume(queue: string, options: ConsumerOptions): Promise<Consumer> {
+    assertQueueName(queue);
+    const consumer = new RedisConsumer(this.#redis, queueKeys(this.prefix, queue), {
+      maxMessageBytes: this.maxMessageBytes,
+      ...options,
+    });
+    await consumer.start();
+    this.#consumers.add(consumer);
+    consumer.onClose(() => this.#consumers.delete(consumer));
+    return consumer;
+  }
+
+  async backlog(queue: string): Promise<Backlog> {
+    assertQueueName(queue);
+    const keys = queueKeys(this.prefix, queue);
+    const pipeline = this.#redis.pipeline();
+    for (const lane of keys.lanes) {
+      pipeline.xlen(lane);
+      pipeline.xinfo('STREAM', lane);
+      pipeline.xinfo('GROUPS', lane);
+    }
+    pipeline.zcard(keys.delayed);
+    pipeline.zcount(keys.delayed, '-inf', Date.now());
+    const results = (await pipeline.exec()) ?? [];
+    const backlog: Backlog = { ready: 0, delayed: 0, due: 0, inFlight: 0, added: 0, delivered: 0 };
+    for (let i = 0; i < keys.lanes.length; i++) {
+      const [length, stream, groups] = results.slice(i * 3, i * 3 + 3);
+      if (!length || !stream || !groups || stream[0] || groups[0]) continue; // no stream yet: nothing in it
+      const group = ((groups[1] as unknown[]) ?? []).map(fieldMap).find((g) => g.name === GROUP);
+      const pending = Number(group?.pending ?? 0);
+      // Acknowledged entries are deleted, so the stream holds exactly the pending and the undelivered.
+      backlog.ready += group?.lag != null ? Number(group.lag) : Number(length[1]) - pending;
+      backlog.inFlight += pending;
+      backlog.added = (backlog.added ?? 0) + Number(fieldMap(stream[1])['entries-added'] ?? 0);
+      backlog.delivered = (backlog.delivered ?? 0) + Number(group?.['entries-read'] ?? 0);
+    }
+    const tail = results.slice(keys.lanes.length * 3) as [Error | null, number][];
+    backlog.delayed = Number(tail[0]?.[1] ?? 0);
+    backlog.due = Number(tail[1]?.[1] ?? 0);
+    return backlog;
+  }
+
+  async purge(queue: string): Promise<number> {
+    assertQueueName(queue);
+    const keys = queueKeys(this.prefix, queue);
+    let purged = Number(await this.#redis.zcard(keys.delayed));
+    await this.#redis.del(keys.delayed);
+    for (const lane of keys.lanes) {
+      // Keep delivered (pending) entries: a worker holds them and will acknowledge them.
+      const groups = ((await this.#redis.xinfo('GROUPS', lane).catch(() => [])) as unknown[][]).map(fieldMap);
+      const lastDelivered = String(groups.find((g) => g.name === GROUP)?.['last-delivered-id'] ?? '0-0');
+      for (;;) {
+        const entries = (await this.#redis.xrange(lane, `(${lastDelivered}`, '+', 'COUNT', 1000)) as [
+          string,
+          string[],
+        ][];
+        if (entries.length === 0) break;
+        purged += Number(await this.#redis.xdel(lane, ...entries.map(([id]) => id)));
+      }
+      // Move the group past what was deleted, so its lag stays exact.
+      await this.#redis.xgroup('SETID', lane, GROUP, '$').catch(() => undefined);
+    }
+    return purged;
+  }
+
+  async deadLetters(queue: string, { limit = 100 }: { limit?: number } = {}): Promise<DeadLetter[]> {
+    assertQueueName(queue);
+    const entries = (await this.#redis.xrange(queueKeys(this.prefix, queue).dead, '-', '+', 'COUNT', limit)) as [
+      string,
+      string[],
+    ][];
+    return entries.map(([id, fields]) => toDeadLetter(id, fieldMap(fields)));
+  }
+
+  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    assertQueueName(queue);
+    const keys = queueKeys(this.prefix, queue);
+    const letters = ids
+      ? (
+          await Promise.all(
+            ids.map(async (id) => (await this.#redis.xrange(keys.dead, id, id)) as [string, string[]][]),
+          )
+        ).flat()
+      : ((await this.#redis.xrange(keys.dead, '-', '+')) as [string, string[]][]);
+    let requeued = 0;
+    for (const [id, fields] of letters) {
+      const letter = toDeadLetter(id, fieldMap(fields));
+      // Back onto the normal lane as it was received: a fixed handler (or a registered task) now runs it.
+      await this.#redis.multi().xadd(keys.lanes[1], '*', 'm', letter.raw).xdel(keys.dead, id).exec();
+      requeued++;
+    }
+    return requeued;
+  }
+
+  async warnings(): Promise<string[]> {
+    const info = String(await this.#redis.info('memory'));
+    const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
+    if (policy && policy !== 'noeviction') {
+      return [
+        `Redis at ${redact(this.url)} has maxmemory-policy ${policy}: under memory pressure it will evict keys, and tasks with them. Set maxmemory-policy noeviction for a broker.`,
+      ];
+    }
+    return [];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#consumers].map((c) => c.close()));
+    this.#redis.disconnect();
+  }
+}
+
+/** XINFO and stream entries come back as flat [name, value, ...] lists. */
+export function fieldMap(fields: unknown): Record<string, unknown> {
+  const map: Record<string, unknown> = {};
+  if (!Array.isArray(fields)) return map;
+  for (let i = 0; i + 1 < fields.length; i += 2) map[String(fields[i])] = fields[i + 1];
+  return map;
+}
+
+function toDeadLetter(id: string, f: Record<string, unknown>): DeadLetter {
+  const raw = String(f.m ?? '');
+  let task: string | undefined;
+  let taskId: string | undefined;
+  try {
+    const parsed = JSON.parse(raw) as { task?: unknown; id?: unknown };
+    if (typeof parsed.task === 'string') task = parsed.task;
+    if (typeof parsed.id === 'string') taskId = parsed.id;
+  } catch {}
+  return {
+    id,
+    reason: String(f.reason) as DeadLetterReason,
+    detail: String(f.detail ?? ''),
+    raw,
+    ...(task ? { task } : {}),
+    ...(taskId ? { taskId } : {}),
+    deliveries: Number(f.deliveries ?? 0),
+    at: Number(f.at ?? 0),
+  };
+}
+
+/** A URL without its password, for messages and logs. */
+export function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
+import { ConfigError } from '../../errors.ts';
+
+export type { Redis };
+
+/** Refuses what ioredis would misread: only redis:// and rediss:// URLs. */
+export function assertRedisUrl(url: string, what = 'the Redis URL'): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`${what} ${JSON.stringify(url)} is not a URL: expected redis://host:port/db`);
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new ConfigError(`${what} ${JSON.stringify(url)} is not a Redis URL: expected redis:// or rediss://`);
+  }
+}
+
+/**
+ * A connection that queues commands while Redis is away and replays them when it is back, instead of
+ * failing them after a fixed number of attempts: a worker outlives a Redis restart.
+ */
+export function connect(url: string, options: RedisOptions = {}): Redis {
+  assertRedisUrl(url);
+  return new Redis(url, {
+    maxRetriesPerRequest: null,
+    enableAutoPipelining: true,
+    retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    lazyConnect: false,
+    ...options,
+  });
+}
+
+const scripts = {
+  ack: { numberOfKeys: 1 },
+  requeue: { numberOfKeys: 5 },
+  deadLetter: { numberOfKeys: 2, file: 'dead-letter' },
+  promoteDelayed: { numberOfKeys: 4, file: 'promote-delayed' },
+  recover: { numberOfKeys: 1 },
+  rateLimit: { numberOfKeys: 1, file: 'rate-limit' },
+} as const;
+
+export type ScriptName = keyof typeof scripts;
+
+/** The Lua scripts in ./scripts, registered once per connection and called by SHA. */
+export function withScripts(redis: Redis): Redis & Scripts {
+  for (const [name, { numberOfKeys, ...rest }] of Object.entries(scripts)) {
+    const file = 'file' in rest ? rest.file : name;
+    const lua = readFileSync(new URL(`scripts/${file}.lua`, import.meta.url), 'utf8');
+    redis.defineCommand(name, { numberOfKeys, lua });
+  }
+  return redis as Redis & Scripts;
+}
+
+type Call = (...args: (string | number)[]) => Promise<unknown>;
+export type Scripts = Record<ScriptName, Call>;

@@ -1,0 +1,357 @@
+import { decodeEnvelope, type Envelope, InvalidMessageError, priorityLane } from '../../message/envelope.ts';
+import type { Consumer, ConsumerOptions, Delivery, Settlement } from '../broker.ts';
+import type { Redis, Scripts } from './connection.ts';
+import { GROUP, type QueueKeys } from './keys.ts';
+
+/** A delivery from a lane stream: the receipt is `<lane>-<entry id>`. */
+class StreamDelivery implements Delivery {
+  readonly lane: 0 | 1 | 2;
+  readonly entryId: string;
+  readonly raw: string;
+  readonly deliveries: number;
+  readonly receipt: string;
+  readonly envelope: Envelope | undefined;
+  readonly problem: InvalidMessageError | undefined;
+  readonly enqueuedAt: number;
+  constructor(
+    lane: 0 | 1 | 2,
+    entryId: string,
+    raw: string,
+    deliveries: number,
+    maxDeliveries: number,
+    maxBytes: number,
+  ) {
+    this.lane = lane;
+    this.entryId = entryId;
+    this.raw = raw;
+    this.deliveries = deliveries;
+    this.receipt = `${lane}-${entryId}`;
+    this.enqueuedAt = Number(entryId.slice(0, entryId.indexOf('-')));
+    let envelope: Envelope | undefined;
+    let problem: InvalidMessageError | undefined;
+    try {
+      envelope = decodeEnvelope(raw, maxBytes);
+    } catch (error) {
+      problem = error instanceof InvalidMessageError ? error : new InvalidMessageError('malformed', String(error));
+    }
+    if (!problem && deliveries > maxDeliveries) {
+      problem = new InvalidMessageError(
+        'poison',
+        `delivered ${deliveries} times (the limit is ${maxDeliveries}): its workers died while running it each time`,
+      );
+    }
+    this.envelope = envelope;
+    this.problem = problem;
+  }
+}
+
+const MAX_BLOCK_MS = 2000;
+const PROMOTE_EVERY_MS = 250;
+
+/**
+ * Reads a queue's lane streams through the consumer group. Besides reading, it does the upkeep every
+ * consumer shares, so no separate process is needed: it promotes due delayed messages, recovers
+ * deliveries of dead consumers, keeps its own deliveries alive while they run, and removes consumers
+ * long gone from the group.
+ */
+export class RedisConsumer implements Consumer {
+  readonly #redis: Redis & Scripts;
+  readonly #blocking: Redis;
+  readonly #keys: QueueKeys;
+  readonly #name: string;
+  readonly #visibilityMs: number;
+  readonly #maxDeliveries: number;
+  readonly #maxBytes: number;
+  /** Deliveries handed out (or buffered) and not yet settled: kept alive by #extend. */
+  readonly #held = new Map<string, StreamDelivery>();
+  /** Read beyond what the caller asked for; handed out first next time. */
+  #buffer: StreamDelivery[] = [];
+  readonly #recoverCursors = ['0-0', '0-0', '0-0'];
+  readonly #pendingAcks: [string[], string[], string[]] = [[], [], []];
+  #ackFlush: Promise<void> | undefined;
+  #nextPromoteAt = 0;
+  #nextRecoverAt = 0;
+  #recoveries = 0;
+  #blockingId: number | undefined;
+  #reading = false;
+  #healthy = false;
+  #closed = false;
+  #extendTimer: NodeJS.Timeout | undefined;
+  readonly #onClose: (() => void)[] = [];
+
+  constructor(redis: Redis & Scripts, keys: QueueKeys, options: ConsumerOptions & { maxMessageBytes: number }) {
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#name = options.consumer;
+    this.#visibilityMs = options.visibilityTimeoutMs ?? 30_000;
+    this.#maxDeliveries = options.maxDeliveries ?? 5;
+    this.#maxBytes = options.maxMessageBytes;
+    // XREADGROUP BLOCK holds its connection, so reads get one of their own.
+    this.#blocking = redis.duplicate({ enableAutoPipelining: false, connectionName: `taskfleet-read:${this.#name}` });
+    this.#blocking.on('ready', () => {
+      this.#blocking.client('ID').then(
+        (id) => {
+          this.#blockingId = Number(id);
+        },
+        () => {},
+      );
+    });
+    this.#blocking.on('close', () => {
+      this.#healthy = false;
+    });
+  }
+
+  get healthy(): boolean {
+    return this.#healthy && !this.#closed;
+  }
+
+  onClose(listener: () => void): void {
+    this.#onClose.push(listener);
+  }
+
+  async start(): Promise<void> {
+    await this.#ensureGroups();
+    this.#healthy = true;
+    const every = Math.max(100, Math.floor(this.#visibilityMs / 3));
+    this.#extendTimer = setInterval(() => void this.#extend(), every);
+    this.#extendTimer.unref();
+  }
+
+  /** Creates the group on each lane from the start of the stream, so nothing published earlier is skipped. */
+  async #ensureGroups(): Promise<void> {
+    await Promise.all(
+      this.#keys.lanes.map((lane) =>
+        this.#redis.xgroup('CREATE', lane, GROUP, '0', 'MKSTREAM').catch((error: Error) => {
+          if (!error.message.startsWith('BUSYGROUP')) throw error;
+        }),
+      ),
+    );
+  }
+
+  async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    while (!signal.aborted && !this.#closed) {
+      try {
+        if (this.#buffer.length > 0) return this.#buffer.splice(0, max);
+        await this.#promoteIfDue();
+        const recovered = await this.#recoverIfDue(max);
+        if (recovered.length > 0) return recovered;
+        const read = await this.#read(max, signal);
+        this.#healthy = true;
+        if (read.length > 0) {
+          this.#buffer = read.slice(max);
+          return read.slice(0, max);
+        }
+      } catch (error) {
+        this.#healthy = false;
+        if (this.#closed) break;
+        if (/NOGROUP/.test((error as Error).message)) {
+          // Redis lost the group (a restart without persistence, a FLUSHALL): make it again and go on.
+          await this.#ensureGroups().catch(() => {});
+        } else {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+    }
+    return [];
+  }
+
+  async #read(max: number, signal: AbortSignal): Promise<StreamDelivery[]> {
+    const now = Date.now();
+    const block = Math.max(1, Math.min(MAX_BLOCK_MS, this.#nextPromoteAt - now, this.#nextRecoverAt - now));
+    const unblock = () => {
+      if (this.#reading && this.#blockingId !== undefined)
+        this.#redis.client('UNBLOCK', this.#blockingId).catch(() => {});
+    };
+    signal.addEventListener('abort', unblock, { once: true });
+    this.#reading = true;
+    let reply: [string, [string, string[]][]][] | null;
+    try {
+      // biome-ignore lint/suspicious/noExplicitAny: ioredis types xreadgroup's variadic form loosely
+      reply = (await (this.#blocking.xreadgroup as any)(
+        'GROUP',
+        GROUP,
+        this.#name,
+        'COUNT',
+        max,
+        'BLOCK',
+        block,
+        'STREAMS',
+        ...this.#keys.lanes,
+        '>',
+        '>',
+        '>',
+      )) as typeof reply;
+    } finally {
+      this.#reading = false;
+      signal.removeEventListener('abort', unblock);
+    }
+    if (!reply) return [];
+    const deliveries: StreamDelivery[] = [];
+    for (const [stream, entries] of reply) {
+      const lane = this.#keys.lanes.indexOf(stream) as 0 | 1 | 2;
+      for (const [id, fields] of entries) deliveries.push(this.#deliver(lane, id, fields, 1));
+    }
+    // Most urgent lane first; within a lane, stream order.
+    return deliveries.sort((a, b) => a.lane - b.lane);
+  }
+
+  #deliver(lane: 0 | 1 | 2, id: string, fields: string[] | null, deliveries: number): StreamDelivery {
+    const raw = fields ? String(fields[fields.indexOf('m') + 1] ?? '') : '';
+    const delivery = new StreamDelivery(lane, id, raw, deliveries, this.#maxDeliveries, this.#maxBytes);
+    this.#held.set(delivery.receipt, delivery);
+    return delivery;
+  }
+
+  async #promoteIfDue(): Promise<void> {
+    const now = Date.now();
+    if (now < this.#nextPromoteAt) return;
+    const [, nextDueMs] = (await this.#redis.promoteDelayed(this.#keys.delayed, ...this.#keys.lanes, 1000)) as [
+      number,
+      number,
+    ];
+    // New delayed messages may arrive at any time, so look again soon even if the earliest is far off.
+    this.#nextPromoteAt = now + (nextDueMs < 0 ? PROMOTE_EVERY_MS : Math.min(nextDueMs, PROMOTE_EVERY_MS));
+  }
+
+  async #recoverIfDue(max: number): Promise<StreamDelivery[]> {
+    const now = Date.now();
+    if (now < this.#nextRecoverAt) return [];
+    this.#nextRecoverAt = now + Math.min(5000, Math.max(100, this.#visibilityMs / 2));
+    const recovered: StreamDelivery[] = [];
+    for (const lane of [0, 1, 2] as const) {
+      if (recovered.length >= max) break;
+      const [cursor, entries] = (await this.#redis.recover(
+        this.#keys.lanes[lane],
+        GROUP,
+        this.#name,
+        this.#visibilityMs,
+        max - recovered.length,
+        this.#recoverCursors[lane] as string,
+      )) as [string, [string, string[] | null, number][]];
+      this.#recoverCursors[lane] = cursor;
+      for (const [id, fields, deliveries] of entries) {
+        recovered.push(this.#deliver(lane, id, fields, Number(deliveries)));
+      }
+    }
+    if (++this.#recoveries % 60 === 0) await this.#forgetDeadConsumers();
+    return recovered;
+  }
+
+  /** Consumers that hold nothing and have not read for a long time are gone: take them off the group. */
+  async #forgetDeadConsumers(): Promise<void> {
+    const idleMs = Math.max(10 * this.#visibilityMs, 600_000);
+    for (const lane of this.#keys.lanes) {
+      const consumers = (await this.#redis.xinfo('CONSUMERS', lane, GROUP)) as unknown[][];
+      for (const fields of consumers) {
+        const c: Record<string, unknown> = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) c[String(fields[i])] = fields[i + 1];
+        if (Number(c.pending) === 0 && Number(c.idle) > idleMs && c.name !== this.#name) {
+          await this.#redis.xgroup('DELCONSUMER', lane, GROUP, String(c.name));
+        }
+      }
+    }
+  }
+
+  /** Resets the idle time of every held delivery (XCLAIM JUSTID does not count as a delivery). */
+  async #extend(): Promise<void> {
+    if (this.#held.size === 0 || this.#closed) return;
+    const byLane: [string[], string[], string[]] = [[], [], []];
+    for (const d of this.#held.values()) byLane[d.lane].push(d.entryId);
+    await Promise.all(
+      byLane.map((ids, lane) =>
+        ids.length === 0
+          ? undefined
+          : this.#redis
+              .xclaim(this.#keys.lanes[lane] as string, GROUP, this.#name, 0, ...ids, 'JUSTID')
+              .catch(() => undefined),
+      ),
+    );
+  }
+
+  async settle(delivery: Delivery, settlement: Settlement): Promise<void> {
+    const d = delivery as StreamDelivery;
+    const source = this.#keys.lanes[d.lane];
+    switch (settlement.kind) {
+      case 'ack':
+        await this.#ack(d);
+        break;
+      case 'requeue': {
+        const { envelope, at } = settlement;
+        const lane = priorityLane(envelope.priority);
+        await this.#redis.requeue(
+          source,
+          this.#keys.delayed,
+          ...this.#keys.lanes,
+          GROUP,
+          d.entryId,
+          at,
+          lane,
+          JSON.stringify(envelope),
+        );
+        break;
+      }
+      case 'dead-letter':
+        await this.#redis.deadLetter(
+          source,
+          this.#keys.dead,
+          GROUP,
+          d.entryId,
+          d.raw,
+          settlement.reason,
+          settlement.detail,
+          d.deliveries,
+          Date.now(),
+        );
+        break;
+    }
+    this.#held.delete(d.receipt);
+  }
+
+  /** Acknowledgements made in the same tick go to Redis as one script call per lane. */
+  #ack(d: StreamDelivery): Promise<void> {
+    this.#pendingAcks[d.lane].push(d.entryId);
+    this.#ackFlush ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        const batches = this.#pendingAcks.map((ids, lane) => [lane, ids.splice(0)] as const);
+        this.#ackFlush = undefined;
+        Promise.all(
+          batches
+            .filter(([, ids]) => ids.length > 0)
+            .map(([lane, ids]) => this.#redis.ack(this.#keys.lanes[lane] as string, GROUP, ...ids)),
+        ).then(() => resolve(), reject);
+      });
+    });
+    return this.#ackFlush;
+  }
+
+  async release(deliveries: readonly Delivery[]): Promise<void> {
+    await Promise.all(
+      deliveries.map((delivery) => {
+        const d = delivery as StreamDelivery;
+        this.#held.delete(d.receipt);
+        // The same message, back onto its lane now: the next reader gets it without waiting for recovery.
+        return this.#redis.requeue(
+          this.#keys.lanes[d.lane] as string,
+          this.#keys.delayed,
+          ...this.#keys.lanes,
+          GROUP,
+          d.entryId,
+          0,
+          d.lane,
+          d.raw,
+        );
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#healthy = false;
+    clearInterval(this.#extendTimer);
+    if (this.#buffer.length > 0) await this.release(this.#buffer.splice(0)).catch(() => {});
+    await this.#ackFlush?.catch(() => {});
+    this.#blocking.disconnect();
+    for (const listener of this.#onClose) listener();
+  }
+}

@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import { TaskfleetError } from '../errors.ts';
+import { assertJson, type JsonValue } from './json.ts';
+
+/** The envelope version this code writes and reads. A worker dead-letters any other. */
+export const ENVELOPE_VERSION = 1;
+
+/** A task call as it travels: JSON only, validated when written and again when read. */
+export interface Envelope {
+  v: typeof ENVELOPE_VERSION;
+  /** The task id: also the id of its result. */
+  id: string;
+  /** The registered task name. */
+  task: string;
+  args: JsonValue[];
+  kwargs: Record<string, JsonValue>;
+  queue: string;
+  /** 1 on the first run, 2 on the first retry, … */
+  attempt: number;
+  /** Overrides the task's `maxRetries` for this call. */
+  maxRetries?: number;
+  /** Not before this time (epoch ms). */
+  eta?: number;
+  /** Not after this time (epoch ms): a task that starts later is recorded REVOKED and not run. */
+  expires?: number;
+  /** 0 (most urgent) … 9; see `priorityLane`. */
+  priority: number;
+  parentId?: string;
+  rootId: string;
+  groupId?: string;
+  /** Signatures still to run after this task, each receiving the previous result as first argument. */
+  chain?: SignatureSpec[];
+  createdAt: number;
+  headers: Record<string, string>;
+}
+
+/** A task call to make later: what `task.s(...)` builds and chains carry. */
+export interface SignatureSpec {
+  /** The id the call will have, fixed in advance so a chain's result can be waited on from the start. */
+  id?: string;
+  task: string;
+  args: JsonValue[];
+  queue?: string;
+  options?: { priority?: number; expiresInMs?: number; maxRetries?: number };
+}
+
+export type DeadLetterReason =
+  | 'malformed'
+  | 'unsupported-version'
+  | 'too-large'
+  | 'unknown-task'
+  | 'poison'
+  | 'abandoned';
+
+/** A message that cannot be run, with why: it goes to the dead-letter store, never back to the queue. */
+export class InvalidMessageError extends TaskfleetError {
+  override name = 'InvalidMessageError';
+  readonly reason: DeadLetterReason;
+  constructor(reason: DeadLetterReason, message: string) {
+    super(`INVALID_MESSAGE_${reason.toUpperCase().replaceAll('-', '_')}`, message);
+    this.reason = reason;
+  }
+}
+
+/** @defaultValue 1 MiB: the size above which a message is refused at enqueue and dead-lettered on read. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export const MIN_PRIORITY = 0;
+export const MAX_PRIORITY = 9;
+export const DEFAULT_PRIORITY = 5;
+
+/**
+ * Priorities map onto three lanes, each a stream read in order: 0–2 urgent, 3–6 normal, 7–9 low.
+ * Three, not ten, because every lane is a stream the worker reads and the operator probes.
+ */
+export function priorityLane(priority: number): 0 | 1 | 2 {
+  return priority <= 2 ? 0 : priority <= 6 ? 1 : 2;
+}
+export const LANES = [0, 1, 2] as const;
+
+export interface NewEnvelope {
+  task: string;
+  args: readonly unknown[];
+  queue: string;
+  id?: string;
+  eta?: number;
+  expires?: number;
+  priority?: number;
+  maxRetries?: number;
+  parentId?: string;
+  rootId?: string;
+  groupId?: string;
+  chain?: SignatureSpec[];
+  headers?: Record<string, string>;
+  now?: number;
+}
+
+/** Builds an envelope, refusing arguments that are not JSON with an error naming the argument. */
+export function createEnvelope(input: NewEnvelope): Envelope {
+  input.args.forEach((arg, i) => {
+    assertJson(arg, `argument ${i + 1} of ${input.task}`);
+  });
+  const priority = input.priority ?? DEFAULT_PRIORITY;
+  if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+    throw new TaskfleetError('BAD_PRIORITY', `priority must be an integer from 0 (most urgent) to 9, not ${priority}`);
+  }
+  if (input.headers) assertJson(input.headers, 'headers');
+  const id = input.id ?? randomUUID();
+  const envelope: Envelope = {
+    v: ENVELOPE_VERSION,
+    id,
+    task: input.task,
+    args: input.args as JsonValue[],
+    kwargs: {},
+    queue: input.queue,
+    attempt: 1,
+    priority,
+    rootId: input.rootId ?? id,
+    createdAt: input.now ?? Date.now(),
+    headers: input.headers ?? {},
+  };
+  if (input.maxRetries !== undefined) envelope.maxRetries = input.maxRetries;
+  if (input.eta !== undefined) envelope.eta = input.eta;
+  if (input.expires !== undefined) envelope.expires = input.expires;
+  if (input.parentId !== undefined) envelope.parentId = input.parentId;
+  if (input.groupId !== undefined) envelope.groupId = input.groupId;
+  if (input.chain !== undefined && input.chain.length > 0) envelope.chain = input.chain;
+  return envelope;
+}
+
+/** JSON text of an envelope, refused if larger than `maxBytes`. */
+export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): string {
+  const text = JSON.stringify(envelope);
+  // Buffer.byteLength is exact but costs a pass; a string of n UTF-16 units is at most 3n bytes.
+  if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
+    throw new InvalidMessageError(
+      'too-large',
+      `task ${envelope.task} is ${Buffer.byteLength(text)} bytes, over the ${maxBytes}-byte limit: pass a reference (an ID, a URL) instead of the data`,
+    );
+  }
+  return text;
+}
+
+/** Parses and validates a message read from a broker; throws InvalidMessageError with the reason. */
+export function decodeEnvelope(text: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Envelope {
+  if (text.length > maxBytes && Buffer.byteLength(text) > maxBytes) {
+    throw new InvalidMessageError('too-large', `the message is ${Buffer.byteLength(text)} bytes, over ${maxBytes}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidMessageError('malformed', `the message is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidMessageError('malformed', 'the message is not a JSON object');
+  }
+  const m = value as Record<string, unknown>;
+  if (m.v !== ENVELOPE_VERSION) {
+    throw new InvalidMessageError(
+      'unsupported-version',
+      `envelope version ${JSON.stringify(m.v)} is not supported by this worker (it reads version ${ENVELOPE_VERSION})`,
+    );
+  }
+  const problems: string[] = [];
+  const need = (field: string, ok: boolean, what: string) => {
+    if (!ok) problems.push(`${field} must be ${what}`);
+  };
+  const isString = (x: unknown) => typeof x === 'string' && x.length > 0;
+  const isTime = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isFinite(x));
+  const isRecord = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
+  need('id', isString(m.id), 'a non-empty string');
+  need('task', isString(m.task), 'a non-empty string');
+  need('args', Array.isArray(m.args), 'an array');
+  need('kwargs', isRecord(m.kwargs), 'an object');
+  need('queue', isString(m.queue), 'a non-empty string');
+  need('attempt', Number.isInteger(m.attempt) && (m.attempt as number) >= 1, 'an integer ≥ 1');
+  need('maxRetries', m.maxRetries === undefined || Number.isInteger(m.maxRetries), 'an integer');
+  need('eta', isTime(m.eta), 'a timestamp in ms');
+  need('expires', isTime(m.expires), 'a timestamp in ms');
+  need('priority', Number.isInteger(m.priority) && (m.priority as number) >= 0 && (m.priority as number) <= 9, '0–9');
+  need('rootId', isString(m.rootId), 'a non-empty string');
+  need('chain', m.chain === undefined || Array.isArray(m.chain), 'an array');
+  need('createdAt', typeof m.createdAt === 'number', 'a timestamp in ms');
+  need('headers', isRecord(m.headers), 'an object');
+  if (problems.length > 0) throw new InvalidMessageError('malformed', `invalid envelope: ${problems.join('; ')}`);
+  return m as unknown as Envelope;
+}

@@ -1,0 +1,67 @@
+import type { Taskfleet } from './app.ts';
+import { ResultTimeoutError, TaskFailedError, TaskRevokedError } from './errors.ts';
+import { READY_STATES, type ResultRecord, type TaskState } from './results/result.ts';
+
+/** A handle on a task's result, as Celery's AsyncResult. Every read goes to the result backend. */
+export class AsyncResult<R = unknown> {
+  readonly id: string;
+  readonly #app: Taskfleet;
+
+  constructor(app: Taskfleet, id: string) {
+    this.#app = app;
+    this.id = id;
+  }
+
+  /** The stored record, or undefined while PENDING (unknown, not started, or expired). */
+  info(): Promise<ResultRecord | undefined> {
+    return this.#app.backend.get(this.id);
+  }
+
+  async state(): Promise<TaskState> {
+    return (await this.info())?.state ?? 'PENDING';
+  }
+
+  /** True once the task has succeeded, failed for good, or been revoked. */
+  async ready(): Promise<boolean> {
+    return READY_STATES.has(await this.state());
+  }
+
+  async successful(): Promise<boolean> {
+    return (await this.state()) === 'SUCCESS';
+  }
+
+  async failed(): Promise<boolean> {
+    return (await this.state()) === 'FAILURE';
+  }
+
+  /**
+   * Waits for the result (woken by the backend, not by polling) and returns it; throws TaskFailedError
+   * if the task failed, TaskRevokedError if it was revoked, ResultTimeoutError after `timeout` ms.
+   * @param options.timeout ms to wait; unset, waits as long as it takes (as Celery does)
+   */
+  async get({ timeout }: { timeout?: number } = {}): Promise<R> {
+    const record = await this.#app.backend.waitReady(this.id, timeout ?? 2 ** 31 - 1);
+    if (!record) throw new ResultTimeoutError(this.id, timeout ?? 0);
+    switch (record.state) {
+      case 'SUCCESS':
+        return record.result as R;
+      case 'REVOKED':
+        throw new TaskRevokedError(this.id);
+      default:
+        throw new TaskFailedError(this.id, record.error ?? { name: 'Error', message: 'unknown failure' });
+    }
+  }
+
+  /** Deletes the stored result. */
+  forget(): Promise<void> {
+    return this.#app.backend.forget(this.id);
+  }
+
+  /**
+   * Revokes the task: a worker that receives it skips it and records REVOKED. With `terminate`, a worker
+   * running it aborts it (its handler's signal fires) and frees the slot.
+   */
+  revoke({ terminate = false }: { terminate?: boolean } = {}): Promise<void> {
+    return this.#app.control.revoke([this.id], { terminate });
+  }
+}

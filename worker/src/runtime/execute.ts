@@ -1,0 +1,119 @@
+import {
+  SoftTimeLimitExceededError,
+  TaskfleetError,
+  TaskRevokedError,
+  TimeLimitExceededError,
+  UnrecoverableError,
+} from '../errors.ts';
+import type { Envelope } from '../message/envelope.ts';
+import { assertJson } from '../message/json.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { TaskContext, TaskDefinition } from '../task.ts';
+
+/** What `ctx.retry()` returns for the handler to throw. */
+export class RetryRequest extends TaskfleetError {
+  override name = 'RetryRequest';
+  readonly countdown: number | undefined;
+  readonly error: unknown;
+  constructor(error: unknown, countdown: number | undefined) {
+    super('RETRY', error instanceof Error ? `retry requested: ${error.message}` : 'retry requested');
+    this.error = error;
+    this.countdown = countdown;
+  }
+}
+
+export class MaxRetriesExceededError extends TaskfleetError {
+  override name = 'MaxRetriesExceededError';
+  constructor(task: string, maxRetries: number) {
+    super('MAX_RETRIES_EXCEEDED', `task ${task} asked to retry, but it has used all ${maxRetries} retries`);
+  }
+}
+
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** A call being run: abort it to terminate it (revoke) or give up on it (forced shutdown). */
+export interface Execution {
+  readonly outcome: Promise<Outcome>;
+  /** Stops waiting for the handler: the outcome becomes a failure with `reason`, the signal fires. */
+  abort(reason: Error): void;
+}
+
+/**
+ * Runs a handler with its context and limits. Whatever the handler does — returns, throws a string,
+ * never settles, returns something JSON cannot carry — the outcome settles, at the latest at the hard
+ * time limit or when aborted.
+ */
+export function execute(definition: TaskDefinition, envelope: Envelope, log: Logger): Execution {
+  const controller = new AbortController();
+  const { softTimeLimit, timeLimit } = definition.options;
+  const maxRetries = envelope.maxRetries ?? definition.options.maxRetries ?? 0;
+  const { promise: stopped, reject: stop } = Promise.withResolvers<never>();
+  const abort = (reason: Error) => {
+    if (!controller.signal.aborted) controller.abort(reason);
+    stop(reason);
+  };
+  const timers: NodeJS.Timeout[] = [];
+  if (softTimeLimit !== undefined) {
+    timers.push(
+      setTimeout(() => controller.abort(new SoftTimeLimitExceededError(softTimeLimit / 1000)), softTimeLimit),
+    );
+  }
+  if (timeLimit !== undefined) {
+    timers.push(setTimeout(() => abort(new TimeLimitExceededError(timeLimit / 1000)), timeLimit));
+  }
+  const ctx: TaskContext = {
+    id: envelope.id,
+    task: envelope.task,
+    queue: envelope.queue,
+    attempt: envelope.attempt,
+    retriesLeft: Math.max(0, maxRetries - (envelope.attempt - 1)),
+    signal: controller.signal,
+    headers: envelope.headers,
+    parentId: envelope.parentId,
+    rootId: envelope.rootId,
+    log,
+    retry: ({ error, countdown } = {}) => new RetryRequest(error, countdown),
+  };
+  const run = (async () => {
+    const value = await definition.handler(ctx, ...envelope.args);
+    assertJson(value, `the result of ${envelope.task}`);
+    return value;
+  })();
+  run.catch(() => {}); // if the race is lost (time limit, terminate), a later rejection is expected and ignored
+  const outcome = Promise.race([run, stopped]).then(
+    (value): Outcome => ({ ok: true, value: value ?? null }),
+    (error: unknown): Outcome => ({ ok: false, error }),
+  );
+  outcome.finally(() => {
+    for (const timer of timers) clearTimeout(timer);
+  });
+  return { outcome, abort };
+}
+
+export type Verdict =
+  | { kind: 'retry'; delayMs: number | undefined; error: unknown }
+  | { kind: 'fail'; error: unknown }
+  | { kind: 'revoked'; error: TaskRevokedError };
+
+/** Decides what a failed attempt leads to, from the error and the task's retry options. */
+export function judgeFailure(definition: TaskDefinition, envelope: Envelope, error: unknown): Verdict {
+  if (error instanceof TaskRevokedError) return { kind: 'revoked', error };
+  const maxRetries = envelope.maxRetries ?? definition.options.maxRetries ?? 0;
+  const retriesLeft = maxRetries - (envelope.attempt - 1);
+  if (error instanceof RetryRequest) {
+    if (retriesLeft > 0) return { kind: 'retry', delayMs: error.countdown, error: error.error };
+    return { kind: 'fail', error: error.error ?? new MaxRetriesExceededError(envelope.task, maxRetries) };
+  }
+  if (error instanceof UnrecoverableError || retriesLeft <= 0) return { kind: 'fail', error };
+  const only = definition.options.autoRetryFor;
+  if (only && !only.some((match) => matches(error, match))) return { kind: 'fail', error };
+  return { kind: 'retry', delayMs: undefined, error };
+}
+
+function matches(error: unknown, match: NonNullable<TaskDefinition['options']['autoRetryFor']>[number]): boolean {
+  if (typeof match === 'string') {
+    const e = error as { code?: unknown; name?: unknown } | null;
+    return e?.code === match || e?.name === match;
+  }
+  return error instanceof match;
+}
