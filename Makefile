@@ -32,6 +32,7 @@ prerequisites: ## check (and as root, install) the Debian packages the stack nee
 .PHONY: build
 build: deps ## compile worker/ and operator/ to dist/
 	tsc -b worker operator
+	cp -r worker/src/brokers/redis/scripts worker/dist/brokers/redis/
 
 .PHONY: lint
 lint: deps ## biome (lint + format check) and the TypeScript type check

@@ -175,6 +175,17 @@ export class Taskfleet {
     return new AsyncResult<R>(this, envelope.id);
   }
 
+  /** Builds and checks every call, then publishes them together. */
+  async sendBulk<R>(
+    task: TaskDefinition,
+    argsList: readonly (readonly unknown[])[],
+    options: ApplyOptions,
+  ): Promise<AsyncResult<R>[]> {
+    const envelopes = argsList.map((args) => this.envelopeFor(task, args, options));
+    await this.broker.publish(envelopes);
+    return envelopes.map((envelope) => new AsyncResult<R>(this, envelope.id));
+  }
+
   envelopeFor(
     task: TaskDefinition,
     args: readonly unknown[],

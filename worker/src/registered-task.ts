@@ -30,6 +30,14 @@ export class Task<A extends unknown[], R> implements TaskDefinition {
   }
 
   /**
+   * Enqueues many calls in one round trip (BullMQ's addBulk): one argument list per call, the same
+   * options for all. Every argument list is checked before anything is sent.
+   */
+  applyBulk(argsList: readonly A[], options: Omit<ApplyOptions, 'taskId'> = {}): Promise<AsyncResult<R>[]> {
+    return this.#app.sendBulk<R>(this, argsList, options);
+  }
+
+  /**
    * A signature: with every argument, a complete call; without the first, a chain step that receives
    * the previous step's result as its first argument.
    */

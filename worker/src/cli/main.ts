@@ -1,0 +1,367 @@
+#!/usr/bin/env node
+/**
+ * The `taskfleet` command: run a worker, and inspect and manage a running fleet.
+ * Every flag has a TASKFLEET_* environment variable (the operator sets those in worker pods).
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Taskfleet } from '../app.ts';
+import { redact } from '../brokers/redis/broker.ts';
+import { TaskfleetError } from '../errors.ts';
+import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { Worker } from '../runtime/worker.ts';
+
+const usage = `taskfleet — Celery-style background tasks for TypeScript
+
+Usage:
+  taskfleet worker --app <module> [options]     run a worker for the tasks <module> registers
+  taskfleet inspect active|stats|workers        what live workers are doing
+  taskfleet result <task-id> [--wait <ms>]      a task's state and result
+  taskfleet revoke <task-id>... [--terminate]   stop tasks from running (--terminate: abort running ones)
+  taskfleet purge <queue>                       delete every message waiting in a queue
+  taskfleet dlq list <queue> [--limit <n>]      dead letters, with why each could not run
+  taskfleet dlq requeue <queue> [<id>...]       put dead letters back on their queue (all without ids)
+
+Options (each also an environment variable):
+  --app <module>            TASKFLEET_APP               a module that exports a Taskfleet app
+  --queue <name>            TASKFLEET_QUEUE             queue to consume (default: the app's defaultQueue)
+  --concurrency <n>         TASKFLEET_CONCURRENCY       calls run at once (default 16)
+  --prefetch <n>            TASKFLEET_PREFETCH          calls fetched ahead of free slots (default: concurrency)
+  --broker <url>            TASKFLEET_BROKER            redis://host:port/db
+  --backend <url>           TASKFLEET_BACKEND           result backend, redis://host:port/db
+  --metrics-port <port>     TASKFLEET_METRICS_PORT      serve /metrics, /healthz, /readyz (default 9090; 0: off)
+  --log-level <level>       TASKFLEET_LOG_LEVEL         debug, info, warn, error (default info)
+  --visibility-timeout <ms> TASKFLEET_VISIBILITY_TIMEOUT how soon a dead worker's calls are redelivered (default 30000)
+  --shutdown-grace <ms>     TASKFLEET_SHUTDOWN_GRACE    how long SIGTERM waits for running calls (default 30000)
+  --prefix <prefix>         TASKFLEET_PREFIX            Redis key prefix (default tf)
+  --json                                                machine-readable output (inspect, result, dlq)
+`;
+
+const options = {
+  app: { type: 'string', env: 'TASKFLEET_APP' },
+  queue: { type: 'string', env: 'TASKFLEET_QUEUE' },
+  concurrency: { type: 'string', env: 'TASKFLEET_CONCURRENCY' },
+  prefetch: { type: 'string', env: 'TASKFLEET_PREFETCH' },
+  broker: { type: 'string', env: 'TASKFLEET_BROKER' },
+  backend: { type: 'string', env: 'TASKFLEET_BACKEND' },
+  'metrics-port': { type: 'string', env: 'TASKFLEET_METRICS_PORT' },
+  'log-level': { type: 'string', env: 'TASKFLEET_LOG_LEVEL' },
+  'visibility-timeout': { type: 'string', env: 'TASKFLEET_VISIBILITY_TIMEOUT' },
+  'shutdown-grace': { type: 'string', env: 'TASKFLEET_SHUTDOWN_GRACE' },
+  prefix: { type: 'string', env: 'TASKFLEET_PREFIX' },
+  wait: { type: 'string' },
+  limit: { type: 'string' },
+  terminate: { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Flags = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** A mistake in how the command was called: exit code 2 and the usage. */
+class UsageError extends Error {}
+
+function flagsFrom(argv: string[]): { flags: Flags; positionals: string[] } {
+  const parsed = parseArgs({
+    args: argv,
+    options: Object.fromEntries(
+      Object.entries(options).map(([k, { type, ...rest }]) => [
+        k,
+        { type, ...('short' in rest ? { short: rest.short } : {}) },
+      ]),
+    ),
+    allowPositionals: true,
+    strict: true,
+  });
+  const flags = { ...parsed.values } as Flags & Record<string, unknown>;
+  for (const [name, spec] of Object.entries(options)) {
+    if (flags[name] === undefined && 'env' in spec) {
+      const value = process.env[spec.env];
+      if (value !== undefined && value !== '') flags[name] = value;
+    }
+  }
+  return { flags, positionals: parsed.positionals };
+}
+
+function integer(flags: Flags, name: keyof Flags, min = 0): number | undefined {
+  const value = flags[name];
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer ≥ ${min}, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Imports the user's module and finds the app it exports (default, `app`, or any Taskfleet export). */
+async function loadApp(module: string): Promise<Taskfleet> {
+  const url = pathToFileURL(resolve(process.cwd(), module)).href;
+  let exports: Record<string, unknown>;
+  try {
+    exports = (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new TaskfleetError('APP_IMPORT', `could not import --app ${module}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const isApp = (x: unknown): x is Taskfleet =>
+    x instanceof Taskfleet ||
+    (typeof x === 'object' && x !== null && 'tasks' in x && typeof (x as Taskfleet).configure === 'function');
+  const app = [exports.default, exports.app, ...Object.values(exports)].find(isApp);
+  if (!app) {
+    throw new TaskfleetError(
+      'APP_EXPORT',
+      `--app ${module} exports no Taskfleet app: add \`export const app = new Taskfleet({...})\``,
+    );
+  }
+  return app;
+}
+
+/** The app for commands that only read or manage the fleet: the user's, or one made from the URLs. */
+async function appFor(flags: Flags): Promise<Taskfleet> {
+  const overrides = {
+    ...(flags.broker ? { broker: flags.broker } : {}),
+    ...(flags.backend ? { backend: flags.backend } : {}),
+    ...(flags.prefix ? { prefix: flags.prefix } : {}),
+  };
+  if (flags.app) {
+    const app = await loadApp(flags.app);
+    app.configure(overrides);
+    return app;
+  }
+  return new Taskfleet({ ...overrides, ...(flags.backend ? {} : flags.broker ? { backend: flags.broker } : {}) });
+}
+
+async function runWorker(flags: Flags): Promise<void> {
+  if (!flags.app) throw new UsageError('taskfleet worker needs --app <module> (or TASKFLEET_APP)');
+  const logger = createLogger(parseLogLevel(flags['log-level'] ?? 'info'));
+  const app = await loadApp(flags.app);
+  app.configure({
+    ...(flags.broker ? { broker: flags.broker } : {}),
+    ...(flags.backend ? { backend: flags.backend } : {}),
+    ...(flags.prefix ? { prefix: flags.prefix } : {}),
+    ...(flags.queue ? { defaultQueue: flags.queue } : {}),
+  });
+  const metricsPort = integer(flags, 'metrics-port') ?? 9090;
+  const concurrency = integer(flags, 'concurrency', 1);
+  const prefetch = integer(flags, 'prefetch');
+  const visibilityTimeout = integer(flags, 'visibility-timeout', 100);
+  const shutdownGrace = integer(flags, 'shutdown-grace');
+  const worker = new Worker(app, {
+    logger,
+    ...(flags.queue ? { queue: flags.queue } : {}),
+    ...(concurrency !== undefined ? { concurrency } : {}),
+    ...(prefetch !== undefined ? { prefetch } : {}),
+    ...(metricsPort > 0 ? { metricsPort } : {}),
+    ...(visibilityTimeout !== undefined ? { visibilityTimeout } : {}),
+    ...(shutdownGrace !== undefined ? { shutdownGrace } : {}),
+  });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      logger.info(`${signal}: shutting down gracefully (send it again to stop now)`, { signal });
+      worker.stop().then(
+        () => app.close().then(() => process.exit(0)),
+        (error) => {
+          logger.error('shutdown failed', { error });
+          process.exit(1);
+        },
+      );
+    } else {
+      worker.forceStop();
+    }
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  logger.info('connecting', { broker: redact(app.brokerUrl), backend: app.backendUrl ? redact(app.backendUrl) : null });
+  await worker.start();
+}
+
+function print(flags: Flags, value: unknown, human: () => string): void {
+  console.log(flags.json ? JSON.stringify(value, null, 2) : human());
+}
+
+async function inspect(flags: Flags, what: string | undefined): Promise<void> {
+  const app = await appFor(flags);
+  try {
+    const workers = await app.control.workers();
+    const now = Date.now();
+    switch (what) {
+      case 'workers':
+        print(flags, workers, () =>
+          workers.length === 0
+            ? 'no live workers'
+            : workers
+                .map(
+                  (w) =>
+                    `${w.id}  queue=${w.queue}  concurrency=${w.concurrency}  active=${w.active.length}  up ${Math.round((now - w.startedAt) / 1000)}s`,
+                )
+                .join('\n'),
+        );
+        break;
+      case 'active': {
+        const active = workers.flatMap((w) => w.active.map((a) => ({ worker: w.id, ...a })));
+        print(flags, active, () =>
+          active.length === 0
+            ? 'no task is running'
+            : active
+                .map(
+                  (a) =>
+                    `${a.worker}  ${a.task}  ${a.id}  attempt ${a.attempt}  running ${((now - a.startedAt) / 1000).toFixed(1)}s`,
+                )
+                .join('\n'),
+        );
+        break;
+      }
+      case 'stats': {
+        const stats = workers.map((w) => ({
+          worker: w.id,
+          queue: w.queue,
+          processed: w.processed,
+          active: w.active.length,
+          reserved: w.reserved,
+        }));
+        print(flags, stats, () =>
+          stats.length === 0
+            ? 'no live workers'
+            : stats
+                .map(
+                  (s) =>
+                    `${s.worker}  active=${s.active} reserved=${s.reserved}  ${Object.entries(s.processed)
+                      .map(([k, v]) => `${k}=${v}`)
+                      .join(' ')}`,
+                )
+                .join('\n'),
+        );
+        break;
+      }
+      default:
+        throw new UsageError('inspect what? active, stats or workers');
+    }
+  } finally {
+    await app.close();
+  }
+}
+
+async function result(flags: Flags, id: string | undefined): Promise<void> {
+  if (!id) throw new UsageError('result needs a task id');
+  const app = await appFor(flags);
+  try {
+    const wait = integer(flags, 'wait');
+    const handle = app.result(id);
+    if (wait !== undefined) await handle.get({ timeout: wait }).catch(() => {});
+    const record = await handle.info();
+    print(flags, record ?? { id, state: 'PENDING' }, () =>
+      record
+        ? [
+            `${record.id}  ${record.task}  ${record.state}  attempts ${record.attempts}`,
+            record.error
+              ? `error: ${record.error.name}: ${record.error.message}`
+              : `result: ${JSON.stringify(record.result)}`,
+          ].join('\n')
+        : `${id}  PENDING (unknown, not started, or expired)`,
+    );
+  } finally {
+    await app.close();
+  }
+}
+
+async function revoke(flags: Flags, ids: string[]): Promise<void> {
+  if (ids.length === 0) throw new UsageError('revoke needs at least one task id');
+  const app = await appFor(flags);
+  try {
+    await app.control.revoke(ids, { terminate: flags.terminate === true });
+    console.log(
+      `revoked ${ids.length} task${ids.length === 1 ? '' : 's'}${flags.terminate ? ' (running ones are aborted)' : ''}`,
+    );
+  } finally {
+    await app.close();
+  }
+}
+
+async function purge(flags: Flags, queue: string | undefined): Promise<void> {
+  if (!queue) throw new UsageError('purge needs a queue name');
+  const app = await appFor(flags);
+  try {
+    const count = await app.broker.purge(queue);
+    console.log(`purged ${count} message${count === 1 ? '' : 's'} from ${queue}`);
+  } finally {
+    await app.close();
+  }
+}
+
+async function dlq(flags: Flags, [verb, queue, ...ids]: string[]): Promise<void> {
+  if (!queue || (verb !== 'list' && verb !== 'requeue'))
+    throw new UsageError('dlq list <queue> | dlq requeue <queue> [<id>...]');
+  const app = await appFor(flags);
+  try {
+    if (verb === 'list') {
+      const letters = await app.broker.deadLetters(queue, { limit: integer(flags, 'limit', 1) ?? 100 });
+      print(flags, letters, () =>
+        letters.length === 0
+          ? `no dead letters in ${queue}`
+          : letters
+              .map(
+                (l) =>
+                  `${l.id}  ${l.reason}  ${l.task ?? '?'} ${l.taskId ?? ''}  delivered ${l.deliveries}x\n    ${l.detail}`,
+              )
+              .join('\n'),
+      );
+    } else {
+      const count = await app.broker.requeueDeadLetters(queue, ids.length > 0 ? ids : undefined);
+      console.log(`requeued ${count} dead letter${count === 1 ? '' : 's'} onto ${queue}`);
+    }
+  } finally {
+    await app.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const [command, ...rest] = argv;
+    if (!command || command === '--help' || command === '-h' || command === 'help') {
+      console.log(usage);
+      return command ? 0 : 2;
+    }
+    const { flags, positionals } = flagsFrom(rest);
+    if (flags.help) {
+      console.log(usage);
+      return 0;
+    }
+    switch (command) {
+      case 'worker':
+        await runWorker(flags);
+        return -1; // keeps running until a signal
+      case 'inspect':
+        await inspect(flags, positionals[0]);
+        return 0;
+      case 'result':
+        await result(flags, positionals[0]);
+        return 0;
+      case 'revoke':
+        await revoke(flags, positionals);
+        return 0;
+      case 'purge':
+        await purge(flags, positionals[0]);
+        return 0;
+      case 'dlq':
+        await dlq(flags, positionals);
+        return 0;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`taskfleet: ${(error as Error).message}\nRun \`taskfleet --help\` for usage.`);
+      return 2;
+    }
+    console.error(`taskfleet: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  if (code >= 0) process.exit(code);
+}
