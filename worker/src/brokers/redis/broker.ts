@@ -19,7 +19,7 @@ export interface RedisBrokerOptions {
 
 /**
  * Redis Streams as a broker. Per queue: three lane streams (by priority) read by one consumer group,
- * a delayed set promoted by a Lua script, and a dead-letter stream. See docs/redis-broker.md.
+ * a delayed set promoted by a Lua script, and a dead-letter stream. See docs/worker.md.
  */
 export class RedisBroker implements Broker {
   readonly url: string;
