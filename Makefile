@@ -35,9 +35,10 @@ build: deps ## compile worker/ and operator/ to dist/
 	cp -r worker/src/brokers/redis/scripts worker/dist/brokers/redis/
 
 .PHONY: lint
-lint: deps ## biome (lint + format check) and the TypeScript type check
+lint: deps ## biome (lint + format check), the TypeScript type check, and crds/ up to date
 	biome check .
 	tsc -p tsconfig.json --noEmit
+	node operator/src/api/generate-crds.ts --check
 
 .PHONY: format
 format: deps ## apply biome's formatting and safe fixes
@@ -77,8 +78,8 @@ demo: stack-build ## start the local stack and show what runs where (Ctrl-C stop
 	node test/stack/supervisor.ts
 
 .PHONY: crds
-crds: ## generate crds/ from the TaskQueue type
-	@echo 'crds: the TaskQueue API is not written yet (operator issue); there is nothing to generate'
+crds: deps ## generate crds/ from the TaskQueue schema (operator/src/api/schema.ts)
+	node operator/src/api/generate-crds.ts
 
 .PHONY: bench
 bench: ## run the benchmarks and update docs/benchmarks.md
