@@ -12,9 +12,15 @@ export interface RedisEndpoint {
   version: string;
 }
 
-/** Debian's redis-server on a free loopback port, nothing persisted, its files in `<dir>/redis`. */
-export async function startRedis(dir: string): Promise<{ endpoint: RedisEndpoint; services: Service[] }> {
-  const port = await freePort();
+/**
+ * Debian's redis-server on a free loopback port, nothing persisted, its files in `<dir>/redis`.
+ * A test that restarts Redis passes the `port` it had, so clients reconnect to the same address.
+ */
+export async function startRedis(
+  dir: string,
+  port?: number,
+): Promise<{ endpoint: RedisEndpoint; services: Service[] }> {
+  port ??= await freePort();
   const { stdout } = await promisify(execFile)('redis-server', ['--version']);
   const version = /v=(\S+)/.exec(stdout)?.[1] ?? 'unknown';
   const service = startService('redis', dir, 'redis-server', [

@@ -163,6 +163,19 @@ export class Taskfleet {
     return new AsyncResult<R>(this, id);
   }
 
+  /**
+   * Puts dead letters back on their queue (those with the given ids, or all), first clearing the
+   * FAILURE recorded when they were dead-lettered, so waiting on them works again. Returns how many.
+   */
+  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    if (this.hasBackend) {
+      const letters = await this.broker.deadLetters(queue, { limit: 1_000_000_000 });
+      const chosen = ids ? letters.filter((l) => ids.includes(l.id)) : letters;
+      await Promise.all(chosen.map((l) => (l.taskId ? this.backend.forget(l.taskId) : undefined)));
+    }
+    return this.broker.requeueDeadLetters(queue, ids);
+  }
+
   /** Builds, checks and publishes one call. */
   async send<R>(
     task: TaskDefinition,

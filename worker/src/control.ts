@@ -1,4 +1,4 @@
-import type { Redis } from './brokers/redis/connection.ts';
+import { connect, type Redis } from './brokers/redis/connection.ts';
 import { appKeys } from './brokers/redis/keys.ts';
 
 /** A message on the control channel. */
@@ -29,10 +29,24 @@ export const REVOKE_TTL_MS = 24 * 60 * 60 * 1000;
 export class Control {
   readonly #redis: Redis;
   readonly #keys: ReturnType<typeof appKeys>;
+  readonly #owned: boolean;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: Redis, prefix: string, { owned = false }: { owned?: boolean } = {}) {
     this.#redis = redis;
     this.#keys = appKeys(prefix);
+    this.#owned = owned;
+  }
+
+  /** A Control with a connection of its own (the operator reads heartbeats this way). */
+  static connect(url: string, prefix: string): Control {
+    return new Control(connect(url, { connectionName: 'taskfleet-control', maxRetriesPerRequest: 1 }), prefix, {
+      owned: true,
+    });
+  }
+
+  /** Closes the connection if this Control opened it. */
+  async close(): Promise<void> {
+    if (this.#owned) this.#redis.disconnect();
   }
 
   get redis(): Redis {

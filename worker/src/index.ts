@@ -19,7 +19,8 @@ export {
 } from './errors.ts';
 export type { DeadLetterReason, Envelope, SignatureSpec } from './message/envelope.ts';
 export type { JsonValue } from './message/json.ts';
-export { createLogger, type Logger, type LogLevel } from './observe/logger.ts';
+export { createLogger, type Logger, type LogLevel, parseLogLevel } from './observe/logger.ts';
+export { type HealthSource, serveObservability } from './observe/server.ts';
 export { Task } from './registered-task.ts';
 export { AsyncResult } from './result.ts';
 export type { ResultRecord, TaskState } from './results/result.ts';

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Taskfleet } from '../app.ts';
 import { redact } from '../brokers/redis/broker.ts';
+import { connect } from '../brokers/redis/connection.ts';
 import { TaskfleetError } from '../errors.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Worker } from '../runtime/worker.ts';
@@ -117,19 +118,60 @@ async function loadApp(module: string): Promise<Taskfleet> {
   return app;
 }
 
-/** The app for commands that only read or manage the fleet: the user's, or one made from the URLs. */
-async function appFor(flags: Flags): Promise<Taskfleet> {
+/**
+ * The app for commands that only read or manage the fleet: the user's, or one made from the URLs;
+ * `uses` is the Redis the command talks to, checked first.
+ */
+async function appFor(flags: Flags, uses: 'broker' | 'backend'): Promise<Taskfleet> {
   const overrides = {
     ...(flags.broker ? { broker: flags.broker } : {}),
     ...(flags.backend ? { backend: flags.backend } : {}),
     ...(flags.prefix ? { prefix: flags.prefix } : {}),
   };
+  let app: Taskfleet;
   if (flags.app) {
-    const app = await loadApp(flags.app);
+    app = await loadApp(flags.app);
     app.configure(overrides);
-    return app;
+  } else {
+    app = new Taskfleet({ ...overrides, ...(flags.backend ? {} : flags.broker ? { backend: flags.broker } : {}) });
   }
-  return new Taskfleet({ ...overrides, ...(flags.backend ? {} : flags.broker ? { backend: flags.broker } : {}) });
+  if (uses === 'broker') {
+    await assertReachable(app.brokerUrl, 'the broker', '--broker (TASKFLEET_BROKER)');
+  } else if (app.backendUrl !== undefined) {
+    // (with none, the command's first use of it says what to configure)
+    const setting =
+      app.backendUrl === app.brokerUrl
+        ? '--backend or --broker (TASKFLEET_BACKEND, TASKFLEET_BROKER)'
+        : '--backend (TASKFLEET_BACKEND)';
+    await assertReachable(app.backendUrl, 'the result backend', setting);
+  }
+  return app;
+}
+
+/**
+ * The app's connections wait for Redis as long as it takes (a worker outlives a Redis restart), so a
+ * command given a wrong URL would wait in silence forever. It makes one attempt of its own first, and
+ * fails with the reason.
+ */
+async function assertReachable(url: string, what: string, setting: string): Promise<void> {
+  const probe = connect(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  let cause: Error | undefined; // the socket's error says more than the "Connection is closed." that follows
+  probe.on('error', (error: Error) => {
+    cause ??= error;
+  });
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (error) {
+    cause ??= error as Error;
+    throw new TaskfleetError(
+      'UNREACHABLE',
+      `cannot reach ${what} at ${redact(url)} (${cause.message}): is Redis running there? Set it with ${setting}.`,
+      { cause },
+    );
+  } finally {
+    probe.disconnect();
+  }
 }
 
 async function runWorker(flags: Flags): Promise<void> {
@@ -183,7 +225,7 @@ function print(flags: Flags, value: unknown, human: () => string): void {
 }
 
 async function inspect(flags: Flags, what: string | undefined): Promise<void> {
-  const app = await appFor(flags);
+  const app = await appFor(flags, 'backend');
   try {
     const workers = await app.control.workers();
     const now = Date.now();
@@ -246,7 +288,7 @@ async function inspect(flags: Flags, what: string | undefined): Promise<void> {
 
 async function result(flags: Flags, id: string | undefined): Promise<void> {
   if (!id) throw new UsageError('result needs a task id');
-  const app = await appFor(flags);
+  const app = await appFor(flags, 'backend');
   try {
     const wait = integer(flags, 'wait');
     const handle = app.result(id);
@@ -269,7 +311,7 @@ async function result(flags: Flags, id: string | undefined): Promise<void> {
 
 async function revoke(flags: Flags, ids: string[]): Promise<void> {
   if (ids.length === 0) throw new UsageError('revoke needs at least one task id');
-  const app = await appFor(flags);
+  const app = await appFor(flags, 'backend');
   try {
     await app.control.revoke(ids, { terminate: flags.terminate === true });
     console.log(
@@ -282,7 +324,7 @@ async function revoke(flags: Flags, ids: string[]): Promise<void> {
 
 async function purge(flags: Flags, queue: string | undefined): Promise<void> {
   if (!queue) throw new UsageError('purge needs a queue name');
-  const app = await appFor(flags);
+  const app = await appFor(flags, 'broker');
   try {
     const count = await app.broker.purge(queue);
     console.log(`purged ${count} message${count === 1 ? '' : 's'} from ${queue}`);
@@ -294,7 +336,7 @@ async function purge(flags: Flags, queue: string | undefined): Promise<void> {
 async function dlq(flags: Flags, [verb, queue, ...ids]: string[]): Promise<void> {
   if (!queue || (verb !== 'list' && verb !== 'requeue'))
     throw new UsageError('dlq list <queue> | dlq requeue <queue> [<id>...]');
-  const app = await appFor(flags);
+  const app = await appFor(flags, 'broker');
   try {
     if (verb === 'list') {
       const letters = await app.broker.deadLetters(queue, { limit: integer(flags, 'limit', 1) ?? 100 });
@@ -309,7 +351,7 @@ async function dlq(flags: Flags, [verb, queue, ...ids]: string[]): Promise<void>
               .join('\n'),
       );
     } else {
-      const count = await app.broker.requeueDeadLetters(queue, ids.length > 0 ? ids : undefined);
+      const count = await app.requeueDeadLetters(queue, ids.length > 0 ? ids : undefined);
       console.log(`requeued ${count} dead letter${count === 1 ? '' : 's'} onto ${queue}`);
     }
   } finally {

@@ -125,6 +125,12 @@ export function createEnvelope(input: NewEnvelope): Envelope {
   if (input.parentId !== undefined) envelope.parentId = input.parentId;
   if (input.groupId !== undefined) envelope.groupId = input.groupId;
   if (input.chain !== undefined && input.chain.length > 0) envelope.chain = input.chain;
+  // The worker checks the same on reading: refuse here what it would dead-letter there (an `eta` from
+  // an invalid Date, an empty id), so the caller gets the error instead of a silent dead letter.
+  const problems = envelopeProblems(envelope as unknown as Record<string, unknown>);
+  if (problems.length > 0) {
+    throw new TaskfleetError('BAD_ENVELOPE', `task ${input.task} cannot be enqueued: ${problems.join('; ')}`);
+  }
   return envelope;
 }
 
@@ -143,7 +149,7 @@ export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_MESSAG
 
 /** Parses and validates a message read from a broker; throws InvalidMessageError with the reason. */
 export function decodeEnvelope(text: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Envelope {
-  if (text.length > maxBytes && Buffer.byteLength(text) > maxBytes) {
+  if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
     throw new InvalidMessageError('too-large', `the message is ${Buffer.byteLength(text)} bytes, over ${maxBytes}`);
   }
   let value: unknown;
@@ -162,27 +168,49 @@ export function decodeEnvelope(text: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTE
       `envelope version ${JSON.stringify(m.v)} is not supported by this worker (it reads version ${ENVELOPE_VERSION})`,
     );
   }
+  const problems = envelopeProblems(m);
+  if (problems.length > 0) throw new InvalidMessageError('malformed', `invalid envelope: ${problems.join('; ')}`);
+  return m as unknown as Envelope;
+}
+
+/** What is wrong with the fields of an envelope of this version, one phrase per field; empty if nothing. */
+function envelopeProblems(m: Record<string, unknown>): string[] {
   const problems: string[] = [];
   const need = (field: string, ok: boolean, what: string) => {
     if (!ok) problems.push(`${field} must be ${what}`);
   };
   const isString = (x: unknown) => typeof x === 'string' && x.length > 0;
-  const isTime = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isFinite(x));
-  const isRecord = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
+  const isTime = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+  const isRecord = (x: unknown): x is Record<string, unknown> =>
+    typeof x === 'object' && x !== null && !Array.isArray(x);
+  const isSignature = (x: unknown) => isRecord(x) && isString(x.task) && Array.isArray(x.args);
   need('id', isString(m.id), 'a non-empty string');
   need('task', isString(m.task), 'a non-empty string');
   need('args', Array.isArray(m.args), 'an array');
   need('kwargs', isRecord(m.kwargs), 'an object');
   need('queue', isString(m.queue), 'a non-empty string');
   need('attempt', Number.isInteger(m.attempt) && (m.attempt as number) >= 1, 'an integer ≥ 1');
-  need('maxRetries', m.maxRetries === undefined || Number.isInteger(m.maxRetries), 'an integer');
-  need('eta', isTime(m.eta), 'a timestamp in ms');
-  need('expires', isTime(m.expires), 'a timestamp in ms');
+  need(
+    'maxRetries',
+    m.maxRetries === undefined || (Number.isInteger(m.maxRetries) && (m.maxRetries as number) >= 0),
+    'an integer ≥ 0',
+  );
+  need('eta', m.eta === undefined || isTime(m.eta), 'a timestamp in ms');
+  need('expires', m.expires === undefined || isTime(m.expires), 'a timestamp in ms');
   need('priority', Number.isInteger(m.priority) && (m.priority as number) >= 0 && (m.priority as number) <= 9, '0–9');
+  need('parentId', m.parentId === undefined || isString(m.parentId), 'a non-empty string');
   need('rootId', isString(m.rootId), 'a non-empty string');
-  need('chain', m.chain === undefined || Array.isArray(m.chain), 'an array');
-  need('createdAt', typeof m.createdAt === 'number', 'a timestamp in ms');
-  need('headers', isRecord(m.headers), 'an object');
-  if (problems.length > 0) throw new InvalidMessageError('malformed', `invalid envelope: ${problems.join('; ')}`);
-  return m as unknown as Envelope;
+  need('groupId', m.groupId === undefined || isString(m.groupId), 'a non-empty string');
+  need(
+    'chain',
+    m.chain === undefined || (Array.isArray(m.chain) && m.chain.every(isSignature)),
+    'an array of signatures',
+  );
+  need('createdAt', isTime(m.createdAt), 'a timestamp in ms');
+  need(
+    'headers',
+    isRecord(m.headers) && Object.values(m.headers).every((value) => typeof value === 'string'),
+    'an object of strings',
+  );
+  return problems;
 }

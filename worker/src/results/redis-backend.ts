@@ -1,4 +1,4 @@
-import type { Redis } from '../brokers/redis/connection.ts';
+import type { Redis, Scripts } from '../brokers/redis/connection.ts';
 import { appKeys } from '../brokers/redis/keys.ts';
 import { READY_STATES, type ResultBackend, type ResultRecord } from './result.ts';
 
@@ -7,22 +7,37 @@ import { READY_STATES, type ResultBackend, type ResultRecord } from './result.ts
  * so a waiter is woken by the write itself instead of polling.
  */
 export class RedisResultBackend implements ResultBackend {
-  readonly #redis: Redis;
+  readonly #redis: Redis & Scripts;
   readonly #keys: ReturnType<typeof appKeys>;
   #subscriber: Redis | undefined;
   readonly #waiters = new Map<string, Set<(record: ResultRecord) => void>>();
+  /** Stores made in the same tick: their keys, and (ttl, text, channel) for each. */
+  #batch: { keys: string[]; args: (string | number)[] } = { keys: [], args: [] };
+  #batchStored: Promise<void> | undefined;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: Redis & Scripts, prefix: string) {
     this.#redis = redis;
     this.#keys = appKeys(prefix);
   }
 
-  async store(record: ResultRecord, ttlMs: number): Promise<void> {
-    const text = JSON.stringify(record);
-    await Promise.all([
-      this.#redis.set(this.#keys.result(record.id), text, 'PX', ttlMs),
-      this.#redis.publish(this.#keys.resultChannel(record.id), text),
-    ]);
+  /**
+   * Stores made in the same tick go to Redis as one script call, which writes and publishes each:
+   * a busy worker sends each record once, in one command per tick, instead of two commands per task.
+   * The batch succeeds or fails as one, so each caller learns whether its own record was written.
+   * (Its keys may hash to different Cluster slots: the backend talks to one Redis, not a Cluster.)
+   */
+  store(record: ResultRecord, ttlMs: number): Promise<void> {
+    this.#batch.keys.push(this.#keys.result(record.id));
+    this.#batch.args.push(ttlMs, JSON.stringify(record), this.#keys.resultChannel(record.id));
+    this.#batchStored ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        const { keys, args } = this.#batch;
+        this.#batch = { keys: [], args: [] };
+        this.#batchStored = undefined;
+        this.#redis.storeResults(keys.length, ...keys, ...args).then(() => resolve(), reject);
+      });
+    });
+    return this.#batchStored;
   }
 
   async get(id: string): Promise<ResultRecord | undefined> {
@@ -61,7 +76,10 @@ export class RedisResultBackend implements ResultBackend {
 
   async #subscribe(channel: string): Promise<void> {
     if (!this.#subscriber) {
-      this.#subscriber = this.#redis.duplicate({ enableAutoPipelining: false });
+      // No ready check: ioredis sends SUBSCRIBE as soon as the socket connects, before its ready check's
+      // INFO, which a connection already in subscriber mode refuses; the failed check then rejects every
+      // waiter. A connection that only subscribes has nothing to wait for (SUBSCRIBE works while loading).
+      this.#subscriber = this.#redis.duplicate({ enableAutoPipelining: false, enableReadyCheck: false });
       this.#subscriber.on('message', (ch: string, text: string) => {
         const record = JSON.parse(text) as ResultRecord;
         for (const waiter of this.#waiters.get(ch) ?? []) waiter(record);
@@ -75,6 +93,7 @@ export class RedisResultBackend implements ResultBackend {
   }
 
   async close(): Promise<void> {
+    await this.#batchStored?.catch(() => {});
     this.#subscriber?.disconnect();
   }
 }

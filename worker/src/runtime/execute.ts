@@ -47,19 +47,28 @@ export function execute(definition: TaskDefinition, envelope: Envelope, log: Log
   const controller = new AbortController();
   const { softTimeLimit, timeLimit } = definition.options;
   const maxRetries = envelope.maxRetries ?? definition.options.maxRetries ?? 0;
-  const { promise: stopped, reject: stop } = Promise.withResolvers<never>();
+  let soft: NodeJS.Timeout | undefined;
+  let hard: NodeJS.Timeout | undefined;
+  let settle!: (outcome: Outcome) => void;
+  const outcome = new Promise<Outcome>((resolve) => {
+    settle = resolve;
+  });
+  // Whichever comes first — the handler, the hard time limit, an abort — settles the outcome; the
+  // others change nothing. One promise, not a race of several: this runs for every call.
+  const finish = (result: Outcome) => {
+    clearTimeout(soft);
+    clearTimeout(hard);
+    settle(result);
+  };
   const abort = (reason: Error) => {
     if (!controller.signal.aborted) controller.abort(reason);
-    stop(reason);
+    finish({ ok: false, error: reason });
   };
-  const timers: NodeJS.Timeout[] = [];
   if (softTimeLimit !== undefined) {
-    timers.push(
-      setTimeout(() => controller.abort(new SoftTimeLimitExceededError(softTimeLimit / 1000)), softTimeLimit),
-    );
+    soft = setTimeout(() => controller.abort(new SoftTimeLimitExceededError(softTimeLimit / 1000)), softTimeLimit);
   }
   if (timeLimit !== undefined) {
-    timers.push(setTimeout(() => abort(new TimeLimitExceededError(timeLimit / 1000)), timeLimit));
+    hard = setTimeout(() => abort(new TimeLimitExceededError(timeLimit / 1000)), timeLimit);
   }
   const ctx: TaskContext = {
     id: envelope.id,
@@ -72,22 +81,23 @@ export function execute(definition: TaskDefinition, envelope: Envelope, log: Log
     parentId: envelope.parentId,
     rootId: envelope.rootId,
     log,
-    retry: ({ error, countdown } = {}) => new RetryRequest(error, countdown),
+    retry: requestRetry,
   };
-  const run = (async () => {
+  (async () => {
     const value = await definition.handler(ctx, ...envelope.args);
-    assertJson(value, `the result of ${envelope.task}`);
+    // A handler that returns nothing (a void task) has the result null, not a serialisation error.
+    if (value !== undefined) assertJson(value, `the result of ${envelope.task}`);
     return value;
-  })();
-  run.catch(() => {}); // if the race is lost (time limit, terminate), a later rejection is expected and ignored
-  const outcome = Promise.race([run, stopped]).then(
-    (value): Outcome => ({ ok: true, value: value ?? null }),
-    (error: unknown): Outcome => ({ ok: false, error }),
+  })().then(
+    (value) => finish({ ok: true, value: value ?? null }),
+    // After a time limit or an abort this changes nothing: the handler's late failure is ignored.
+    (error: unknown) => finish({ ok: false, error }),
   );
-  outcome.finally(() => {
-    for (const timer of timers) clearTimeout(timer);
-  });
   return { outcome, abort };
+}
+
+function requestRetry({ error, countdown }: { error?: unknown; countdown?: number } = {}): RetryRequest {
+  return new RetryRequest(error, countdown);
 }
 
 export type Verdict =

@@ -10,7 +10,7 @@ export function parseRate(rate: string | number): number {
       : /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*([smh]))?\s*$/.exec(rate);
   const count = Number(match?.[1]);
   const unit = units[match?.[2] ?? 's'];
-  if (!match || !unit || !(count > 0)) {
+  if (!match || !unit || !(count > 0 && Number.isFinite(count))) {
     throw new ConfigError(`rate limit ${JSON.stringify(rate)} is not valid: write it as "10/s", "100/m" or "5/h"`);
   }
   return unit / count;

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Taskfleet } from '../app.ts';
 import type { Consumer, Delivery } from '../brokers/broker.ts';
+import { redact } from '../brokers/redis/broker.ts';
 import type { Redis, Scripts } from '../brokers/redis/connection.ts';
 import { appKeys } from '../brokers/redis/keys.ts';
 import type { ControlMessage, WorkerHeartbeat } from '../control.ts';
@@ -18,6 +19,15 @@ import { type Execution, execute, judgeFailure, type Outcome } from './execute.t
 import { parseRate, TokenBucket } from './rate-limit.ts';
 
 export const VERSION = '0.1.0';
+
+/**
+ * After the grace period, how long stop() may still take to hand back the calls it abandons and to
+ * close: a reachable broker needs milliseconds, so a broker that has not answered by then is not.
+ */
+const HANDBACK_MS = 5000;
+
+/** How often start() says it is still waiting for the broker: as often as the connection retries. */
+const BROKER_WAIT_WARNING_MS = 2000;
 
 export interface WorkerOptions {
   /** @defaultValue the app's defaultQueue */
@@ -37,6 +47,11 @@ export interface WorkerOptions {
   /** @defaultValue 2000 */
   heartbeatInterval?: number;
   logger?: Logger;
+  /**
+   * The host name heartbeats report; in Kubernetes, the pod's name, which is how the operator finds
+   * which pods are busy before scaling down. @defaultValue os.hostname()
+   */
+  hostname?: string;
   /** @defaultValue hostname-pid-random */
   id?: string;
 }
@@ -47,6 +62,10 @@ interface Running {
   definition: TaskDefinition;
   execution: Execution;
   startedAt: number;
+  /** The handler has settled: only recording its outcome is left, which shutdown must not cut short. */
+  settled: boolean;
+  /** Resolves when the call is over here: its outcome recorded, or the call handed back. */
+  over: Promise<void>;
 }
 
 interface RateGate {
@@ -82,7 +101,7 @@ export class Worker {
   #roomFreed: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
-  #forceStop: (() => void) | undefined;
+  readonly #forced = Promise.withResolvers<void>();
   #server: Server | undefined;
   #subscriber: Redis | undefined;
   #timers: NodeJS.Timeout[] = [];
@@ -100,7 +119,7 @@ export class Worker {
     if (!(Number.isInteger(this.prefetch) && this.prefetch >= 0)) {
       throw new ConfigError(`prefetch must be an integer ≥ 0, not ${options.prefetch}`);
     }
-    this.id = options.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.id = options.id ?? `${options.hostname ?? hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = (options.logger ?? createLogger()).child({ queue: this.queue, worker: this.id });
   }
 
@@ -115,18 +134,25 @@ export class Worker {
     return address && typeof address === 'object' ? `http://127.0.0.1:${address.port}` : undefined;
   }
 
+  /**
+   * Connects and starts consuming. While the broker cannot be reached (down, or a wrong URL) it keeps
+   * trying, as a pod started before its Redis must: /healthz answers, /readyz says not ready, and a
+   * warning naming the broker is logged every few seconds until it answers.
+   */
   async start(): Promise<void> {
     this.#startedAt = Date.now();
-    const broker = this.#app.broker;
-    for (const warning of await broker.warnings()) this.log.warn(warning);
-    if (!this.#app.hasBackend)
-      this.log.warn('no result backend configured: results are not stored, revoke and inspect are off');
     if (this.#options.metricsPort !== undefined) {
       this.#server = await serveObservability(this.#options.metricsPort, this.metrics.registry, {
         live: () => true,
         ready: () => this.ready,
       });
     }
+    const broker = this.#app.broker;
+    const warnings = await this.#firstContact(broker.warnings());
+    if (warnings === undefined) return; // stopped while waiting for the broker
+    for (const warning of warnings) this.log.warn(warning);
+    if (!this.#app.hasBackend)
+      this.log.warn('no result backend configured: results are not stored, revoke and inspect are off');
     this.metrics.info.set({ queue: this.queue, version: VERSION, concurrency: String(this.concurrency) }, 1);
     if (this.#app.hasBackend) await this.#listenForRevocations();
     this.#consumer = await broker.consume(this.queue, {
@@ -151,20 +177,52 @@ export class Worker {
     });
   }
 
+  /**
+   * The first call to the broker: it waits for as long as the broker is unreachable, so say so meanwhile.
+   * Undefined if the worker is stopped first.
+   */
+  async #firstContact<T>(call: Promise<T>): Promise<T | undefined> {
+    const since = Date.now();
+    const timer = setInterval(() => {
+      this.log.warn('cannot reach the broker yet; still trying. Check the broker URL and that it is running', {
+        broker: redact(this.#app.brokerUrl),
+        waitedMs: Date.now() - since,
+      });
+    }, BROKER_WAIT_WARNING_MS);
+    const signal = this.#fetching.signal;
+    const stopped = Promise.withResolvers<undefined>();
+    const onStop = () => stopped.resolve(undefined);
+    signal.addEventListener('abort', onStop, { once: true });
+    try {
+      return await Promise.race([call, stopped.promise]);
+    } finally {
+      clearInterval(timer);
+      signal.removeEventListener('abort', onStop);
+    }
+  }
+
   async #fetchLoop(consumer: Consumer): Promise<void> {
     const signal = this.#fetching.signal;
+    // One listener for the loop's whole life: one added per wait would pile up on the signal, each
+    // making the next addEventListener slower (it scans them all), for as long as the worker runs.
+    signal.addEventListener('abort', () => this.#roomFreed?.(), { once: true });
     while (!signal.aborted) {
       const room = this.concurrency + this.prefetch - this.#running.size - this.#waiting.length;
       if (room <= 0) {
         await new Promise<void>((resolve) => {
           this.#roomFreed = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
         });
         continue;
       }
       const deliveries = await consumer.receive(room, signal);
       if (signal.aborted) {
         await consumer.release(deliveries);
+        break;
+      }
+      if (deliveries.length === 0 && !consumer.healthy) {
+        // receive() returns nothing only when stopped or when its consumer was closed (the app closed
+        // under a running worker): asking again would return at once, forever, and starve the process.
+        this.log.error('the consumer was closed while the worker ran: it consumes no more; stop and restart it');
         break;
       }
       for (const delivery of deliveries) this.#accept(delivery);
@@ -186,14 +244,7 @@ export class Worker {
       this.#settleSafely(delivery, () => this.#deadLetter(delivery, 'unknown-task', detail));
       return;
     }
-    if (this.#revoked.has(envelope.id)) {
-      this.#settleSafely(delivery, () => this.#skip(delivery, envelope, definition, 'revoked'));
-      return;
-    }
-    if (envelope.expires !== undefined && Date.now() > envelope.expires) {
-      this.#settleSafely(delivery, () => this.#skip(delivery, envelope, definition, 'expired'));
-      return;
-    }
+    if (this.#skipIfStale(delivery, envelope, definition)) return;
     if (definition.options.rateLimit !== undefined) {
       this.#hold(definition, delivery);
       return;
@@ -205,8 +256,24 @@ export class Worker {
   #pump(): void {
     while (this.#running.size < this.concurrency && this.#waiting.length > 0 && !this.#stopping) {
       const delivery = this.#waiting.shift() as Delivery;
+      const envelope = delivery.envelope as Envelope;
+      // A call may have waited here a while, behind busy slots or a rate limit: it may have been
+      // revoked or have expired since it was received, and neither may run.
+      if (this.#skipIfStale(delivery, envelope, this.#app.tasks.get(envelope.task) as TaskDefinition)) continue;
       void this.#run(delivery);
     }
+  }
+
+  /** Records a revoked or expired call as REVOKED and acknowledges it instead of running it. */
+  #skipIfStale(delivery: Delivery, envelope: Envelope, definition: TaskDefinition): boolean {
+    const why = this.#revoked.has(envelope.id)
+      ? 'revoked'
+      : envelope.expires !== undefined && Date.now() > envelope.expires
+        ? 'expired'
+        : undefined;
+    if (why === undefined) return false;
+    this.#settleSafely(delivery, () => this.#skip(delivery, envelope, definition, why));
+    return true;
   }
 
   #freeRoom(): void {
@@ -223,7 +290,17 @@ export class Worker {
     const startedAt = Date.now();
     const log = this.log.child({ task: envelope.task, taskId: envelope.id, attempt: envelope.attempt });
     const execution = execute(definition, envelope, log);
-    this.#running.set(delivery.receipt, { delivery, envelope, definition, execution, startedAt });
+    const over = Promise.withResolvers<void>();
+    const running: Running = {
+      delivery,
+      envelope,
+      definition,
+      execution,
+      startedAt,
+      settled: false,
+      over: over.promise,
+    };
+    this.#running.set(delivery.receipt, running);
     this.metrics.inFlight.inc({ queue: this.queue });
     this.metrics.wait.observe(labels, Math.max(0, startedAt - Math.max(delivery.enqueuedAt, envelope.eta ?? 0)) / 1000);
     const started =
@@ -231,11 +308,13 @@ export class Worker {
         ? this.#store(definition, { ...this.#record(envelope, 'STARTED'), startedAt }).catch(() => {})
         : undefined;
     const outcome = await execution.outcome;
+    running.settled = true;
     this.metrics.duration.observe(labels, (Date.now() - startedAt) / 1000);
-    await started;
-    if (this.#running.get(delivery.receipt)?.execution !== execution) {
+    if (started) await started;
+    if (this.#running.get(delivery.receipt) !== running) {
       // Abandoned at shutdown: already handed back for redelivery, so record nothing.
       this.metrics.inFlight.dec({ queue: this.queue });
+      over.resolve();
       return;
     }
     try {
@@ -248,6 +327,7 @@ export class Worker {
       this.#running.delete(delivery.receipt);
       this.metrics.inFlight.dec({ queue: this.queue });
       this.#freeRoom();
+      over.resolve();
     }
   }
 
@@ -364,9 +444,9 @@ export class Worker {
     };
   }
 
-  async #store(definition: TaskDefinition, record: ResultRecord): Promise<void> {
-    if (definition.options.ignoreResult || !this.#app.hasBackend) return;
-    await this.#app.backend.store(record, definition.options.resultExpires ?? this.#app.resultExpires);
+  #store(definition: TaskDefinition, record: ResultRecord): Promise<void> {
+    if (definition.options.ignoreResult || !this.#app.hasBackend) return Promise.resolve();
+    return this.#app.backend.store(record, definition.options.resultExpires ?? this.#app.resultExpires);
   }
 
   async #skip(delivery: Delivery, envelope: Envelope, definition: TaskDefinition, why: 'revoked' | 'expired') {
@@ -380,6 +460,16 @@ export class Worker {
   }
 
   async #deadLetter(delivery: Delivery, reason: NonNullable<Delivery['problem']>['reason'], detail: string) {
+    const envelope = delivery.envelope;
+    if (envelope && this.#app.hasBackend) {
+      // Whoever waits on this call learns it failed, and why, instead of waiting forever; requeueing
+      // the dead letter (taskfleet dlq requeue) runs it again and overwrites this.
+      const error = { name: 'DeadLettered', code: reason, message: `dead-lettered (${reason}): ${detail}` };
+      await this.#app.backend.store(
+        { ...this.#record(envelope, 'FAILURE'), error, finishedAt: Date.now() },
+        this.#app.resultExpires,
+      );
+    }
     await this.#consumer?.settle(delivery, { kind: 'dead-letter', reason, detail });
     this.metrics.deadLetters.inc({ queue: this.queue, reason });
     this.log.error('message dead-lettered', {
@@ -497,7 +587,7 @@ export class Worker {
   async #beat(ttlMs: number): Promise<void> {
     const heartbeat: WorkerHeartbeat = {
       id: this.id,
-      hostname: hostname(),
+      hostname: this.#options.hostname ?? hostname(),
       pid: process.pid,
       queue: this.queue,
       concurrency: this.concurrency,
@@ -531,9 +621,10 @@ export class Worker {
     return this.#stopping;
   }
 
-  /** Ends the grace period now (a second SIGTERM or Ctrl-C). */
+  /** Ends the grace period now (a second SIGTERM or Ctrl-C); does nothing before stop(). */
   forceStop(): void {
-    this.#forceStop?.();
+    // Remembered, not only acted on: it may come while stop() is still handing back unstarted calls.
+    if (this.#stopping) this.#forced.resolve();
   }
 
   async #shutdown(graceMs: number): Promise<void> {
@@ -541,38 +632,75 @@ export class Worker {
       running: this.#running.size,
       waiting: this.#waiting.length,
     });
+    // With the broker unreachable, a step that talks to it would never finish: each waits until a
+    // deadline at most. A call not handed back stays pending in the broker and is redelivered after
+    // the visibility timeout, so giving up loses nothing; it only makes that call later.
+    const graceEnds = Date.now() + graceMs;
     this.#fetching.abort();
-    await this.#loop?.catch((error) => this.log.error('fetch loop failed', { error }));
+    await this.#until(graceEnds, this.#loop, { step: 'stop fetching' });
     const consumer = this.#consumer;
     const unstarted = this.#waiting.splice(0);
     for (const gate of this.#gates.values()) {
       clearTimeout(gate.timer);
       unstarted.push(...gate.queue.splice(0));
     }
-    await consumer?.release(unstarted).catch((error) => this.log.error('could not hand back calls', { error }));
-    if (this.#running.size > 0) {
-      const allDone = Promise.all([...this.#running.values()].map((r) => r.execution.outcome));
-      const forced = new Promise<void>((resolve) => {
-        this.#forceStop = resolve;
-        const timer = setTimeout(resolve, graceMs);
-        allDone.finally(() => clearTimeout(timer));
-      });
-      await Promise.race([allDone, forced]);
-      // Let finished calls record their outcome before deciding what is still running.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    const abandoned = [...this.#running.values()];
+    await this.#until(graceEnds, consumer?.release(unstarted), { step: 'hand back the calls not started' });
+    await this.#until(graceEnds, Promise.all([...this.#running.values()].map((r) => r.over)), {
+      forceable: true,
+    });
+    // Only handlers still running are abandoned. One that has settled is recording its outcome (result,
+    // then acknowledgement): handing it back as well would run it twice.
+    const abandoned = [...this.#running.values()].filter((r) => !r.settled);
+    const handbackEnds = Date.now() + HANDBACK_MS;
     if (abandoned.length > 0) {
       this.log.warn('grace period over: aborting running calls and handing them back', { count: abandoned.length });
       for (const r of abandoned) this.#running.delete(r.delivery.receipt);
-      await consumer?.release(abandoned.map((r) => r.delivery)).catch(() => {});
+      await this.#until(handbackEnds, consumer?.release(abandoned.map((r) => r.delivery)), {
+        step: 'hand back the running calls',
+      });
       for (const r of abandoned) r.execution.abort(new TaskRevokedError(r.envelope.id, 'abandoned at worker shutdown'));
     }
+    await this.#until(handbackEnds, Promise.all([...this.#running.values()].map((r) => r.over)), {
+      step: 'record the outcome of finished calls',
+    });
     for (const timer of this.#timers) clearInterval(timer);
-    await consumer?.close();
-    if (this.#app.hasBackend) await this.#app.control.leave(this.id).catch(() => {});
+    await this.#until(handbackEnds, consumer?.close(), { step: 'close the consumer' });
+    // Heartbeats begin once consuming does: a worker stopped before that is not on the list to leave.
+    if (this.#app.hasBackend && consumer)
+      await this.#until(handbackEnds, this.#app.control.leave(this.id), { step: 'leave the list of live workers' });
     this.#subscriber?.disconnect();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.log.info('worker stopped');
+  }
+
+  /**
+   * Waits for one step of shutdown until `deadline` at most (or forceStop(), if `forceable`). A step that
+   * fails or gives up is logged with `step`, what it was doing; shutdown goes on either way.
+   */
+  async #until(
+    deadline: number,
+    work: Promise<unknown> | undefined,
+    { step, forceable = false }: { step?: string; forceable?: boolean },
+  ): Promise<void> {
+    if (!work) return;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), Math.max(0, deadline - Date.now()));
+    });
+    const outcome = await Promise.race([
+      work.then(
+        () => 'done' as const,
+        (error: unknown) => {
+          this.log.error(`stopping: could not ${step}`, { error });
+          return 'failed' as const;
+        },
+      ),
+      expired,
+      ...(forceable ? [this.#forced.promise.then(() => 'forced' as const)] : []),
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'expired' && step) {
+      this.log.error(`stopping: could not ${step} in time (is the broker reachable?); going on without`);
+    }
   }
 }

@@ -1,3 +1,4 @@
+import type { RedisOptions } from 'ioredis';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   type DeadLetterReason,
@@ -15,7 +16,12 @@ export interface RedisBrokerOptions {
   prefix?: string;
   /** @defaultValue 1 MiB */
   maxMessageBytes?: number;
+  /** ioredis options for the connection (e.g. fail fast instead of queueing while Redis is away). */
+  connection?: RedisOptions;
 }
+
+/** Messages deleted per script call when purging: bounds how long one call holds Redis. */
+const PURGE_BATCH = 1000;
 
 /**
  * Redis Streams as a broker. Per queue: three lane streams (by priority) read by one consumer group,
@@ -32,7 +38,7 @@ export class RedisBroker implements Broker {
     this.url = url;
     this.prefix = options.prefix ?? 'tf';
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.#redis = withScripts(connect(url, { connectionName: 'taskfleet' }));
+    this.#redis = withScripts(connect(url, { connectionName: 'taskfleet', ...options.connection }));
   }
 
   /** The command connection, shared with the result backend and control when they use the same URL. */
@@ -82,6 +88,10 @@ export class RedisBroker implements Broker {
     pipeline.zcard(keys.delayed);
     pipeline.zcount(keys.delayed, '-inf', Date.now());
     const results = (await pipeline.exec()) ?? [];
+    // XINFO on a lane nobody has written to yet says "no such key": that lane is empty. Anything else
+    // (Redis unreachable, a wrong type) must fail the probe, not read as an empty queue.
+    const failure = results.find(([error]) => error && !/no such key/i.test(error.message));
+    if (failure?.[0]) throw failure[0];
     const backlog: Backlog = { ready: 0, delayed: 0, due: 0, inFlight: 0, added: 0, delivered: 0 };
     for (let i = 0; i < keys.lanes.length; i++) {
       const [length, stream, groups] = results.slice(i * 3, i * 3 + 3);
@@ -103,22 +113,19 @@ export class RedisBroker implements Broker {
   async purge(queue: string): Promise<number> {
     assertQueueName(queue);
     const keys = queueKeys(this.prefix, queue);
-    let purged = Number(await this.#redis.zcard(keys.delayed));
-    await this.#redis.del(keys.delayed);
+    // Counted and deleted in one step: a message the promoter moves meanwhile is counted once, in its lane.
+    const [[, delayed] = []] = (await this.#redis.multi().zcard(keys.delayed).del(keys.delayed).exec()) ?? [];
+    let purged = Number(delayed ?? 0);
     for (const lane of keys.lanes) {
-      // Keep delivered (pending) entries: a worker holds them and will acknowledge them.
-      const groups = ((await this.#redis.xinfo('GROUPS', lane).catch(() => [])) as unknown[][]).map(fieldMap);
-      const lastDelivered = String(groups.find((g) => g.name === GROUP)?.['last-delivered-id'] ?? '0-0');
+      // What is waiting now, not what producers add while the purge runs: it would never end.
+      const [last] = (await this.#redis.xrevrange(lane, '+', '-', 'COUNT', 1)) as [string, string[]][];
+      if (!last) continue;
+      // Delivered (pending) entries are kept: a worker holds them and will acknowledge them.
       for (;;) {
-        const entries = (await this.#redis.xrange(lane, `(${lastDelivered}`, '+', 'COUNT', 1000)) as [
-          string,
-          string[],
-        ][];
-        if (entries.length === 0) break;
-        purged += Number(await this.#redis.xdel(lane, ...entries.map(([id]) => id)));
+        const deleted = Number(await this.#redis.purgeLane(lane, GROUP, last[0], PURGE_BATCH));
+        purged += deleted;
+        if (deleted < PURGE_BATCH) break;
       }
-      // Move the group past what was deleted, so its lag stays exact.
-      await this.#redis.xgroup('SETID', lane, GROUP, '$').catch(() => undefined);
     }
     return purged;
   }

@@ -23,13 +23,17 @@ export function assertRedisUrl(url: string, what = 'the Redis URL'): void {
  */
 export function connect(url: string, options: RedisOptions = {}): Redis {
   assertRedisUrl(url);
-  return new Redis(url, {
+  const redis = new Redis(url, {
     maxRetriesPerRequest: null,
     enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
     lazyConnect: false,
     ...options,
   });
+  // Connection errors reach callers as failed commands (and the worker's readiness); without a
+  // listener, ioredis would also print each reconnect attempt's error to stderr.
+  redis.on('error', () => {});
+  return redis;
 }
 
 const scripts = {
@@ -38,7 +42,11 @@ const scripts = {
   deadLetter: { numberOfKeys: 2, file: 'dead-letter' },
   promoteDelayed: { numberOfKeys: 4, file: 'promote-delayed' },
   recover: { numberOfKeys: 1 },
+  extend: { numberOfKeys: 1 },
+  purgeLane: { numberOfKeys: 1, file: 'purge-lane' },
   rateLimit: { numberOfKeys: 1, file: 'rate-limit' },
+  // Called with the number of keys first: one per result in the batch.
+  storeResults: { numberOfKeys: undefined, file: 'store-results' },
 } as const;
 
 export type ScriptName = keyof typeof scripts;

@@ -1,4 +1,4 @@
-import { decodeEnvelope, type Envelope, InvalidMessageError, priorityLane } from '../../message/envelope.ts';
+import { decodeEnvelope, type Envelope, InvalidMessageError, LANES, priorityLane } from '../../message/envelope.ts';
 import type { Consumer, ConsumerOptions, Delivery, Settlement } from '../broker.ts';
 import type { Redis, Scripts } from './connection.ts';
 import { GROUP, type QueueKeys } from './keys.ts';
@@ -156,6 +156,16 @@ export class RedisConsumer implements Consumer {
   }
 
   async #read(max: number, signal: AbortSignal): Promise<StreamDelivery[]> {
+    // Lane by lane, most urgent first, taking from each only what is still wanted: one read of every
+    // lane takes up to `max` from each, and that surplus, handed out on the next calls, would overtake
+    // urgent messages still waiting.
+    const waiting: StreamDelivery[] = [];
+    for (const lane of LANES) {
+      if (waiting.length < max) waiting.push(...(await this.#readLanes([lane], max - waiting.length)));
+    }
+    if (waiting.length > 0) return waiting;
+    // Nothing waiting: block on every lane at once. Only what arrives in the moment before the block
+    // can come from several lanes; receive() keeps the surplus.
     const now = Date.now();
     const block = Math.max(1, Math.min(MAX_BLOCK_MS, this.#nextPromoteAt - now, this.#nextRecoverAt - now));
     const unblock = () => {
@@ -164,27 +174,29 @@ export class RedisConsumer implements Consumer {
     };
     signal.addEventListener('abort', unblock, { once: true });
     this.#reading = true;
-    let reply: [string, [string, string[]][]][] | null;
     try {
-      // biome-ignore lint/suspicious/noExplicitAny: ioredis types xreadgroup's variadic form loosely
-      reply = (await (this.#blocking.xreadgroup as any)(
-        'GROUP',
-        GROUP,
-        this.#name,
-        'COUNT',
-        max,
-        'BLOCK',
-        block,
-        'STREAMS',
-        ...this.#keys.lanes,
-        '>',
-        '>',
-        '>',
-      )) as typeof reply;
+      if (signal.aborted) return []; // aborted before the listener was added: it will never fire
+      return await this.#readLanes(LANES, max, block);
     } finally {
       this.#reading = false;
       signal.removeEventListener('abort', unblock);
     }
+  }
+
+  /** XREADGROUP of new entries from some lanes, most urgent first; blocks for `block` ms if given. */
+  async #readLanes(lanes: readonly (0 | 1 | 2)[], count: number, block?: number): Promise<StreamDelivery[]> {
+    // biome-ignore lint/suspicious/noExplicitAny: ioredis types xreadgroup's variadic form loosely
+    const reply = (await (this.#blocking.xreadgroup as any)(
+      'GROUP',
+      GROUP,
+      this.#name,
+      'COUNT',
+      count,
+      ...(block === undefined ? [] : ['BLOCK', block]),
+      'STREAMS',
+      ...lanes.map((lane) => this.#keys.lanes[lane]),
+      ...lanes.map(() => '>'),
+    )) as [string, [string, string[]][]][] | null;
     if (!reply) return [];
     const deliveries: StreamDelivery[] = [];
     for (const [stream, entries] of reply) {
@@ -196,7 +208,14 @@ export class RedisConsumer implements Consumer {
   }
 
   #deliver(lane: 0 | 1 | 2, id: string, fields: string[] | null, deliveries: number): StreamDelivery {
-    const raw = fields ? String(fields[fields.indexOf('m') + 1] ?? '') : '';
+    // Fields alternate name and value; an entry written without the 'm' field carries no message.
+    let raw = '';
+    for (let i = 0; fields && i + 1 < fields.length; i += 2) {
+      if (fields[i] === 'm') {
+        raw = String(fields[i + 1]);
+        break;
+      }
+    }
     const delivery = new StreamDelivery(lane, id, raw, deliveries, this.#maxDeliveries, this.#maxBytes);
     this.#held.set(delivery.receipt, delivery);
     return delivery;
@@ -252,7 +271,7 @@ export class RedisConsumer implements Consumer {
     }
   }
 
-  /** Resets the idle time of every held delivery (XCLAIM JUSTID does not count as a delivery). */
+  /** Resets the idle time of every held delivery this consumer still owns (extend.lua). */
   async #extend(): Promise<void> {
     if (this.#held.size === 0 || this.#closed) return;
     const byLane: [string[], string[], string[]] = [[], [], []];
@@ -261,9 +280,7 @@ export class RedisConsumer implements Consumer {
       byLane.map((ids, lane) =>
         ids.length === 0
           ? undefined
-          : this.#redis
-              .xclaim(this.#keys.lanes[lane] as string, GROUP, this.#name, 0, ...ids, 'JUSTID')
-              .catch(() => undefined),
+          : this.#redis.extend(this.#keys.lanes[lane] as string, GROUP, this.#name, ...ids).catch(() => undefined),
       ),
     );
   }

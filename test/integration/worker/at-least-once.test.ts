@@ -1,0 +1,173 @@
+/**
+ * The at-least-once proof: tasks are consumed by a fleet of real `taskfleet worker` processes while a
+ * chaos loop SIGKILLs one at random moments and starts a new one in its place. Every task must end
+ * in SUCCESS and every handler must have run to its end at least once; running twice is allowed
+ * (that is what at-least-once means) and reported.
+ *
+ * The kill schedule comes from a seeded PRNG: the seed is printed, and TASKFLEET_CHAOS_SEED=<seed>
+ * replays the same schedule (the moments a kill lands within a task still vary).
+ */
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { ResultRecord } from 'taskfleet';
+import { appKeys } from '../../../worker/src/brokers/redis/keys.ts';
+import { testApp } from '../../support/app.ts';
+import { spawnWorker, type WorkerProcess } from '../../support/cli.ts';
+import { eventually } from '../../support/eventually.ts';
+import { useRedis } from '../../support/stack.ts';
+
+const TASKS = 20_000;
+const WORKERS = 4;
+const VISIBILITY_TIMEOUT_MS = 1000;
+/** Calls each worker runs at once; it holds as many again prefetched, so a kill takes up to 16 down. */
+const CONCURRENCY = 8;
+/**
+ * From–to, ms. Four workers run 20,000 short tasks in seconds, so kills come often enough for dozens
+ * of them to land, and seldom enough that the restarted workers (some 300 ms of start-up each) keep
+ * up on two cores.
+ */
+const KILL_EVERY_MS = [100, 600] as const;
+/** Bounds a run that stops making progress; a passing run is far quicker (see the reported duration). */
+const CHAOS_DEADLINE_MS = 140_000;
+const fixture = fileURLToPath(new URL('./fixtures/at-least-once.tasks.ts', import.meta.url));
+
+/** mulberry32: a tiny seeded PRNG, so a kill schedule can be replayed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test(`at-least-once: ${TASKS} tasks all succeed while workers are SIGKILLed at random`, {
+  timeout: 170_000,
+}, async (t) => {
+  const seed = Number(process.env.TASKFLEET_CHAOS_SEED ?? randomInt(2 ** 31));
+  t.diagnostic(`chaos seed ${seed} (replay with TASKFLEET_CHAOS_SEED=${seed})`);
+  const random = seededRandom(seed);
+  const began = Date.now();
+
+  const { url } = await useRedis();
+  const app = await testApp();
+  // The handler runs in the worker processes (fixtures/at-least-once.tasks.ts); here it is only a name.
+  const recordRun = app.task('record_run', (): string => {
+    throw new Error('record_run runs on the fixture workers, not in the test process');
+  });
+  const redis = app.control.redis;
+  const keys = appKeys(app.prefix);
+  const ids: string[] = [];
+  for (let sent = 0; sent < TASKS; sent += 1000) {
+    const batch = await recordRun.applyBulk(Array.from({ length: Math.min(1000, TASKS - sent) }, () => [] as []));
+    ids.push(...batch.map((r) => r.id));
+  }
+
+  const env = {
+    TASKFLEET_BROKER: url,
+    TASKFLEET_BACKEND: url,
+    TASKFLEET_PREFIX: app.prefix,
+    TASKFLEET_QUEUE: app.defaultQueue,
+  };
+  const args = ['--app', fixture, '--concurrency', String(CONCURRENCY), '--metrics-port', '0'];
+  args.push('--visibility-timeout', String(VISIBILITY_TIMEOUT_MS));
+  const fleet: WorkerProcess[] = Array.from({ length: WORKERS }, () => spawnWorker(args, env));
+  const crashed = () => fleet.find((w) => !w.running);
+
+  /** The ids whose result is not yet SUCCESS; a SUCCESS must carry the handler's return value. */
+  const notYetSucceeded = async (candidates: string[]): Promise<string[]> => {
+    const left: string[] = [];
+    for (let i = 0; i < candidates.length; i += 1000) {
+      const batch = candidates.slice(i, i + 1000);
+      const texts = await redis.mget(batch.map((id) => keys.result(id)));
+      texts.forEach((text, j) => {
+        const id = batch[j] as string;
+        const record = text === null ? undefined : (JSON.parse(text) as ResultRecord);
+        if (record?.state === 'SUCCESS') assert.equal(record.result, id, `the result of ${id}`);
+        else left.push(id);
+      });
+    }
+    return left;
+  };
+
+  let pending = ids;
+  let kills = 0;
+  for (;;) {
+    // The chaos schedule itself, not a wait for an effect: a kill every KILL_EVERY_MS.
+    await sleep(KILL_EVERY_MS[0] + Math.floor(random() * (KILL_EVERY_MS[1] - KILL_EVERY_MS[0])));
+    const dead = crashed();
+    assert.equal(dead, undefined, `a worker exited without being killed:\n${dead?.output()}`);
+    pending = await notYetSucceeded(pending);
+    if (pending.length === 0) break;
+    // A message is acknowledged only after its result is stored: once the queue holds nothing, a task
+    // that has not succeeded by then never will. Say so now rather than at the deadline.
+    const backlog = await app.broker.backlog(app.defaultQueue);
+    if (backlog.ready + backlog.inFlight + backlog.delayed === 0) {
+      const lost = await notYetSucceeded(pending);
+      assert.deepEqual(lost.slice(0, 5), [], `${lost.length} tasks were lost: gone from the queue, never succeeded`);
+    }
+    if (Date.now() - began > CHAOS_DEADLINE_MS) {
+      const backlog = await app.broker.backlog(app.defaultQueue);
+      const letters = await app.broker.deadLetters(app.defaultQueue, { limit: 5 });
+      assert.fail(
+        `${pending.length} tasks still not SUCCESS after ${kills} kills; backlog ${JSON.stringify(backlog)}; ` +
+          `dead letters ${JSON.stringify(letters)}; e.g. ${pending.slice(0, 3).join(', ')}`,
+      );
+    }
+    const slot = Math.floor(random() * WORKERS);
+    const victim = fleet[slot] as WorkerProcess;
+    victim.signal('SIGKILL');
+    const { signal } = await victim.exit();
+    assert.equal(signal, 'SIGKILL', `worker ${victim.pid} ended by itself:\n${victim.output()}`);
+    kills++;
+    fleet[slot] = spawnWorker(args, env);
+  }
+  const succeededAt = Date.now();
+
+  // Redeliveries of calls that had already succeeded when their worker died run again and are
+  // acknowledged: with no more kills, the queue must drain to nothing.
+  await eventually('the queue to drain: nothing ready, in flight or delayed', async () => {
+    const b = await app.broker.backlog(app.defaultQueue);
+    return b.ready === 0 && b.inFlight === 0 && b.delayed === 0;
+  });
+  assert.deepEqual(await app.broker.deadLetters(app.defaultQueue), [], 'no task was dead-lettered');
+
+  // A worker still loading its modules has no SIGTERM handler yet (and holds nothing): stop started ones.
+  await Promise.all(fleet.map((w) => w.log('worker started')));
+  for (const worker of fleet) worker.signal('SIGTERM');
+  const exits = await Promise.all(fleet.map((w) => w.exit()));
+  exits.forEach((exit, i) => {
+    assert.deepEqual(exit, { code: 0, signal: null }, `SIGTERM ends a worker with 0:\n${fleet[i]?.output()}`);
+  });
+
+  const runs = await redis.hgetall(`${app.prefix}:runs`);
+  const starts = await redis.hgetall(`${app.prefix}:starts`);
+  const never = ids.filter((id) => !(Number(runs[id]) >= 1));
+  assert.deepEqual(never.slice(0, 10), [], `${never.length} tasks reached SUCCESS without their handler running`);
+  assert.equal(Object.keys(runs).length, TASKS, 'only the enqueued tasks ran');
+  const totalRuns = Object.values(runs).reduce((n, v) => n + Number(v), 0);
+  const totalStarts = Object.values(starts).reduce((n, v) => n + Number(v), 0);
+  const duplicates = Object.values(runs).filter((v) => Number(v) > 1).length;
+  // Runs cut short by a kill: proof that the kills landed mid-task, which the test is about.
+  const interrupted = totalStarts - totalRuns;
+  const figures = {
+    seed,
+    tasks: TASKS,
+    workers: WORKERS,
+    kills,
+    ranMoreThanOnce: duplicates,
+    extraRuns: totalRuns - TASKS,
+    interruptedRuns: interrupted,
+    allSucceededAfterS: (succeededAt - began) / 1000,
+    durationS: (Date.now() - began) / 1000,
+  };
+  t.diagnostic(`chaos figures ${JSON.stringify(figures)}`);
+  console.log('at-least-once chaos:', figures);
+  assert.ok(kills > 0, 'the chaos loop killed workers');
+  assert.ok(interrupted > 0, 'some kills landed while a handler was running');
+});

@@ -1,0 +1,489 @@
+/**
+ * The `taskfleet` command as a user runs it: real child processes against the stack's Redis, run
+ * with flags or with TASKFLEET_* variables, read by their exit codes and their output.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type AsyncResult, type Taskfleet, TaskRevokedError, type WorkerHeartbeat } from 'taskfleet';
+import { queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
+import { testApp } from '../../support/app.ts';
+import { spawnWorker, taskfleet, type WorkerProcess } from '../../support/cli.ts';
+import { eventually } from '../../support/eventually.ts';
+import { useRedis } from '../../support/stack.ts';
+
+const fixture = fileURLToPath(new URL('./fixtures/cli.tasks.ts', import.meta.url));
+const noApp = fileURLToPath(new URL('./fixtures/no-app.ts', import.meta.url));
+
+/**
+ * A test's own prefix and queue, the environment that points a child process at them, and the tasks
+ * of fixtures/cli.tasks.ts by name (their handlers run only in the worker processes).
+ */
+async function setup() {
+  const { url } = await useRedis();
+  const app = await testApp();
+  const queue = app.defaultQueue;
+  const env = { TASKFLEET_BROKER: url, TASKFLEET_BACKEND: url, TASKFLEET_PREFIX: app.prefix, TASKFLEET_QUEUE: queue };
+  const elsewhere = (): never => {
+    throw new Error('this task runs in the worker processes');
+  };
+  const tasks = {
+    add: app.task('add', (_ctx, _a: number, _b: number): number => elsewhere()),
+    fail: app.task('fail', (_ctx, _message: string): never => elsewhere()),
+    hold: app.task('hold', (_ctx, _gate: string): string => elsewhere()),
+  };
+  const redis = app.control.redis;
+  return {
+    app,
+    url,
+    queue,
+    env,
+    tasks,
+    /** `taskfleet worker --app fixtures/cli.tasks.ts` on this test's prefix and queue. */
+    worker: (args: string[] = []) => spawnWorker(['--app', fixture, '--metrics-port', '0', ...args], env),
+    /** `taskfleet <args>` on this test's prefix. */
+    cli: (args: string[]) => taskfleet(args, env),
+    open: (gate: string) => redis.set(`${app.prefix}:gate:${gate}`, '1'),
+    ran: () => redis.lrange(`${app.prefix}:ran`, 0, -1),
+    aborted: () => redis.lrange(`${app.prefix}:aborted`, 0, -1),
+  };
+}
+
+/** The live worker running task `id`, once its heartbeat says so. */
+function runningOn(app: Taskfleet, id: string): Promise<WorkerHeartbeat> {
+  return eventually(`a heartbeat showing task ${id} running`, async () =>
+    (await app.control.workers()).find((w) => w.active.some((a) => a.id === id)),
+  );
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A worker configured with concurrency 3, prefetch 1, debug logs and metrics on `port` behaves so. */
+async function assertConfigured(
+  s: Awaited<ReturnType<typeof setup>>,
+  worker: WorkerProcess,
+  port: number,
+  inspectEnv: Record<string, string>,
+): Promise<void> {
+  const started = await worker.log('worker started');
+  assert.equal(started.queue, s.queue);
+  assert.equal(started.concurrency, 3);
+  assert.equal(started.prefetch, 1);
+  assert.deepEqual(started.tasks, ['add', 'fail', 'hold']);
+
+  const result = await s.tasks.add.delay(2, 3);
+  assert.equal(await result.get({ timeout: 15_000 }), 5);
+  assert.equal((await result.info())?.worker, started.worker, 'the worker on this prefix and queue ran it');
+  // Only the debug level logs each task.
+  const succeeded = await worker.log('task succeeded');
+  assert.equal(succeeded.taskId, result.id);
+
+  const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+  assert.equal(ready.status, 200);
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  assert.match(metrics, new RegExp(`taskfleet_tasks_total\\{queue="${s.queue}",task="add",outcome="success"\\} 1`));
+
+  // inspect finds it through its own TASKFLEET_* variables, with no --app.
+  const inspected = await taskfleet(['inspect', 'workers', '--json'], inspectEnv);
+  assert.equal(inspected.code, 0, inspected.stderr);
+  const workers = JSON.parse(inspected.stdout) as WorkerHeartbeat[];
+  assert.deepEqual(
+    workers.map((w) => ({ id: w.id, queue: w.queue, concurrency: w.concurrency, pid: w.pid })),
+    [{ id: started.worker, queue: s.queue, concurrency: 3, pid: worker.pid }],
+  );
+
+  worker.signal('SIGTERM');
+  assert.deepEqual(await worker.exit(), { code: 0, signal: null }, worker.output());
+}
+
+test('taskfleet worker takes its settings from flags', async () => {
+  const s = await setup();
+  const port = await freePort();
+  // No TASKFLEET_* variable at all: everything comes from the command line.
+  const worker = spawnWorker([
+    '--app',
+    fixture,
+    '--broker',
+    s.url,
+    '--backend',
+    s.url,
+    '--prefix',
+    s.app.prefix,
+    '--queue',
+    s.queue,
+    '--concurrency',
+    '3',
+    '--prefetch',
+    '1',
+    '--metrics-port',
+    String(port),
+    '--log-level',
+    'debug',
+    '--visibility-timeout',
+    '5000',
+    '--shutdown-grace',
+    '5000',
+  ]);
+  await assertConfigured(s, worker, port, { TASKFLEET_BROKER: s.url, TASKFLEET_PREFIX: s.app.prefix });
+});
+
+test('taskfleet worker takes the same settings from TASKFLEET_* variables', async () => {
+  const s = await setup();
+  const port = await freePort();
+  const worker = spawnWorker([], {
+    TASKFLEET_APP: fixture,
+    TASKFLEET_BROKER: s.url,
+    TASKFLEET_BACKEND: s.url,
+    TASKFLEET_PREFIX: s.app.prefix,
+    TASKFLEET_QUEUE: s.queue,
+    TASKFLEET_CONCURRENCY: '3',
+    TASKFLEET_PREFETCH: '1',
+    TASKFLEET_METRICS_PORT: String(port),
+    TASKFLEET_LOG_LEVEL: 'debug',
+    TASKFLEET_VISIBILITY_TIMEOUT: '5000',
+    TASKFLEET_SHUTDOWN_GRACE: '5000',
+  });
+  await assertConfigured(s, worker, port, { TASKFLEET_BROKER: s.url, TASKFLEET_PREFIX: s.app.prefix });
+});
+
+test('inspect workers|active|stats shows the worker and the task it is running', async () => {
+  const s = await setup();
+  const worker = s.worker(['--concurrency', '2']);
+  const id = await worker.id();
+  assert.equal(await (await s.tasks.add.delay(1, 1)).get({ timeout: 15_000 }), 2);
+  const held = await s.tasks.hold.delay('inspect');
+  // A heartbeat that shows both the running task and the finished one.
+  await eventually('a heartbeat with the held task and one success', async () => {
+    const [w] = await s.app.control.workers();
+    return w?.active.some((a) => a.id === held.id) && w.processed.success === 1;
+  });
+
+  const workers = await s.cli(['inspect', 'workers']);
+  assert.equal(workers.code, 0, workers.stderr);
+  assert.match(workers.stdout, new RegExp(`^${id}  queue=${s.queue}  concurrency=2  active=1  up \\d+s$`, 'm'));
+  const workersJson = JSON.parse((await s.cli(['inspect', 'workers', '--json'])).stdout) as WorkerHeartbeat[];
+  assert.equal(workersJson.length, 1);
+  assert.equal(workersJson[0]?.id, id);
+  assert.deepEqual(
+    workersJson[0]?.active.map((a) => ({ id: a.id, task: a.task, attempt: a.attempt })),
+    [{ id: held.id, task: 'hold', attempt: 1 }],
+  );
+
+  const active = await s.cli(['inspect', 'active']);
+  assert.equal(active.code, 0, active.stderr);
+  assert.match(active.stdout, new RegExp(`^${id}  hold  ${held.id}  attempt 1  running \\d+\\.\\ds$`, 'm'));
+  const activeJson = JSON.parse((await s.cli(['inspect', 'active', '--json'])).stdout) as Record<string, unknown>[];
+  assert.deepEqual(
+    activeJson.map(({ worker, id, task, attempt }) => ({ worker, id, task, attempt })),
+    [{ worker: id, id: held.id, task: 'hold', attempt: 1 }],
+  );
+
+  const stats = await s.cli(['inspect', 'stats']);
+  assert.equal(stats.code, 0, stats.stderr);
+  assert.match(stats.stdout, new RegExp(`^${id}  active=1 reserved=0  success=1$`, 'm'));
+  assert.deepEqual(JSON.parse((await s.cli(['inspect', 'stats', '--json'])).stdout), [
+    { worker: id, queue: s.queue, processed: { success: 1 }, active: 1, reserved: 0 },
+  ]);
+
+  await s.open('inspect');
+  assert.equal(await held.get({ timeout: 15_000 }), 'inspect opened');
+  await eventually('a heartbeat with nothing running', async () => {
+    const { stdout } = await s.cli(['inspect', 'active']);
+    return stdout.trim() === 'no task is running';
+  });
+
+  const what = await s.cli(['inspect']);
+  assert.equal(what.code, 2);
+  assert.match(what.stderr, /inspect what\? active, stats or workers/);
+});
+
+test('result <id> prints the state and the result or error; --wait waits for it', async () => {
+  const s = await setup();
+  // Asked before any worker runs: --wait holds the command until the result is stored.
+  const sum = await s.tasks.add.delay(20, 22);
+  const waiting = s.cli(['result', sum.id, '--wait', '20000']);
+  const worker = s.worker();
+  const waited = await waiting;
+  assert.equal(waited.code, 0, waited.stderr);
+  assert.equal(waited.stdout, `${sum.id}  add  SUCCESS  attempts 1\nresult: 42\n`);
+
+  const json = await s.cli(['result', sum.id, '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const record = JSON.parse(json.stdout) as Record<string, unknown>;
+  assert.equal(record.state, 'SUCCESS');
+  assert.equal(record.result, 42);
+  assert.equal(record.worker, await worker.id());
+
+  const failed = await s.tasks.fail.delay('the card was declined');
+  await assert.rejects(failed.get({ timeout: 15_000 }), /the card was declined/);
+  const failure = await s.cli(['result', failed.id]);
+  assert.equal(failure.stdout, `${failed.id}  fail  FAILURE  attempts 1\nerror: Error: the card was declined\n`);
+
+  const unknown = await s.cli(['result', 'no-such-task']);
+  assert.equal(unknown.code, 0, unknown.stderr);
+  assert.equal(unknown.stdout, 'no-such-task  PENDING (unknown, not started, or expired)\n');
+  assert.deepEqual(JSON.parse((await s.cli(['result', 'no-such-task', '--json'])).stdout), {
+    id: 'no-such-task',
+    state: 'PENDING',
+  });
+});
+
+test('revoke <id> of a queued task: it ends REVOKED and never runs', async () => {
+  const s = await setup();
+  // Revoked before any worker runs: a worker loads the revoked set when it starts.
+  const early = await s.tasks.add.delay(1, 1);
+  const out = await s.cli(['revoke', early.id]);
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout, 'revoked 1 task\n');
+  s.worker(['--concurrency', '1', '--prefetch', '0']);
+  await assert.rejects(early.get({ timeout: 15_000 }), TaskRevokedError);
+
+  // Revoked while it waits behind a busy worker (one slot, nothing prefetched): the worker hears of it.
+  const held = await s.tasks.hold.delay('busy');
+  await runningOn(s.app, held.id);
+  const queued = await s.tasks.add.delay(2, 2);
+  const kept = await s.tasks.add.delay(3, 3);
+  assert.equal((await s.cli(['revoke', queued.id])).stdout, 'revoked 1 task\n');
+  await s.open('busy');
+  assert.equal(await kept.get({ timeout: 15_000 }), 6);
+  await assert.rejects(queued.get({ timeout: 15_000 }), TaskRevokedError);
+  for (const revoked of [early, queued]) {
+    const record = await revoked.info();
+    assert.equal(record?.state, 'REVOKED');
+    assert.equal(record?.error?.message, `task ${revoked.id} was revoked`);
+  }
+  assert.deepEqual(await s.ran(), [held.id, kept.id], 'the revoked tasks never ran');
+});
+
+test('revoke --terminate of a running task aborts it; the worker goes on', async () => {
+  const s = await setup();
+  const worker = s.worker();
+  const held = await s.tasks.hold.delay('never-opened');
+  await runningOn(s.app, held.id);
+
+  const out = await s.cli(['revoke', '--terminate', held.id]);
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout, 'revoked 1 task (running ones are aborted)\n');
+  await assert.rejects(held.get({ timeout: 15_000 }), TaskRevokedError);
+  const record = await held.info();
+  assert.equal(record?.state, 'REVOKED');
+  assert.match(String(record?.error?.message), /terminated/);
+  // The handler notes the abort itself, after the worker has recorded REVOKED.
+  await eventually("the handler's signal to fire", async () => (await s.aborted()).includes(held.id));
+
+  assert.equal(await (await s.tasks.add.delay(3, 4)).get({ timeout: 15_000 }), 7);
+  assert.ok(worker.running);
+});
+
+test('purge <queue> deletes the waiting tasks, ready and delayed, and prints how many', async () => {
+  const s = await setup();
+  const purged: AsyncResult<number>[] = [];
+  for (let i = 0; i < 5; i++) purged.push(await s.tasks.add.delay(i, i));
+  purged.push(await s.tasks.add.applyAsync([9, 9], { countdown: 60_000 }));
+  const out = await s.cli(['purge', s.queue]);
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout, `purged 6 messages from ${s.queue}\n`);
+  const backlog = await s.app.broker.backlog(s.queue);
+  assert.deepEqual([backlog.ready, backlog.delayed, backlog.inFlight], [0, 0, 0]);
+
+  s.worker();
+  const after = await s.tasks.add.delay(1, 2);
+  assert.equal(await after.get({ timeout: 15_000 }), 3);
+  assert.deepEqual(await s.ran(), [after.id], 'no purged task ran');
+  for (const result of purged) assert.equal(await result.state(), 'PENDING');
+
+  assert.equal((await s.cli(['purge', s.queue])).stdout, `purged 0 messages from ${s.queue}\n`);
+});
+
+test('dlq list shows dead letters with their reason; dlq requeue puts them back on the queue', async () => {
+  const s = await setup();
+  const keys = queueKeys(s.app.prefix, s.queue);
+  const redis = s.app.control.redis;
+  const worker = s.worker();
+  await redis.xadd(keys.lanes[1], '*', 'm', '{"v":1,"id":"torn');
+  const missing = s.app.task('not_on_the_worker', () => null);
+  const unknown = await missing.delay();
+  await eventually('two dead letters', async () => (await s.app.broker.deadLetters(s.queue)).length === 2);
+
+  const list = await s.cli(['dlq', 'list', s.queue]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /^\S+ {2}malformed {2}\? {3}delivered 1x\n {4}.+$/m);
+  assert.match(
+    list.stdout,
+    new RegExp(
+      `^\\S+  unknown-task  not_on_the_worker ${unknown.id}  delivered 1x\\n {4}no task named "not_on_the_worker" is registered on this worker \\(it runs: add, fail, hold\\)$`,
+      'm',
+    ),
+  );
+  const letters = JSON.parse((await s.cli(['dlq', 'list', s.queue, '--json'])).stdout) as {
+    id: string;
+    reason: string;
+    raw: string;
+    taskId?: string;
+  }[];
+  assert.deepEqual(
+    letters.map((l) => l.reason),
+    ['malformed', 'unknown-task'],
+  );
+  assert.equal(letters[0]?.raw, '{"v":1,"id":"torn');
+  const limited = JSON.parse((await s.cli(['dlq', 'list', s.queue, '--json', '--limit', '1'])).stdout) as unknown[];
+  assert.equal(limited.length, 1);
+
+  // With no worker to take them, what is requeued stays on the queue to be seen.
+  worker.signal('SIGTERM');
+  assert.deepEqual(await worker.exit(), { code: 0, signal: null }, worker.output());
+  const one = await s.cli(['dlq', 'requeue', s.queue, letters[1]?.id as string]);
+  assert.equal(one.code, 0, one.stderr);
+  assert.equal(one.stdout, `requeued 1 dead letter onto ${s.queue}\n`);
+  const left = JSON.parse((await s.cli(['dlq', 'list', s.queue, '--json'])).stdout) as { reason: string }[];
+  assert.deepEqual(
+    left.map((l) => l.reason),
+    ['malformed'],
+  );
+  const all = await s.cli(['dlq', 'requeue', s.queue]);
+  assert.equal(all.stdout, `requeued 1 dead letter onto ${s.queue}\n`);
+  assert.equal((await s.cli(['dlq', 'list', s.queue])).stdout, `no dead letters in ${s.queue}\n`);
+  const lane = (await redis.xrange(keys.lanes[1], '-', '+')) as [string, string[]][];
+  assert.deepEqual(
+    lane.map(([, fields]) => fields),
+    [
+      ['m', letters[1]?.raw],
+      ['m', letters[0]?.raw],
+    ],
+  );
+  assert.equal(JSON.parse(letters[1]?.raw as string).id, unknown.id);
+  assert.equal((await s.app.broker.backlog(s.queue)).ready, 2);
+});
+
+test('usage errors exit 2 with a message that says what to do', async () => {
+  const cases: [string[], RegExp][] = [
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['worker'], /taskfleet worker needs --app <module> \(or TASKFLEET_APP\)/],
+    [['worker', '--app', fixture, '--concurrency', 'abc'], /--concurrency must be an integer ≥ 1, not "abc"/],
+    [['worker', '--app', fixture, '--concurrency', '0'], /--concurrency must be an integer ≥ 1, not "0"/],
+    [['worker', '--app', fixture, '--bogus'], /Unknown option '--bogus'/],
+    [['result'], /result needs a task id/],
+    [['dlq', 'show', 'q'], /dlq list <queue> \| dlq requeue <queue> \[<id>\.\.\.\]/],
+  ];
+  for (const [args, message] of cases) {
+    const { code, stdout, stderr } = await taskfleet(args);
+    assert.equal(code, 2, `taskfleet ${args.join(' ')}: ${stdout}${stderr}`);
+    assert.match(stderr, message);
+    assert.match(stderr, /Run `taskfleet --help` for usage\.$/m);
+  }
+  const bare = await taskfleet([]);
+  assert.equal(bare.code, 2);
+  assert.match(bare.stdout, /^Usage:$/m);
+  const help = await taskfleet(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /taskfleet worker --app <module> \[options\]/);
+});
+
+test('a command that cannot reach Redis exits 1 and says which setting to check', async () => {
+  // Nothing listens here: the connection is refused, which the app's own connections would retry forever.
+  const nowhere = `redis://127.0.0.1:${await freePort()}`;
+  const refused = `\\(connect ECONNREFUSED 127\\.0\\.0\\.1:\\d+\\): is Redis running there\\?`;
+  const purge = await taskfleet(['purge', 'q', '--broker', nowhere]);
+  assert.equal(purge.code, 1, purge.stdout);
+  assert.match(
+    purge.stderr,
+    new RegExp(
+      `^taskfleet: cannot reach the broker at ${nowhere} ${refused} Set it with --broker \\(TASKFLEET_BROKER\\)\\.$`,
+      'm',
+    ),
+  );
+  const inspect = await taskfleet(['inspect', 'workers'], { TASKFLEET_BROKER: nowhere });
+  assert.equal(inspect.code, 1, inspect.stdout);
+  assert.match(
+    inspect.stderr,
+    new RegExp(`cannot reach the result backend at ${nowhere} ${refused} Set it with --backend or --broker`),
+  );
+
+  // The result backend is all `result` needs: a broker that is not there does not matter.
+  const s = await setup();
+  const sum = await s.tasks.add.delay(1, 2);
+  s.worker();
+  await sum.get({ timeout: 15_000 });
+  const result = await taskfleet(['result', sum.id, '--backend', s.url, '--broker', nowhere, '--prefix', s.app.prefix]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /SUCCESS/);
+});
+
+test('a worker whose --app exports no Taskfleet app exits 1 and says what to export', async () => {
+  const s = await setup();
+  const worker = spawnWorker(['--app', noApp], s.env);
+  assert.deepEqual(await worker.exit(), { code: 1, signal: null });
+  assert.match(
+    worker.output(),
+    /taskfleet: --app .*no-app\.ts exports no Taskfleet app: add `export const app = new Taskfleet\(\{\.\.\.\}\)`/,
+  );
+
+  const missing = spawnWorker(['--app', './no/such/module.ts'], s.env);
+  assert.deepEqual(await missing.exit(), { code: 1, signal: null });
+  assert.match(missing.output(), /taskfleet: could not import --app \.\/no\/such\/module\.ts: Cannot find module/);
+});
+
+test('SIGTERM: the worker takes no new task, finishes the running one, then exits 0', async () => {
+  const s = await setup();
+  const worker = s.worker(['--shutdown-grace', '60000']);
+  const id = await worker.id();
+  const held = await s.tasks.hold.delay('graceful');
+  await runningOn(s.app, held.id);
+
+  worker.signal('SIGTERM');
+  await worker.log(/^SIGTERM: shutting down gracefully/);
+  const later = await s.tasks.add.delay(5, 5);
+  // The held task cannot finish before the gate opens, so a worker still running here is waiting for it.
+  assert.ok(worker.running, `it waits for the running task:\n${worker.output()}`);
+  await s.open('graceful');
+  assert.equal(await held.get({ timeout: 15_000 }), 'graceful opened');
+  assert.equal((await held.info())?.worker, id);
+  assert.deepEqual(await worker.exit(), { code: 0, signal: null }, worker.output());
+
+  assert.equal(await later.state(), 'PENDING', 'a task sent during shutdown is left for the next worker');
+  assert.deepEqual(await s.ran(), [held.id]);
+  const backlog = await s.app.broker.backlog(s.queue);
+  assert.deepEqual([backlog.ready, backlog.inFlight], [1, 0]);
+  assert.deepEqual(await s.app.control.workers(), [], 'it left the fleet');
+});
+
+test('a second SIGTERM stops the worker at once; its running task completes on another worker', async () => {
+  const s = await setup();
+  // A long visibility timeout: the task can only move this soon if it is handed back, not recovered.
+  const first = s.worker(['--shutdown-grace', '60000', '--visibility-timeout', '600000']);
+  const firstId = await first.id();
+  const held = await s.tasks.hold.delay('handed-back');
+  assert.equal((await runningOn(s.app, held.id)).id, firstId);
+  const second = s.worker(['--visibility-timeout', '600000']);
+  const secondId = await second.id();
+
+  first.signal('SIGTERM');
+  await first.log(/^SIGTERM: shutting down gracefully/);
+  first.signal('SIGTERM');
+  // The gate is still closed, so the task cannot have finished: the worker stopped without it.
+  assert.deepEqual(await first.exit(), { code: 0, signal: null }, first.output());
+  assert.equal(
+    (await first.log('grace period over: aborting running calls and handing them back')).count,
+    1,
+    first.output(),
+  );
+  assert.equal(await held.state(), 'PENDING', 'the first worker recorded no outcome');
+
+  const now = await runningOn(s.app, held.id);
+  assert.equal(now.id, secondId);
+  await s.open('handed-back');
+  assert.equal(await held.get({ timeout: 15_000 }), 'handed-back opened');
+  const record = await held.info();
+  assert.equal(record?.worker, secondId);
+  assert.equal(record?.attempts, 1, 'handing back is not a retry');
+  assert.deepEqual(await s.ran(), [held.id, held.id]);
+});
