@@ -1,0 +1,115 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The operator's metrics. Labels: namespace and taskqueue (bounded by the TaskQueues that exist). */
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  readonly backlog: Gauge<'namespace' | 'taskqueue' | 'kind'>;
+  readonly arrivalRate: Gauge<'namespace' | 'taskqueue'>;
+  readonly completionRate: Gauge<'namespace' | 'taskqueue'>;
+  readonly desiredReplicas: Gauge<'namespace' | 'taskqueue'>;
+  readonly currentReplicas: Gauge<'namespace' | 'taskqueue'>;
+  readonly probeDuration: Histogram<'broker'>;
+  readonly probeErrors: Counter<'namespace' | 'taskqueue'>;
+  readonly reconcileDuration: Histogram;
+  readonly reconcileErrors: Counter;
+  readonly scaleEvents: Counter<'namespace' | 'taskqueue' | 'direction'>;
+  readonly lastReconcile: Gauge<'namespace' | 'taskqueue'>;
+  readonly apiRequests: Counter<'verb' | 'resource'>;
+  readonly leader: Gauge;
+
+  constructor() {
+    const registers = [this.registry];
+    const queue = ['namespace', 'taskqueue'] as const;
+    this.backlog = new Gauge({
+      name: 'taskfleet_queue_backlog',
+      help: 'Calls in the queue at the last probe, by kind (ready, delayed, in_flight).',
+      labelNames: [...queue, 'kind'],
+      registers,
+    });
+    this.arrivalRate = new Gauge({
+      name: 'taskfleet_queue_arrival_rate',
+      help: 'Calls enqueued per second.',
+      labelNames: queue,
+      registers,
+    });
+    this.completionRate = new Gauge({
+      name: 'taskfleet_queue_completion_rate',
+      help: 'Calls finished per second.',
+      labelNames: queue,
+      registers,
+    });
+    this.desiredReplicas = new Gauge({
+      name: 'taskfleet_queue_desired_replicas',
+      help: 'Replicas the last decision asked for.',
+      labelNames: queue,
+      registers,
+    });
+    this.currentReplicas = new Gauge({
+      name: 'taskfleet_queue_replicas',
+      help: 'Replicas of the worker Deployment.',
+      labelNames: queue,
+      registers,
+    });
+    this.probeDuration = new Histogram({
+      name: 'taskfleet_probe_duration_seconds',
+      help: 'How long probing a broker took.',
+      labelNames: ['broker'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.probeErrors = new Counter({
+      name: 'taskfleet_probe_errors_total',
+      help: 'Failed probes.',
+      labelNames: queue,
+      registers,
+    });
+    this.reconcileDuration = new Histogram({
+      name: 'taskfleet_reconcile_duration_seconds',
+      help: 'How long one reconcile took.',
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+      registers,
+    });
+    this.reconcileErrors = new Counter({
+      name: 'taskfleet_reconcile_errors_total',
+      help: 'Reconciles that failed and were retried.',
+      registers,
+    });
+    this.scaleEvents = new Counter({
+      name: 'taskfleet_scale_events_total',
+      help: 'Replica changes made, by direction.',
+      labelNames: [...queue, 'direction'],
+      registers,
+    });
+    this.lastReconcile = new Gauge({
+      name: 'taskfleet_queue_last_reconcile_timestamp_seconds',
+      help: 'When the queue was last probed and decided on (Unix time): alert on time() minus this.',
+      labelNames: queue,
+      registers,
+    });
+    this.apiRequests = new Counter({
+      name: 'taskfleet_operator_api_requests_total',
+      help: 'Requests the operator sent to the Kubernetes API server (watches excluded), by verb and resource.',
+      labelNames: ['verb', 'resource'],
+      registers,
+    });
+    this.leader = new Gauge({
+      name: 'taskfleet_operator_leader',
+      help: '1 while this operator is the leader.',
+      registers,
+    });
+  }
+
+  /** Forgets a deleted TaskQueue's series. */
+  forget(namespace: string, taskqueue: string): void {
+    for (const gauge of [
+      this.arrivalRate,
+      this.completionRate,
+      this.desiredReplicas,
+      this.currentReplicas,
+      this.lastReconcile,
+    ]) {
+      gauge.remove({ namespace, taskqueue });
+    }
+    for (const kind of ['ready', 'delayed', 'in_flight']) this.backlog.remove({ namespace, taskqueue, kind });
+  }
+}

@@ -1,0 +1,109 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { installCrds } from './crds.ts';
+import { kubectl } from './kube.ts';
+import { useKube } from './stack.ts';
+
+const rbac = new URL('../../operator/rbac.yaml', import.meta.url).pathname;
+const main = new URL('../../operator/src/main.ts', import.meta.url).pathname;
+
+/**
+ * Call these at a test file's top level: the after() hooks they register then run when the file ends.
+ *
+ * A kubeconfig for the operator that authenticates as a ServiceAccount bound to exactly the rules in
+ * operator/rbac.yaml — not as an admin, so a missing permission fails the tests as it would in a cluster.
+ */
+export async function operatorKubeconfig(namespace: string): Promise<string> {
+  await installCrds();
+  const kube = await useKube();
+  await kubectl(['create', 'namespace', namespace]);
+  after(() => kubectl(['delete', 'namespace', namespace, '--wait=false']));
+  await kubectl(['create', 'serviceaccount', 'taskfleet-operator', '-n', namespace]);
+  await kubectl(['apply', '-n', namespace, '-f', rbac]);
+  const subject = `--serviceaccount=${namespace}:taskfleet-operator`;
+  await kubectl([
+    'create',
+    'clusterrolebinding',
+    `taskfleet-operator-${namespace}`,
+    '--clusterrole=taskfleet-operator',
+    subject,
+  ]);
+  after(() => kubectl(['delete', 'clusterrolebinding', `taskfleet-operator-${namespace}`]));
+  await kubectl([
+    'create',
+    'rolebinding',
+    'taskfleet-operator-leader-election',
+    '-n',
+    namespace,
+    '--role=taskfleet-operator-leader-election',
+    subject,
+  ]);
+  const token = (await kubectl(['create', 'token', 'taskfleet-operator', '-n', namespace, '--duration=2h'])).trim();
+  const ca = (
+    await kubectl(['config', 'view', '--raw', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}'])
+  ).trim();
+  const file = join(kube.kubeconfig, '..', `operator-${namespace}.kubeconfig`);
+  await writeFile(
+    file,
+    `apiVersion: v1
+kind: Config
+clusters: [{ name: stack, cluster: { server: ${kube.server}, certificate-authority-data: ${ca} } }]
+users: [{ name: operator, user: { token: ${token} } }]
+contexts: [{ name: operator, context: { cluster: stack, user: operator } }]
+current-context: operator
+`,
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  identity: string;
+  output: () => string;
+}
+
+/** Runs `taskfleet-operator` as its own process, killed when the test file ends. */
+export function startOperator(
+  kubeconfig: string,
+  namespace: string,
+  identity: string,
+  extra: Record<string, string> = {},
+  { metricsPort = 0 }: { metricsPort?: number } = {},
+): OperatorProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      main,
+      '--kubeconfig',
+      kubeconfig,
+      '--namespace',
+      namespace,
+      '--identity',
+      identity,
+      '--metrics-port',
+      String(metricsPort),
+    ],
+    {
+      env: { ...process.env, NODE_OPTIONS: '--conditions=source', TASKFLEET_LOG_LEVEL: 'info', ...extra },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout?.on('data', (d) => {
+    output += d;
+  });
+  child.stderr?.on('data', (d) => {
+    output += d;
+  });
+  after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  });
+  return { child, identity, output: () => output };
+}
