@@ -42,6 +42,8 @@ export class Taskfleet {
   #broker: Broker | undefined;
   #backend: ResultBackend | undefined;
   #control: Control | undefined;
+  /** A connection to the result backend when it is not the broker's Redis. */
+  #backendBroker: RedisBroker | undefined;
 
   constructor(options: TaskfleetOptions = {}) {
     this.#options = { ...options };
@@ -151,11 +153,12 @@ export class Taskfleet {
     return this.#control;
   }
 
-  /** Shares the broker's connection when the backend is the same Redis. */
+  /** The backend's connection: the broker's own when the backend is the same Redis, else one of its own. */
   #redisFor(url: string) {
     const broker = this.broker;
     if (broker instanceof RedisBroker && broker.url === url) return broker.redis;
-    return new RedisBroker(url, { prefix: this.prefix }).redis;
+    this.#backendBroker ??= new RedisBroker(url, { prefix: this.prefix });
+    return this.#backendBroker.redis;
   }
 
   /** A handle on a result by id, as Celery's AsyncResult(id). */
@@ -233,6 +236,7 @@ export class Taskfleet {
   /** Closes every connection this app opened. */
   async close(): Promise<void> {
     await this.#backend?.close();
+    await this.#backendBroker?.close();
     await this.#broker?.close();
   }
 }

@@ -72,17 +72,6 @@ export class ProbePool {
     else this.#active--;
   }
 
-  /** Drops connections to brokers no queue uses any more. */
-  async retain(targets: Iterable<BrokerTarget>): Promise<void> {
-    const keep = new Set([...targets].map((t) => `${t.url}\u0000${t.prefix}`));
-    for (const [key, broker] of this.#brokers) {
-      if (!keep.has(key)) {
-        this.#brokers.delete(key);
-        await broker.close();
-      }
-    }
-  }
-
   async close(): Promise<void> {
     await Promise.all([...this.#brokers.values()].map((b) => b.close()));
     this.#brokers.clear();
