@@ -46,6 +46,7 @@ class StreamDelivery implements Delivery {
 }
 
 const MAX_BLOCK_MS = 2000;
+const ACK_CHUNK = 1000;
 const PROMOTE_EVERY_MS = 250;
 
 /**
@@ -331,11 +332,14 @@ export class RedisConsumer implements Consumer {
       setImmediate(() => {
         const batches = this.#pendingAcks.map((ids, lane) => [lane, ids.splice(0)] as const);
         this.#ackFlush = undefined;
-        Promise.all(
-          batches
-            .filter(([, ids]) => ids.length > 0)
-            .map(([lane, ids]) => this.#redis.ack(this.#keys.lanes[lane] as string, GROUP, ...ids)),
-        ).then(() => resolve(), reject);
+        // Lua's unpack() refuses a few thousand values: a huge tick goes in chunks.
+        const calls: Promise<unknown>[] = [];
+        for (const [lane, ids] of batches) {
+          for (let i = 0; i < ids.length; i += ACK_CHUNK) {
+            calls.push(this.#redis.ack(this.#keys.lanes[lane] as string, GROUP, ...ids.slice(i, i + ACK_CHUNK)));
+          }
+        }
+        Promise.all(calls).then(() => resolve(), reject);
       });
     });
     return this.#ackFlush;

@@ -1,0 +1,51 @@
+import { createLogger, Taskfleet, Worker } from '../../worker/src/index.ts';
+import type { ChildConfig, Producer, StartConsumer } from '../support/protocol.ts';
+
+/** Taskfleet as users get it by default: a result backend on the broker's Redis, results stored. */
+const PREFIX = 'bench';
+
+function appFor(host: string, port: number, queue: string): Taskfleet {
+  const url = `redis://${host}:${port}`;
+  return new Taskfleet({ broker: url, backend: url, prefix: PREFIX, defaultQueue: queue });
+}
+
+export function producer(host: string, port: number, queue: string): Producer {
+  const app = appFor(host, port, queue);
+  const noop = app.task('noop', (_ctx, _arg: number) => null);
+  return {
+    async bulk(count, chunk) {
+      for (let i = 0; i < count; i += chunk) {
+        await noop.applyBulk(Array.from({ length: Math.min(chunk, count - i) }, (_, j): [number] => [i + j]));
+      }
+    },
+    async one(arg) {
+      await noop.delay(arg);
+    },
+    close: () => app.close(),
+  };
+}
+
+export const startConsumer: StartConsumer = async (config: ChildConfig, hooks) => {
+  const app = appFor(config.host, config.port, config.queue);
+  app.task('noop', { ignoreResult: config.ignoreResult }, (_ctx, arg: number) => {
+    hooks.started(arg);
+    return null;
+  });
+  const worker = new Worker(app, {
+    concurrency: config.concurrency,
+    logger: createLogger('warn', {}, (line) => process.stderr.write(line)),
+  });
+  // The worker counts an outcome right after its message is acknowledged: that is the completion.
+  // Hooking the counter measures the worker as it ships, without an event API added for the bench.
+  const counter = worker.metrics.tasks;
+  const inc = counter.inc.bind(counter) as (labels: Record<string, string>) => void;
+  counter.inc = ((labels: Record<string, string>) => {
+    inc(labels);
+    hooks.completed(labels.outcome === 'success');
+  }) as typeof counter.inc;
+  await worker.start();
+  return async () => {
+    await worker.stop({ graceMs: 1000 });
+    await app.close();
+  };
+};
