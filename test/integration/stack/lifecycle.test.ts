@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,20 +42,10 @@ function testRun(mode: Mode): { runner: ChildProcess; report: string } {
   return { runner, report };
 }
 
-/** A zombie has exited; only its parent has not collected it yet. */
-function running(pid: number): boolean {
-  if (!isAlive(pid)) return false;
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 async function assertTornDown(info: StackInfo): Promise<void> {
   const pids = [info.pid, ...info.processes.map((p) => p.pid)];
   assert.ok(info.processes.some((p) => p.name === 'redis'));
-  await eventually('every stack process to exit', () => pids.every((pid) => !running(pid)), 15_000);
+  await eventually('every stack process to exit', () => pids.every((pid) => !isAlive(pid)), 15_000);
   await eventually(`${info.dir} to be removed`, () => !existsSync(info.dir), 15_000);
 }
 
@@ -95,7 +85,7 @@ test('SIGKILL of the supervisor itself: its processes die with it, the next star
   const owned = await spawnStack(['redis']);
   const { info } = owned;
   owned.supervisor.kill('SIGKILL');
-  await eventually('redis to die with its supervisor', () => info.processes.every((p) => !running(p.pid)), 15_000);
+  await eventually('redis to die with its supervisor', () => info.processes.every((p) => !isAlive(p.pid)), 15_000);
   assert.ok(existsSync(info.dir), 'a SIGKILLed supervisor cannot clean up after itself');
   await sweepAbandonedStacks();
   assert.ok(!existsSync(info.dir));
