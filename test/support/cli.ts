@@ -71,7 +71,7 @@ process.on('exit', () => {
   for (const worker of workers) worker.signal('SIGKILL');
 });
 
-/** A running `taskfleet worker`. */
+/** A running `taskfleet worker` (or another long-running command: `beat`). */
 export class WorkerProcess {
   readonly child: ChildProcess;
   /** Every structured log line so far. */
@@ -81,8 +81,11 @@ export class WorkerProcess {
   /** Settles when the process has exited and its output is read. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: string[], env: Record<string, string>) {
-    this.child = spawnTaskfleet(['worker', ...args], env);
+  readonly command: string;
+
+  constructor(args: string[], env: Record<string, string>, command = 'worker') {
+    this.command = command;
+    this.child = spawnTaskfleet([command, ...args], env);
     this.exited = once(this.child, 'close').then(([code, signal]) => ({
       code: code as number | null,
       signal: signal as NodeJS.Signals | null,
@@ -172,7 +175,7 @@ export class WorkerProcess {
   }
 
   describe(): string {
-    return `worker pid ${this.pid}`;
+    return `${this.command} pid ${this.pid}`;
   }
 
   /** What the worker wrote that was not a structured log, and its last log lines. */
@@ -185,8 +188,8 @@ export class WorkerProcess {
  * Starts `taskfleet worker <args>`. If it is still running when the test (or file) that started it
  * ends, passed or failed, it is SIGKILLed.
  */
-export function spawnWorker(args: string[], env: Record<string, string> = {}): WorkerProcess {
-  const worker = new WorkerProcess(args, env);
+export function spawnWorker(args: string[], env: Record<string, string> = {}, command = 'worker'): WorkerProcess {
+  const worker = new WorkerProcess(args, env, command);
   workers.add(worker);
   void worker.exited.then(() => workers.delete(worker));
   after(async () => {
@@ -194,4 +197,9 @@ export function spawnWorker(args: string[], env: Record<string, string> = {}): W
     await worker.exited;
   });
   return worker;
+}
+
+/** Starts `taskfleet beat <args>`, killed as spawnWorker's workers are. */
+export function spawnBeat(args: string[], env: Record<string, string> = {}): WorkerProcess {
+  return spawnWorker(args, env, 'beat');
 }

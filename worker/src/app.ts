@@ -4,13 +4,14 @@ import { assertRedisUrl } from './brokers/redis/connection.ts';
 import { assertQueueName } from './brokers/redis/keys.ts';
 import { Control } from './control.ts';
 import { ConfigError, NoResultBackendError, TaskfleetError } from './errors.ts';
-import { createEnvelope, DEFAULT_MAX_MESSAGE_BYTES, type Envelope, type SignatureSpec } from './message/envelope.ts';
-import { Task } from './registered-task.ts';
+import { createEnvelope, DEFAULT_MAX_MESSAGE_BYTES, type Envelope, type Flow } from './message/envelope.ts';
+import { Task, TaskSignature } from './registered-task.ts';
 import { AsyncResult } from './result.ts';
 import { RedisResultBackend } from './results/redis-backend.ts';
 import { DEFAULT_RESULT_TTL_MS, type ResultBackend } from './results/result.ts';
 import { parseRate } from './runtime/rate-limit.ts';
-import type { ApplyOptions, Handler, TaskDefinition, TaskOptions } from './task.ts';
+import { addSchedule, parseSchedule, type Schedule, type ScheduleDefinition } from './schedule/schedule.ts';
+import type { ApplyOptions, Handler, Signature, TaskDefinition, TaskOptions } from './task.ts';
 
 export interface TaskfleetOptions {
   /**
@@ -39,6 +40,7 @@ export interface TaskfleetOptions {
 export class Taskfleet {
   #options: TaskfleetOptions;
   readonly #tasks = new Map<string, TaskDefinition>();
+  readonly #schedules = new Map<string, Schedule>();
   #broker: Broker | undefined;
   #backend: ResultBackend | undefined;
   #control: Control | undefined;
@@ -124,8 +126,41 @@ export class Taskfleet {
     return task;
   }
 
+  /**
+   * A signature of a task by name, for code that does not import the task (Celery's
+   * `app.signature('tasks.add', args)`): `app.signature<number, [number[]]>('total')` is a chain step
+   * or chord callback that takes a list of numbers and gives a number. If this app registers tasks,
+   * the name must be one of them (UNKNOWN_TASK at enqueue otherwise). An app that registers none is a
+   * producer only: names are not checked, calls go to the signature's queue or the default queue, and
+   * a worker that does not know the name dead-letters the call (reason unknown-task), recording it
+   * FAILURE and failing its chain, chord and errbacks as for any failure.
+   */
+  signature<R = unknown, Missing extends unknown[] = []>(
+    name: string,
+    args: readonly unknown[] = [],
+    options: ApplyOptions<R> = {},
+  ): Signature<Missing, R> {
+    if (!name || typeof name !== 'string') throw new ConfigError('a signature needs a task name');
+    return new TaskSignature<Missing, R>(this, name, args, options as ApplyOptions<never>);
+  }
+
   get tasks(): ReadonlyMap<string, TaskDefinition> {
     return this.#tasks;
+  }
+
+  /**
+   * Declares a periodic task, fired by `taskfleet beat`: `{ cron: '0 3 * * *', timeZone: 'Europe/Paris',
+   * task: report.s('daily') }` or `{ every: 30_000, task: 'ping' }`. Mistakes (a bad cron, an unknown
+   * time zone or task, a duplicate name) throw here. See docs/worker.md, "Periodic tasks".
+   */
+  schedule(name: string, definition: ScheduleDefinition): Schedule {
+    const schedule = parseSchedule(name, definition, { knownTask: (task) => this.#tasks.has(task) });
+    addSchedule(this.#schedules, schedule);
+    return schedule;
+  }
+
+  get schedules(): ReadonlyMap<string, Schedule> {
+    return this.#schedules;
   }
 
   get broker(): Broker {
@@ -184,7 +219,7 @@ export class Taskfleet {
     task: TaskDefinition,
     args: readonly unknown[],
     options: ApplyOptions,
-    chain?: SignatureSpec[],
+    chain?: Flow,
   ): Promise<AsyncResult<R>> {
     const envelope = this.envelopeFor(task, args, options, chain);
     await this.broker.publish([envelope]);
@@ -202,12 +237,7 @@ export class Taskfleet {
     return envelopes.map((envelope) => new AsyncResult<R>(this, envelope.id));
   }
 
-  envelopeFor(
-    task: TaskDefinition,
-    args: readonly unknown[],
-    options: ApplyOptions,
-    chain?: SignatureSpec[],
-  ): Envelope {
+  envelopeFor(task: TaskDefinition, args: readonly unknown[], options: ApplyOptions, chain?: Flow): Envelope {
     const now = Date.now();
     const eta =
       options.eta !== undefined ? +options.eta : options.countdown !== undefined ? now + options.countdown : undefined;

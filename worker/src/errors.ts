@@ -1,3 +1,5 @@
+import type { ChordFailure } from './message/canvas-spec.ts';
+
 /**
  * Every error Taskfleet throws is a TaskfleetError with a stable `code`: match on the code, not on
  * the message, which is written for people and may improve.
@@ -16,6 +18,50 @@ export class UnrecoverableError extends TaskfleetError {
   override name = 'UnrecoverableError';
   constructor(message: string, options?: ErrorOptions) {
     super('UNRECOVERABLE', message, options);
+  }
+}
+
+/**
+ * A chord that will not run its callback: a member failed for good, was revoked or dead-lettered.
+ * It is the chord's result (the callback's), and what the callback's errbacks receive.
+ */
+export class ChordFailedError extends UnrecoverableError {
+  override name = 'ChordFailedError';
+  override readonly code: string = 'CHORD_FAILED';
+  readonly chordId: string;
+  readonly failure: ChordFailure;
+  constructor(chordId: string, failure: ChordFailure) {
+    const member =
+      failure.index < 0 ? '' : `member ${failure.index} (${failure.task ?? 'task'} ${failure.taskId ?? '?'}) failed: `;
+    super(`chord ${chordId} failed: ${member}${failure.error.name}: ${failure.error.message}`);
+    this.chordId = chordId;
+    this.failure = failure;
+  }
+}
+
+/**
+ * A workflow (chain, group, chord) that cannot be sent as declared: codes `EMPTY_CHORD`,
+ * `CANVAS_TOO_DEEP`, `CANVAS_TOO_LARGE`, `CANVAS_INVALID`. Thrown when it is declared or enqueued,
+ * never later by a worker.
+ */
+export class CanvasError extends TaskfleetError {
+  override name = 'CanvasError';
+}
+
+/** A member of a group failed for good: `get()` on the group rejects with it, naming the member. */
+export class GroupFailedError extends TaskfleetError {
+  override name = 'GroupFailedError';
+  readonly groupId: string;
+  /** The member's position in the group, from 0. */
+  readonly index: number;
+  readonly taskId: string;
+  constructor(groupId: string, index: number, taskId: string, cause: Error) {
+    super('GROUP_MEMBER_FAILED', `group ${groupId}: member ${index} (task ${taskId}) failed: ${cause.message}`, {
+      cause,
+    });
+    this.groupId = groupId;
+    this.index = index;
+    this.taskId = taskId;
   }
 }
 

@@ -2,10 +2,13 @@
 export { Taskfleet, type TaskfleetOptions } from './app.ts';
 export type { Backlog, Broker, Consumer, ConsumerOptions, DeadLetter, Delivery, Settlement } from './brokers/broker.ts';
 export { RedisBroker } from './brokers/redis/broker.ts';
-export { chain } from './canvas.ts';
+export { Chain, Chord, chain, chord, Group, group } from './canvas.ts';
 export { Control, type WorkerHeartbeat } from './control.ts';
 export {
+  CanvasError,
+  ChordFailedError,
   ConfigError,
+  GroupFailedError,
   NoResultBackendError,
   type RecordedError,
   ResultTimeoutError,
@@ -17,7 +20,19 @@ export {
   TimeLimitExceededError,
   UnrecoverableError,
 } from './errors.ts';
-export type { DeadLetterReason, Envelope, SignatureSpec } from './message/envelope.ts';
+export { GroupResult } from './group-result.ts';
+export { MAX_CANVAS_DEPTH, MAX_CANVAS_SIGNATURES } from './message/canvas-spec.ts';
+export type {
+  ChordFailure,
+  ChordRef,
+  ChordSpec,
+  DeadLetterReason,
+  Envelope,
+  Flow,
+  GroupSpec,
+  NodeSpec,
+  SignatureSpec,
+} from './message/envelope.ts';
 export type { JsonValue } from './message/json.ts';
 export { createLogger, type Logger, type LogLevel, parseLogLevel } from './observe/logger.ts';
 export { type HealthSource, serveObservability } from './observe/server.ts';
@@ -26,4 +41,5 @@ export { AsyncResult } from './result.ts';
 export type { ResultRecord, TaskState } from './results/result.ts';
 export { MaxRetriesExceededError } from './runtime/execute.ts';
 export { VERSION as version, Worker, type WorkerOptions } from './runtime/worker.ts';
-export type { ApplyOptions, Handler, Signature, TaskContext, TaskOptions } from './task.ts';
+export * from './schedule/index.ts';
+export type { ApplyOptions, Canvas, Handler, Signature, TaskContext, TaskFailure, TaskOptions } from './task.ts';

@@ -1,6 +1,18 @@
 import type { Taskfleet } from './app.ts';
+import { COMPILE, type Compiler } from './canvas/compile.ts';
+import { type CanvasObject, listOf, sendCanvas } from './canvas/send.ts';
+import type { Flow } from './message/canvas-spec.ts';
 import type { AsyncResult } from './result.ts';
-import type { ApplyOptions, Handler, Signature, Tail, TaskDefinition, TaskOptions } from './task.ts';
+import type {
+  ApplyOptions,
+  Canvas,
+  Handler,
+  Signature,
+  Tail,
+  TaskDefinition,
+  TaskFailure,
+  TaskOptions,
+} from './task.ts';
 
 /**
  * A registered task: call it with `delay(...)` or `applyAsync(args, options)`, or make a signature
@@ -24,8 +36,14 @@ export class Task<A extends unknown[], R> implements TaskDefinition {
     return this.#app.send<R>(this, args, {});
   }
 
-  /** Enqueues a call with options: countdown or eta, expires, priority, taskId, queue, headers. */
-  applyAsync(args: A, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+  /**
+   * Enqueues a call with options: countdown or eta, expires, priority, taskId, queue, headers, and
+   * `link` / `linkError` (what runs with its result, or its failure).
+   */
+  applyAsync(args: A, options: ApplyOptions<R> = {}): Promise<AsyncResult<R>> {
+    if (options.link !== undefined || options.linkError !== undefined) {
+      return new TaskSignature<[], R>(this.#app, this.name, args, {}).applyAsync(options);
+    }
     return this.#app.send<R>(this, args, options);
   }
 
@@ -33,7 +51,10 @@ export class Task<A extends unknown[], R> implements TaskDefinition {
    * Enqueues many calls in one round trip (BullMQ's addBulk): one argument list per call, the same
    * options for all. Every argument list is checked before anything is sent.
    */
-  applyBulk(argsList: readonly A[], options: Omit<ApplyOptions, 'taskId'> = {}): Promise<AsyncResult<R>[]> {
+  applyBulk(
+    argsList: readonly A[],
+    options: Omit<ApplyOptions, 'taskId' | 'link' | 'linkError'> = {},
+  ): Promise<AsyncResult<R>[]> {
     return this.#app.sendBulk<R>(this, argsList, options);
   }
 
@@ -48,14 +69,16 @@ export class Task<A extends unknown[], R> implements TaskDefinition {
   }
 }
 
-export class TaskSignature<Missing extends unknown[], R> implements Signature<Missing, R> {
+export class TaskSignature<Missing extends unknown[], R> implements Signature<Missing, R>, CanvasObject {
+  declare readonly __input?: (input: Missing) => void;
+  declare readonly __output?: R;
   readonly task: string;
   readonly args: readonly unknown[];
-  readonly options: Readonly<ApplyOptions>;
+  readonly options: Readonly<ApplyOptions<never>>;
   /** The app that sends it. */
   readonly app: Taskfleet;
 
-  constructor(app: Taskfleet, task: string, args: readonly unknown[], options: ApplyOptions) {
+  constructor(app: Taskfleet, task: string, args: readonly unknown[], options: ApplyOptions<never>) {
     this.app = app;
     this.task = task;
     this.args = args;
@@ -66,12 +89,37 @@ export class TaskSignature<Missing extends unknown[], R> implements Signature<Mi
     return this.applyAsync();
   }
 
-  applyAsync(this: Signature<[], R>, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+  applyAsync(this: Signature<[], R>, options: ApplyOptions<R> = {}): Promise<AsyncResult<R>> {
     const self = this as TaskSignature<[], R>;
-    return self.app.send<R>(self.app.definition(self.task), self.args, { ...self.options, ...options });
+    const merged = { ...self.options, ...options } as ApplyOptions<never>;
+    const known = self.app.tasks.get(self.task);
+    // A plain call of a known task takes the short way; links, and tasks only named (app.signature),
+    // go through the canvas, which checks them and carries the links.
+    if (known && merged.link === undefined && merged.linkError === undefined) {
+      return self.app.send<R>(known, self.args, merged);
+    }
+    const { link, linkError, ...rest } = options as ApplyOptions<never>;
+    return sendCanvas<R>(new TaskSignature(self.app, self.task, self.args, { ...self.options, ...rest }), {
+      ...(link !== undefined ? { link } : {}),
+      ...(linkError !== undefined ? { linkError } : {}),
+    });
   }
 
-  set(options: ApplyOptions): Signature<Missing, R> {
-    return new TaskSignature(this.app, this.task, this.args, { ...this.options, ...options });
+  set(options: ApplyOptions<R>): TaskSignature<Missing, R> {
+    return new TaskSignature(this.app, this.task, this.args, { ...this.options, ...(options as ApplyOptions<never>) });
+  }
+
+  onSuccess(next: Canvas<[R], unknown>): TaskSignature<Missing, R> {
+    const link = [...listOf(this.options.link), next as Canvas<[never], unknown>];
+    return new TaskSignature(this.app, this.task, this.args, { ...this.options, link });
+  }
+
+  onError(errback: Canvas<[TaskFailure], unknown>): TaskSignature<Missing, R> {
+    const linkError = [...listOf(this.options.linkError), errback];
+    return new TaskSignature(this.app, this.task, this.args, { ...this.options, linkError });
+  }
+
+  [COMPILE](compiler: Compiler): Flow {
+    return compiler.task(this);
   }
 }

@@ -44,8 +44,11 @@ export interface TaskOptions extends Partial<RetryPolicy> {
 // biome-ignore lint/suspicious/noExplicitAny: matches any error constructor
 export type ErrorClass = abstract new (...args: any[]) => Error;
 
-/** Options of one call, as Celery's apply_async takes them. */
-export interface ApplyOptions {
+/**
+ * Options of one call, as Celery's apply_async takes them. `R` is the call's result type, which a
+ * `link` must accept; left out (`never`), links are not type-checked.
+ */
+export interface ApplyOptions<R = never> {
   /** Run no sooner than this many ms from now. */
   countdown?: number;
   /** Run no sooner than this time. */
@@ -59,6 +62,20 @@ export interface ApplyOptions {
   headers?: Record<string, string>;
   /** Overrides the task's maxRetries for this call. */
   maxRetries?: number;
+  /** Started with the result as first argument when the call succeeds (Celery's `link`). */
+  link?: Canvas<[R], unknown> | readonly Canvas<[R], unknown>[];
+  /**
+   * Started with a TaskFailure as first argument when the call fails for good — once, not on each
+   * retry (Celery's `link_error`).
+   */
+  linkError?: Canvas<[TaskFailure], unknown> | readonly Canvas<[TaskFailure], unknown>[];
+}
+
+/** What an errback receives first: which call failed for good, and how. */
+export interface TaskFailure {
+  taskId: string;
+  task: string;
+  error: { name: string; message: string; code?: string };
 }
 
 /** What a handler receives first: who it is, and the means to stop or retry. */
@@ -95,16 +112,33 @@ export interface TaskDefinition {
   readonly handler: Handler<unknown[], unknown>;
 }
 
+/**
+ * Anything that can run: a signature, a chain, a group, a chord. `Missing` are the leading arguments
+ * the step before supplies (`[]`: complete, it can be sent as it is); `R` is what it produces.
+ */
+export interface Canvas<Missing extends unknown[], R> {
+  /**
+   * Phantom, never set: what it accepts. A function type, so it is checked contravariantly: a step
+   * that takes `string | number` may follow one that gives `string`, and a chord callback that takes
+   * `number[]` accepts a tuple of numbers.
+   */
+  readonly __input?: (input: Missing) => void;
+  /** Phantom, never set: what it produces. */
+  readonly __output?: R;
+}
+
 /** A call still to make. `Missing` are the leading arguments a chain will supply. */
-export interface Signature<Missing extends unknown[], R> {
+export interface Signature<Missing extends unknown[], R> extends Canvas<Missing, R> {
   readonly task: string;
   readonly args: readonly unknown[];
-  readonly options: Readonly<ApplyOptions>;
+  readonly options: Readonly<ApplyOptions<never>>;
   /** Enqueues it (only a complete signature can be). */
   delay(this: Signature<[], R>): Promise<AsyncResult<R>>;
-  applyAsync(this: Signature<[], R>, options?: ApplyOptions): Promise<AsyncResult<R>>;
+  applyAsync(this: Signature<[], R>, options?: ApplyOptions<R>): Promise<AsyncResult<R>>;
   /** Same call, other options. */
-  set(options: ApplyOptions): Signature<Missing, R>;
-  /** Phantom: never set, only here so Missing takes part in type checks. */
-  readonly __missing?: Missing;
+  set(options: ApplyOptions<R>): Signature<Missing, R>;
+  /** Same call, and when it succeeds, `next` runs with its result as first argument. */
+  onSuccess(next: Canvas<[R], unknown>): Signature<Missing, R>;
+  /** Same call, and when it fails for good (not on a retry), `errback` runs with a TaskFailure. */
+  onError(errback: Canvas<[TaskFailure], unknown>): Signature<Missing, R>;
 }

@@ -1,4 +1,6 @@
+import type { ChordFailure, ChordRef } from '../message/canvas-spec.ts';
 import type { DeadLetterReason, Envelope, InvalidMessageError } from '../message/envelope.ts';
+import type { JsonValue } from '../message/json.ts';
 
 /**
  * The broker-neutral contract. An adapter (brokers/redis, brokers/kafka) implements it without
@@ -19,6 +21,17 @@ export interface Broker {
   deadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
   /** Puts dead letters back on their queue (all of them, or those with the given ids); returns how many. */
   requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number>;
+  /**
+   * Opens a chord before its members are published: the state their results are recorded against,
+   * and the callback message they complete. Opening a chord that exists already does nothing.
+   */
+  openChord(chord: ChordOpening): Promise<void>;
+  /**
+   * Records a chord member's final outcome. The call that records the last missing result enqueues
+   * the callback, atomically with the recording, so it is enqueued exactly once; the first failure
+   * enqueues it to fail instead. A slot recorded already, or a chord that is over, changes nothing.
+   */
+  completeChordMember(slot: ChordRef, outcome: ChordMemberOutcome, ttlMs: number): Promise<ChordProgress>;
   /** Problems with the broker's configuration that can lose tasks, in words; empty when there are none. */
   warnings(): Promise<string[]>;
   close(): Promise<void>;
@@ -108,3 +121,29 @@ export interface DeadLetter {
   deliveries: number;
   at: number;
 }
+
+/** A chord to open: see Broker.openChord. */
+export interface ChordOpening {
+  /** The chord's id: its callback's task id. */
+  id: string;
+  /** How many member results it waits for. */
+  size: number;
+  /** The nesting of the results list when members are groups (see ChordSpec.shape); unset when flat. */
+  shape?: string;
+  /**
+   * The callback call, with only its own arguments: the list of member results is put before them
+   * when the chord completes. Its queue is where the chord's state lives.
+   */
+  callback: Envelope;
+  /** How long the chord's state is kept (ms), renewed by each member's result. */
+  ttlMs: number;
+}
+
+export type ChordMemberOutcome = { ok: true; value: JsonValue } | { ok: false; failure: ChordFailure };
+
+/**
+ * What recording a member did: `recorded` its result; `completed` the chord, enqueueing the callback;
+ * `failed` the chord, enqueueing the callback to fail; `duplicate` nothing (its slot was filled
+ * already, or the chord is over); `unknown` nothing (no such chord: never opened, or expired).
+ */
+export type ChordProgress = 'recorded' | 'completed' | 'failed' | 'duplicate' | 'unknown';

@@ -12,11 +12,14 @@ import { connect } from '../brokers/redis/connection.ts';
 import { TaskfleetError } from '../errors.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Worker } from '../runtime/worker.ts';
+import { runBeat } from './beat.ts';
 
 const usage = `taskfleet — Celery-style background tasks for TypeScript
 
 Usage:
   taskfleet worker --app <module> [options]     run a worker for the tasks <module> registers
+  taskfleet beat --app <module> [--schedules <file>]
+                                                fire <module>'s periodic tasks (run two or more: one fires)
   taskfleet inspect active|stats|workers        what live workers are doing
   taskfleet result <task-id> [--wait <ms>]      a task's state and result
   taskfleet revoke <task-id>... [--terminate]   stop tasks from running (--terminate: abort running ones)
@@ -36,6 +39,8 @@ Options (each also an environment variable):
   --visibility-timeout <ms> TASKFLEET_VISIBILITY_TIMEOUT how soon a dead worker's calls are redelivered (default 30000)
   --shutdown-grace <ms>     TASKFLEET_SHUTDOWN_GRACE    how long SIGTERM waits for running calls (default 30000)
   --prefix <prefix>         TASKFLEET_PREFIX            Redis key prefix (default tf)
+  --schedules <file>        TASKFLEET_SCHEDULES         beat: more schedules, from a JSON or YAML file
+  --lease-ttl <ms>          TASKFLEET_BEAT_LEASE_TTL    beat: how soon another beat takes over from a dead one (default 10000)
   --json                                                machine-readable output (inspect, result, dlq)
 `;
 
@@ -51,6 +56,8 @@ const options = {
   'visibility-timeout': { type: 'string', env: 'TASKFLEET_VISIBILITY_TIMEOUT' },
   'shutdown-grace': { type: 'string', env: 'TASKFLEET_SHUTDOWN_GRACE' },
   prefix: { type: 'string', env: 'TASKFLEET_PREFIX' },
+  schedules: { type: 'string', env: 'TASKFLEET_SCHEDULES' },
+  'lease-ttl': { type: 'string', env: 'TASKFLEET_BEAT_LEASE_TTL' },
   wait: { type: 'string' },
   limit: { type: 'string' },
   terminate: { type: 'boolean' },
@@ -220,6 +227,15 @@ async function runWorker(flags: Flags): Promise<void> {
   await worker.start();
 }
 
+async function beat(flags: Flags): Promise<void> {
+  if (!flags.app) throw new UsageError('taskfleet beat needs --app <module> (or TASKFLEET_APP)');
+  const logger = createLogger(parseLogLevel(flags['log-level'] ?? 'info'));
+  const leaseTtl = integer(flags, 'lease-ttl', 100);
+  const app = await appFor(flags, 'broker');
+  if (flags.queue) app.configure({ defaultQueue: flags.queue });
+  await runBeat(app, { schedulesFile: flags.schedules, leaseTtl, logger });
+}
+
 function print(flags: Flags, value: unknown, human: () => string): void {
   console.log(flags.json ? JSON.stringify(value, null, 2) : human());
 }
@@ -374,6 +390,9 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'worker':
         await runWorker(flags);
+        return -1; // keeps running until a signal
+      case 'beat':
+        await beat(flags);
         return -1; // keeps running until a signal
       case 'inspect':
         await inspect(flags, positionals[0]);

@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { TaskfleetError } from '../errors.ts';
+import {
+  type ChordFailure,
+  type ChordRef,
+  type Flow,
+  flowProblems,
+  isChordFailure,
+  isChordRef,
+} from './canvas-spec.ts';
 import { assertJson, type JsonValue } from './json.ts';
+
+export type { ChordFailure, ChordRef, ChordSpec, Flow, GroupSpec, NodeSpec, SignatureSpec } from './canvas-spec.ts';
 
 /** The envelope version this code writes and reads. A worker dead-letters any other. */
 export const ENVELOPE_VERSION = 1;
@@ -28,20 +38,18 @@ export interface Envelope {
   parentId?: string;
   rootId: string;
   groupId?: string;
-  /** Signatures still to run after this task, each receiving the previous result as first argument. */
-  chain?: SignatureSpec[];
+  /** What still runs after this task, each step receiving the previous result as first argument. */
+  chain?: Flow;
+  /** The chord slot this call's result fills (see canvas-spec.ts). */
+  chord?: ChordRef;
+  /** Flows started with the result when the call succeeds. */
+  link?: Flow[];
+  /** Flows started with a TaskFailure when the call fails for good. */
+  linkError?: Flow[];
+  /** On a chord's callback: the chord failed, so the callback fails with this instead of running. */
+  chordError?: ChordFailure;
   createdAt: number;
   headers: Record<string, string>;
-}
-
-/** A task call to make later: what `task.s(...)` builds and chains carry. */
-export interface SignatureSpec {
-  /** The id the call will have, fixed in advance so a chain's result can be waited on from the start. */
-  id?: string;
-  task: string;
-  args: JsonValue[];
-  queue?: string;
-  options?: { priority?: number; expiresInMs?: number; maxRetries?: number };
 }
 
 export type DeadLetterReason =
@@ -90,7 +98,10 @@ export interface NewEnvelope {
   parentId?: string;
   rootId?: string;
   groupId?: string;
-  chain?: SignatureSpec[];
+  chain?: Flow;
+  chord?: ChordRef;
+  link?: Flow[];
+  linkError?: Flow[];
   headers?: Record<string, string>;
   now?: number;
 }
@@ -125,6 +136,9 @@ export function createEnvelope(input: NewEnvelope): Envelope {
   if (input.parentId !== undefined) envelope.parentId = input.parentId;
   if (input.groupId !== undefined) envelope.groupId = input.groupId;
   if (input.chain !== undefined && input.chain.length > 0) envelope.chain = input.chain;
+  if (input.chord !== undefined) envelope.chord = input.chord;
+  if (input.link !== undefined && input.link.length > 0) envelope.link = input.link;
+  if (input.linkError !== undefined && input.linkError.length > 0) envelope.linkError = input.linkError;
   // The worker checks the same on reading: refuse here what it would dead-letter there (an `eta` from
   // an invalid Date, an empty id), so the caller gets the error instead of a silent dead letter.
   const problems = envelopeProblems(envelope as unknown as Record<string, unknown>);
@@ -183,7 +197,6 @@ function envelopeProblems(m: Record<string, unknown>): string[] {
   const isTime = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
   const isRecord = (x: unknown): x is Record<string, unknown> =>
     typeof x === 'object' && x !== null && !Array.isArray(x);
-  const isSignature = (x: unknown) => isRecord(x) && isString(x.task) && Array.isArray(x.args);
   need('id', isString(m.id), 'a non-empty string');
   need('task', isString(m.task), 'a non-empty string');
   need('args', Array.isArray(m.args), 'an array');
@@ -201,11 +214,20 @@ function envelopeProblems(m: Record<string, unknown>): string[] {
   need('parentId', m.parentId === undefined || isString(m.parentId), 'a non-empty string');
   need('rootId', isString(m.rootId), 'a non-empty string');
   need('groupId', m.groupId === undefined || isString(m.groupId), 'a non-empty string');
-  need(
-    'chain',
-    m.chain === undefined || (Array.isArray(m.chain) && m.chain.every(isSignature)),
-    'an array of signatures',
-  );
+  // An empty chain is nothing left to run: accepted, as earlier versions did.
+  if (m.chain !== undefined && !(Array.isArray(m.chain) && m.chain.length === 0))
+    problems.push(...flowProblems(m.chain, 'chain'));
+  need('chord', m.chord === undefined || isChordRef(m.chord), 'a chord slot {id, index, queue}');
+  for (const field of ['link', 'linkError'] as const) {
+    const links = m[field];
+    if (links === undefined) continue;
+    if (!Array.isArray(links)) problems.push(`${field} must be an array of flows`);
+    else
+      links.forEach((flow, i) => {
+        problems.push(...flowProblems(flow, `${field}[${i}]`));
+      });
+  }
+  need('chordError', m.chordError === undefined || isChordFailure(m.chordError), 'a chord failure');
   need('createdAt', isTime(m.createdAt), 'a timestamp in ms');
   need(
     'headers',

@@ -1,4 +1,5 @@
 import {
+  ChordFailedError,
   SoftTimeLimitExceededError,
   TaskfleetError,
   TaskRevokedError,
@@ -44,6 +45,12 @@ export interface Execution {
  * time limit or when aborted.
  */
 export function execute(definition: TaskDefinition, envelope: Envelope, log: Logger): Execution {
+  if (envelope.chordError) {
+    // The callback of a chord that failed: it does not run, it fails, and so the chord's result is
+    // FAILURE and its errbacks run, as for any call that fails for good.
+    const outcome: Outcome = { ok: false, error: new ChordFailedError(envelope.id, envelope.chordError) };
+    return { outcome: Promise.resolve(outcome), abort: () => {} };
+  }
   const controller = new AbortController();
   const { softTimeLimit, timeLimit } = definition.options;
   const maxRetries = envelope.maxRetries ?? definition.options.maxRetries ?? 0;

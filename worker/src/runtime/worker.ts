@@ -6,9 +6,11 @@ import type { Consumer, Delivery } from '../brokers/broker.ts';
 import { redact } from '../brokers/redis/broker.ts';
 import type { Redis, Scripts } from '../brokers/redis/connection.ts';
 import { appKeys } from '../brokers/redis/keys.ts';
+import { CanvasRuntime } from '../canvas/runtime.ts';
 import type { ControlMessage, WorkerHeartbeat } from '../control.ts';
 import { ConfigError, recordError, TaskRevokedError } from '../errors.ts';
-import { createEnvelope, type Envelope } from '../message/envelope.ts';
+import type { Envelope } from '../message/envelope.ts';
+import type { JsonValue } from '../message/json.ts';
 import { createLogger, type Logger } from '../observe/logger.ts';
 import { WorkerMetrics } from '../observe/metrics.ts';
 import { serveObservability } from '../observe/server.ts';
@@ -90,6 +92,8 @@ export class Worker {
   readonly metrics = new WorkerMetrics();
   readonly log: Logger;
   readonly #app: Taskfleet;
+  /** Chains, chords, links: what follows a call's outcome (canvas/runtime.ts). */
+  readonly #canvas: CanvasRuntime;
   readonly #options: WorkerOptions;
   #consumer: Consumer | undefined;
   readonly #waiting: Delivery[] = [];
@@ -121,6 +125,7 @@ export class Worker {
     }
     this.id = options.id ?? `${options.hostname ?? hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = (options.logger ?? createLogger()).child({ queue: this.queue, worker: this.id });
+    this.#canvas = new CanvasRuntime(app, this.log);
   }
 
   /** Ready: consuming with a healthy broker connection. */
@@ -346,8 +351,7 @@ export class Worker {
       this.#processed[outcome] = (this.#processed[outcome] ?? 0) + 1;
     };
     if (outcome.ok) {
-      if (envelope.chain && envelope.chain.length > 0)
-        await this.#app.broker.publish([this.#nextInChain(envelope, outcome.value)]);
+      if (CanvasRuntime.involved(envelope)) await this.#canvas.succeeded(envelope, outcome.value as JsonValue);
       await this.#store(definition, {
         ...this.#record(envelope, 'SUCCESS'),
         result: outcome.value as ResultRecord['result'],
@@ -384,51 +388,10 @@ export class Worker {
     }
     const state = verdict.kind === 'revoked' ? 'REVOKED' : 'FAILURE';
     await this.#store(definition, { ...this.#record(envelope, state), error, startedAt, finishedAt });
-    if (envelope.chain) await this.#failChain(envelope, definition, error);
+    if (CanvasRuntime.involved(envelope)) await this.#canvas.failed(envelope, error, state);
     await consumer.settle(delivery, { kind: 'ack' });
     count(verdict.kind === 'revoked' ? 'revoked' : 'failure');
     log.warn(verdict.kind === 'revoked' ? 'task terminated' : 'task failed', { error });
-  }
-
-  /** The next step of a chain: it receives this step's result as its first argument. */
-  #nextInChain(envelope: Envelope, value: unknown): Envelope {
-    const [step, ...rest] = envelope.chain ?? [];
-    if (!step) throw new Error('no next step');
-    const definition = this.#app.tasks.get(step.task);
-    return createEnvelope({
-      task: step.task,
-      args: [value, ...step.args],
-      queue: step.queue ?? definition?.options.queue ?? envelope.queue,
-      ...(step.id !== undefined ? { id: step.id } : {}),
-      ...(step.options?.priority !== undefined ? { priority: step.options.priority } : {}),
-      ...(step.options?.maxRetries !== undefined ? { maxRetries: step.options.maxRetries } : {}),
-      parentId: envelope.id,
-      rootId: envelope.rootId,
-      ...(rest.length > 0 ? { chain: rest } : {}),
-    });
-  }
-
-  /** A failed step fails the rest of its chain, so waiting on the chain's result ends with the error. */
-  async #failChain(envelope: Envelope, definition: TaskDefinition, error: ResultRecord['error']): Promise<void> {
-    if (!this.#app.hasBackend) return;
-    const cause = {
-      name: 'ChainFailed',
-      message: `an earlier step (${envelope.task} ${envelope.id}) failed: ${error?.message}`,
-    };
-    for (const step of envelope.chain ?? []) {
-      if (step.id === undefined) continue;
-      await this.#store(definition, {
-        id: step.id,
-        task: step.task,
-        state: 'FAILURE',
-        error: cause,
-        attempts: 0,
-        queue: step.queue ?? envelope.queue,
-        finishedAt: Date.now(),
-        parentId: envelope.id,
-        rootId: envelope.rootId,
-      });
-    }
   }
 
   #record(envelope: Envelope, state: ResultRecord['state']): ResultRecord {
@@ -454,6 +417,7 @@ export class Worker {
       new TaskRevokedError(envelope.id, why === 'expired' ? 'expired before it started' : 'revoked'),
     );
     await this.#store(definition, { ...this.#record(envelope, 'REVOKED'), error, finishedAt: Date.now() });
+    if (CanvasRuntime.involved(envelope)) await this.#canvas.failed(envelope, error, 'REVOKED');
     await this.#consumer?.settle(delivery, { kind: 'ack' });
     this.metrics.tasks.inc({ queue: this.queue, task: envelope.task, outcome: why });
     this.log.info(`task ${why}: not run`, { task: envelope.task, taskId: envelope.id });
@@ -469,6 +433,11 @@ export class Worker {
         { ...this.#record(envelope, 'FAILURE'), error, finishedAt: Date.now() },
         this.#app.resultExpires,
       );
+    }
+    if (envelope && CanvasRuntime.involved(envelope)) {
+      // A dead letter fails for good: its chain, chord and errbacks must learn it too, or wait forever.
+      const error = { name: 'DeadLettered', code: reason, message: `dead-lettered (${reason}): ${detail}` };
+      await this.#canvas.failed(envelope, error, 'FAILURE');
     }
     await this.#consumer?.settle(delivery, { kind: 'dead-letter', reason, detail });
     this.metrics.deadLetters.inc({ queue: this.queue, reason });

@@ -1,4 +1,5 @@
 import type { RedisOptions } from 'ioredis';
+import type { ChordFailure, ChordRef } from '../../message/canvas-spec.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   type DeadLetterReason,
@@ -6,10 +7,19 @@ import {
   encodeEnvelope,
   priorityLane,
 } from '../../message/envelope.ts';
-import type { Backlog, Broker, Consumer, ConsumerOptions, DeadLetter } from '../broker.ts';
+import type {
+  Backlog,
+  Broker,
+  ChordMemberOutcome,
+  ChordOpening,
+  ChordProgress,
+  Consumer,
+  ConsumerOptions,
+  DeadLetter,
+} from '../broker.ts';
 import { connect, type Redis, type Scripts, withScripts } from './connection.ts';
 import { RedisConsumer } from './consumer.ts';
-import { assertQueueName, GROUP, queueKeys } from './keys.ts';
+import { assertQueueName, chordKeys, GROUP, queueKeys } from './keys.ts';
 
 export interface RedisBrokerOptions {
   /** @defaultValue 'tf' */
@@ -159,6 +169,49 @@ export class RedisBroker implements Broker {
     return requeued;
   }
 
+  async openChord({ id, size, shape, callback, ttlMs }: ChordOpening): Promise<void> {
+    assertQueueName(callback.queue);
+    // Refused now if the callback alone is over the limit; with its results, the script checks again.
+    encodeEnvelope(callback, this.maxMessageBytes);
+    // The results list becomes the first argument: args goes last, so the script can splice it in.
+    const { args, ...rest } = callback;
+    const head = `${JSON.stringify(rest).slice(0, -1)},`;
+    const tail = `${args.map((arg) => `,${JSON.stringify(arg)}`).join('')}]}`;
+    const keys = chordKeys(this.prefix, callback.queue, id);
+    await this.#redis.openChord(keys.state, size, priorityLane(callback.priority), head, tail, shape ?? '', ttlMs);
+  }
+
+  async completeChordMember(slot: ChordRef, outcome: ChordMemberOutcome, ttlMs: number): Promise<ChordProgress> {
+    assertQueueName(slot.queue);
+    const keys = chordKeys(this.prefix, slot.queue, slot.id);
+    const code = Number(
+      await this.#redis.completeChordMember(
+        keys.state,
+        keys.results,
+        ...queueKeys(this.prefix, slot.queue).lanes,
+        slot.index,
+        outcome.ok ? 'ok' : 'fail',
+        outcome.ok ? JSON.stringify(outcome.value) : JSON.stringify(boundedFailure(outcome.failure)),
+        ttlMs,
+        this.maxMessageBytes,
+      ),
+    );
+    switch (code) {
+      case 1:
+        return 'recorded';
+      case 2:
+        return 'completed';
+      case 3:
+        return 'failed';
+      case 0:
+        return 'duplicate';
+      case -1:
+        return 'unknown';
+      default:
+        throw new Error(`chord ${slot.id} has no slot ${slot.index} (complete-chord-member.lua returned ${code})`);
+    }
+  }
+
   async warnings(): Promise<string[]> {
     const info = String(await this.#redis.info('memory'));
     const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
@@ -174,6 +227,19 @@ export class RedisBroker implements Broker {
     await Promise.all([...this.#consumers].map((c) => c.close()));
     this.#redis.disconnect();
   }
+}
+
+/** A failure short enough to travel in the callback message whatever the member threw. */
+function boundedFailure(failure: ChordFailure): ChordFailure {
+  const { name, message, code } = failure.error;
+  return {
+    ...failure,
+    error: {
+      name: name.slice(0, 200),
+      message: message.length > 2000 ? `${message.slice(0, 2000)}…` : message,
+      ...(code !== undefined ? { code: code.slice(0, 200) } : {}),
+    },
+  };
 }
 
 /** XINFO and stream entries come back as flat [name, value, ...] lists. */

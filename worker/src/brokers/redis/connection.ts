@@ -47,6 +47,15 @@ const scripts = {
   rateLimit: { numberOfKeys: 1, file: 'rate-limit' },
   // Called with the number of keys first: one per result in the batch.
   storeResults: { numberOfKeys: undefined, file: 'store-results' },
+  // Periodic tasks (schedule/): the idempotent fire, and the lease that picks the beat that fires.
+  fireSchedule: { numberOfKeys: 5, file: 'fire-schedule' },
+  advanceSchedule: { numberOfKeys: 2, file: 'advance-schedule' },
+  leaseAcquire: { numberOfKeys: 2, file: 'lease-acquire' },
+  leaseRenew: { numberOfKeys: 1, file: 'lease-renew' },
+  leaseRelease: { numberOfKeys: 1, file: 'lease-release' },
+  // Chords (canvas): opened once, completed by the member that fills the last slot.
+  openChord: { numberOfKeys: 1, file: 'open-chord' },
+  completeChordMember: { numberOfKeys: 5, file: 'complete-chord-member' },
 } as const;
 
 export type ScriptName = keyof typeof scripts;

@@ -30,6 +30,42 @@ export function queueKeys(prefix: string, queue: string): QueueKeys {
   };
 }
 
+/**
+ * The keys of a schedule that fires onto a queue. They carry the queue's hash tag, so one script
+ * enqueues a fire and records it (see scripts/fire-schedule.lua).
+ */
+export function scheduleKeys(prefix: string, queue: string, schedule: string) {
+  const tag = `{${prefix}:${queue}}`;
+  return {
+    /** Hash: watermark, lastTick, lastTaskId, lastFiredAt, nextTick, fires, missed. */
+    state: `${tag}:schedule:${schedule}`,
+    /** Marks one tick fired (the task id of the fire), kept a while. */
+    fired: (taskId: string) => `${tag}:fired:${taskId}`,
+    /** The highest fencing token of `lease` that has fired onto this queue. */
+    fence: (lease: string) => `${tag}:fence:${lease}`,
+  };
+}
+
+/** The keys of a lease (which beat fires): the holding, and the counter its fencing tokens come from. */
+export function leaseKeys(prefix: string, name: string) {
+  const tag = `{${prefix}:lease:${name}}`;
+  return { holder: `${tag}:holder`, token: `${tag}:token` };
+}
+
+/**
+ * The keys of a chord. They carry its callback queue's hash tag, so one script records a member's
+ * result and enqueues the callback onto that queue (see scripts/complete-chord-member.lua).
+ */
+export function chordKeys(prefix: string, queue: string, chord: string) {
+  const tag = `{${prefix}:${queue}}`;
+  return {
+    /** Hash: state (open, fired, failed), size, lane, and the callback message's head, tail and shape. */
+    state: `${tag}:chord:${chord}`,
+    /** Hash: slot → the member's result (JSON). Its fields are the set of finished members. */
+    results: `${tag}:chord:${chord}:results`,
+  };
+}
+
 /** Keys shared by the whole app: results, revocations, heartbeats, control messages. */
 export function appKeys(prefix: string) {
   return {
