@@ -193,6 +193,47 @@ const worker = object(
   { required: ['template'] },
 );
 
+const schedules: Schema = {
+  type: 'array',
+  description:
+    'Periodic tasks the operator fires into this queue, from its leader only: each tick exactly once, even across a failover (the same scheduler as `taskfleet beat`).',
+  maxItems: 100,
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['name'],
+  items: object(
+    'One schedule. Set exactly one of cron and everySeconds.',
+    {
+      name: string('Unique within the TaskQueue; part of each fired call’s id (<name>@<tick>).', {
+        pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$',
+      }),
+      cron: string(
+        'Five fields (minute hour day-of-month month day-of-week), six with seconds first, or @daily, @hourly….',
+      ),
+      timeZone: string('IANA time zone the cron fields are read in, DST included.', { default: 'UTC' }),
+      everySeconds: integer('Seconds between ticks; ticks fall on multiples of it since the Unix epoch.', {
+        min: 1,
+        max: 31536000,
+      }),
+      task: string('The registered task name to call.', { minLength: 1 }),
+      args: {
+        type: 'array',
+        description: 'Its arguments (JSON).',
+        items: { 'x-kubernetes-preserve-unknown-fields': true },
+      },
+      missed: string('Ticks missed while no operator ran: fire once for all of them, or skip them.', {
+        enum: ['fire-once', 'skip'],
+        default: 'fire-once',
+      }),
+    },
+    {
+      required: ['name', 'task'],
+      'x-kubernetes-validations': [
+        { rule: 'has(self.cron) != has(self.everySeconds)', message: 'set exactly one of cron and everySeconds' },
+      ],
+    },
+  ),
+};
+
 const spec = object(
   'What the queue is, where its broker is, and how its workers scale.',
   {
@@ -220,6 +261,7 @@ const spec = object(
       { required: ['name'] },
     ),
     scaling,
+    schedules,
   },
   {
     required: ['broker'],
@@ -272,6 +314,18 @@ const status = object('What the operator observed and decided.', {
   lastScaleReason: string('Why, in words.'),
   brokerKind: string('redis or kafka (a printer column).'),
   backlogTotal: integer('ready + delayed due + inFlight (a printer column).'),
+  schedules: {
+    type: 'array',
+    description: 'Each schedule’s last and next fire.',
+    items: object('A schedule’s state.', {
+      name: string('The schedule.'),
+      lastFire: string('The tick last fired.', { format: 'date-time' }),
+      lastTaskId: string('The id of the call it fired.'),
+      nextFire: string('The next tick.', { format: 'date-time' }),
+      fires: integer('Ticks fired so far.'),
+      missed: integer('Ticks missed (skipped or folded into one fire).'),
+    }),
+  },
 });
 
 /** The CustomResourceDefinition object. */

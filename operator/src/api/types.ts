@@ -81,6 +81,22 @@ export interface WorkerSpec {
   metricsPort?: number;
 }
 
+/** A periodic task fired into this queue by the operator's leader (the same scheduler as `taskfleet beat`). */
+export interface TaskQueueSchedule {
+  name: string;
+  /** Five fields, or six with seconds first; or @daily, @hourly… */
+  cron?: string;
+  /** IANA time zone the cron is read in. @defaultValue 'UTC' */
+  timeZone?: string;
+  /** Seconds between ticks (instead of cron). */
+  everySeconds?: number;
+  /** The registered task name the workers run. */
+  task: string;
+  args?: unknown[];
+  /** Ticks missed while no operator ran: fire once for all of them, or skip them. @defaultValue 'fire-once' */
+  missed?: 'fire-once' | 'skip';
+}
+
 export interface TaskQueueSpec {
   /** The broker queue; @defaultValue the TaskQueue's name */
   queue?: string;
@@ -89,6 +105,7 @@ export interface TaskQueueSpec {
   worker?: WorkerSpec;
   scaleTargetRef?: { apiVersion?: string; kind?: 'Deployment'; name: string };
   scaling?: ScalingSpec;
+  schedules?: TaskQueueSchedule[];
 }
 
 export interface Condition {
@@ -112,6 +129,14 @@ export interface TaskQueueStatus {
   desiredReplicas?: number;
   lastScaleTime?: string;
   lastScaleReason?: string;
+  schedules?: {
+    name: string;
+    lastFire?: string;
+    lastTaskId?: string;
+    nextFire?: string;
+    fires: number;
+    missed: number;
+  }[];
   /** Printer-column friendly summaries. */
   brokerKind?: string;
   backlogTotal?: number;

@@ -1,13 +1,14 @@
-import { Control, TaskfleetError } from 'taskfleet';
-import type { TaskQueue, TaskQueueStatus } from '../api/types.ts';
+import { ConfigError, Control, parseSchedule, RedisScheduleStore, Scheduler, TaskfleetError } from 'taskfleet';
+import type { Condition, ConditionType, TaskQueue, TaskQueueStatus } from '../api/types.ts';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../api/types.ts';
 import { type BrokerReading, type BrokerTarget, type ProbePool, ratesBetween } from '../probes/probe.ts';
 import { KubeApiError, type KubeClient } from '../runtime/kube-client.ts';
 import type { OperatorMetrics } from '../runtime/metrics.ts';
 import { decide, EMPTY_HISTORY, type History, type Observation } from '../scaling/policy.ts';
+import { hashOf } from './canonical.ts';
 import { buildWorkerDeployment, FIELD_MANAGER, workerDeploymentName } from './deployment.ts';
 import { TaskQueueSpecError } from './errors.ts';
-import { sameStatus, setCondition } from './status.ts';
+import { type ConditionUpdate, sameStatus, setConditions } from './status.ts';
 
 /** A problem only the user can fix (a missing Secret, an unsupported broker): a condition, not a retry loop. */
 class BrokerConfigError extends TaskfleetError {
@@ -22,21 +23,61 @@ class BrokerConfigError extends TaskfleetError {
 export const POD_DELETION_COST = 'controller.kubernetes.io/pod-deletion-cost';
 const SCALER_FIELD_MANAGER = 'taskfleet-scaler';
 
-interface Deployment {
-  metadata: { name: string; namespace: string; uid?: string };
+export interface Deployment {
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+  };
   spec?: { replicas?: number; selector?: { matchLabels?: Record<string, string> } };
   status?: { replicas?: number; readyReplicas?: number };
 }
 
+/**
+ * What the informers last delivered: every TaskQueue, and every Deployment the operator manages (label
+ * app.kubernetes.io/managed-by=taskfleet). Reading these instead of the API server is what lets one
+ * operator poll thousands of queues; writes carry the resourceVersion they were decided on, so a cache
+ * that is behind makes a write fail with a conflict (retried), never overwrite newer data.
+ */
+export interface ReconcilerCache {
+  taskQueue(namespace: string, name: string): TaskQueue | undefined;
+  /** A managed Deployment, and the {@link driftHash} of it taken before the cache slimmed it down. */
+  deployment(namespace: string, name: string): { deployment: Deployment; drift: string } | undefined;
+}
+
+/** The last server-side apply of a queue's Deployment: what was sent and what the server made of it. */
+interface Applied {
+  /** Hash of the object sent. */
+  desired: string;
+  /** Hash of the Deployment as it came back (see {@link driftHash}). */
+  live: string;
+  uid: string | undefined;
+  at: number;
+}
+
 interface QueueState {
   history: History;
+  /** The schedules of the generation they were built from. */
+  scheduler?: { generation: number | undefined; target: string; scheduler: Scheduler };
   reading?: BrokerReading;
   /** Last event per reason, so a steady error is reported once, not every poll. */
   events: Map<string, { message: string; at: number }>;
+  /** Hash of the Deployment built for one generation of the TaskQueue (a pure function of it). */
+  built?: { uid: string | undefined; generation: number | undefined; hash: string };
+  applied?: Applied;
 }
 
 export interface ReconcilerOptions {
   kube: KubeClient;
+  cache: ReconcilerCache;
+  /**
+   * Re-apply a managed Deployment that seems unchanged at least this often (each queue at its own phase
+   * within a further quarter of it), in case a change escaped the drift check. @defaultValue 600_000
+   */
+  resyncMs?: number;
   probes: ProbePool;
   metrics: OperatorMetrics;
   /** Who writes the Events. */
@@ -58,6 +99,8 @@ export interface Result {
  */
 export class Reconciler {
   readonly #kube: KubeClient;
+  readonly #cache: ReconcilerCache;
+  readonly #resyncMs: number;
   readonly #probes: ProbePool;
   readonly #metrics: OperatorMetrics;
   readonly #identity: string;
@@ -68,6 +111,8 @@ export class Reconciler {
 
   constructor(options: ReconcilerOptions) {
     this.#kube = options.kube;
+    this.#cache = options.cache;
+    this.#resyncMs = options.resyncMs ?? 600_000;
     this.#probes = options.probes;
     this.#metrics = options.metrics;
     this.#identity = options.identity;
@@ -77,7 +122,7 @@ export class Reconciler {
 
   async reconcile(key: string): Promise<Result> {
     const [namespace, name] = key.split('/') as [string, string];
-    const tq = await this.#kube.find<TaskQueue>(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}/${name}`);
+    const tq = this.#cache.taskQueue(namespace, name);
     if (!tq || (tq.metadata as { deletionTimestamp?: string }).deletionTimestamp) {
       // Its Deployment goes with it (owner reference); broker data is never touched.
       this.#state.delete(key);
@@ -89,28 +134,30 @@ export class Reconciler {
     const now = this.#now();
     const pollMs = (tq.spec.scaling?.pollIntervalSeconds ?? 2) * 1000;
     const generation = tq.metadata.generation;
-    let conditions = tq.status?.conditions ?? [];
-    const condition = (...args: Parameters<typeof setCondition> extends [unknown, ...infer R] ? R : never) => {
-      conditions = setCondition(conditions, ...args);
+    // Decided one by one, set together (so unchanged ones keep their transition times).
+    const updates: ConditionUpdate[] = [];
+    const condition = (type: ConditionType, status: Condition['status'], reason: string, message: string) => {
+      updates.push({ type, status, reason, message });
     };
     const at = new Date(now);
+    const conditions = () => setConditions(tq.status?.conditions ?? [], updates, generation, at);
 
     // 1. The Deployment: applied (managed) or found (scaleTargetRef).
     let deployment: Deployment | undefined;
     try {
-      deployment = await this.#target(tq);
+      deployment = await this.#target(key, tq, state, now);
     } catch (error) {
       if (!(error instanceof TaskQueueSpecError)) throw error;
-      condition('Ready', 'False', 'InvalidSpec', error.message, generation, at);
+      condition('Ready', 'False', 'InvalidSpec', error.message);
       await this.#event(tq, state, 'Warning', 'InvalidSpec', error.message);
-      await this.#writeStatus(tq, { ...tq.status, observedGeneration: generation, conditions });
+      await this.#writeStatus(tq, { ...tq.status, observedGeneration: generation, conditions: conditions() });
       return {}; // terminal until the spec changes (the informer requeues it then)
     }
     if (!deployment) {
       const message = `Deployment ${tq.spec.scaleTargetRef?.name} (scaleTargetRef) does not exist in ${namespace}`;
-      condition('Ready', 'False', 'TargetNotFound', message, generation, at);
+      condition('Ready', 'False', 'TargetNotFound', message);
       await this.#event(tq, state, 'Warning', 'TargetNotFound', message);
-      await this.#writeStatus(tq, { ...tq.status, observedGeneration: generation, conditions });
+      await this.#writeStatus(tq, { ...tq.status, observedGeneration: generation, conditions: conditions() });
       return { requeueAfterMs: pollMs };
     }
     const current = deployment.spec?.replicas ?? 0;
@@ -119,9 +166,10 @@ export class Reconciler {
     // 2. The broker: what is waiting, what is running, how fast it comes and goes.
     let observation: Observation;
     let reading: BrokerReading | undefined;
+    let target: BrokerTarget | undefined;
     const probeStarted = performance.now();
     try {
-      const target = await this.#brokerTarget(tq);
+      target = await this.#brokerTarget(tq);
       reading = await this.#probes.read(target);
       this.#metrics.probeDuration.observe({ broker: target.kind }, (performance.now() - probeStarted) / 1000);
       const { backlog } = reading;
@@ -139,17 +187,19 @@ export class Reconciler {
         'True',
         'Probed',
         `${backlog.ready} ready, ${backlog.delayed} delayed, ${backlog.inFlight} in flight`,
-        generation,
-        at,
       );
     } catch (error) {
       const message = (error as Error).message;
       this.#metrics.probeErrors.inc({ namespace, taskqueue: name });
       observation = { ok: false, error: message, currentReplicas: current };
       const reason = error instanceof BrokerConfigError ? error.reason : 'ProbeFailed';
-      condition('BrokerReachable', 'False', reason, message, generation, at);
+      condition('BrokerReachable', 'False', reason, message);
       await this.#event(tq, state, 'Warning', reason, message);
     }
+
+    // Periodic tasks fire from the leader's reconcile: at most every poll, and at the next tick if sooner.
+    let schedules: Awaited<ReturnType<Reconciler['fireSchedules']>> | undefined;
+    if (target && tq.spec.schedules?.length) schedules = await this.fireSchedules(tq, state, target, now);
 
     // 3. The decision (pure), then the one write that changes replicas: /scale.
     const decision = decide(tq.spec.scaling, observation, state.history, now);
@@ -161,9 +211,14 @@ export class Reconciler {
           this.#log('could not rank pods by in-flight calls', { key, error: (error as Error).message }),
         );
       }
+      // Decided on this version of the Deployment: if it has moved on (the cache was behind), the API
+      // server answers 409 and the reconcile runs again, rather than scaling twice on a stale count.
       await this.#kube.patch(
         `/apis/apps/v1/namespaces/${namespace}/deployments/${deployment.metadata.name}/scale`,
-        { spec: { replicas: decision.replicas } },
+        {
+          metadata: { resourceVersion: deployment.metadata.resourceVersion },
+          spec: { replicas: decision.replicas },
+        },
         'merge',
         { fieldManager: SCALER_FIELD_MANAGER },
       );
@@ -185,8 +240,6 @@ export class Reconciler {
       observation.ok ? 'True' : 'False',
       observation.ok ? 'Scaling' : 'BrokerUnreachable',
       decision.reason,
-      generation,
-      at,
     );
     if (observation.ok) {
       condition(
@@ -194,40 +247,32 @@ export class Reconciler {
         decision.active ? 'True' : 'False',
         decision.active ? 'Backlog' : 'Idle',
         decision.active ? 'the queue has work' : 'the queue is idle',
-        generation,
-        at,
       );
     } else {
-      condition('Active', 'Unknown', 'BrokerUnreachable', 'the broker could not be probed', generation, at);
+      condition('Active', 'Unknown', 'BrokerUnreachable', 'the broker could not be probed');
     }
     condition(
       'ScalingLimited',
       decision.limitedBy ? 'True' : 'False',
       decision.limitedBy ? limitReason(decision.limitedBy) : 'WithinLimits',
       decision.reason,
-      generation,
-      at,
     );
     condition(
       'Fallback',
       decision.fallback ? 'True' : 'False',
       decision.fallback ? 'ProbesFailing' : 'Probing',
       decision.fallback ? decision.reason : 'probes succeed',
-      generation,
-      at,
     );
     condition(
       'Paused',
       tq.spec.scaling?.paused ? 'True' : 'False',
       tq.spec.scaling?.paused ? 'Paused' : 'Running',
       tq.spec.scaling?.paused ? 'spec.scaling.paused is true' : 'scaling is on',
-      generation,
-      at,
     );
     const backlog = observation.ok ? observation.backlog : undefined;
     const status: TaskQueueStatus = {
       observedGeneration: generation,
-      conditions,
+      conditions: conditions(),
       ...(reading
         ? {
             backlog: {
@@ -256,6 +301,7 @@ export class Reconciler {
             ...(tq.status?.lastScaleReason ? { lastScaleReason: tq.status.lastScaleReason } : {}),
           }),
       brokerKind: 'redis',
+      ...(schedules ? { schedules: schedules.status } : {}),
       ...(backlog
         ? { backlogTotal: backlog.ready + backlog.delayed + backlog.inFlight }
         : tq.status?.backlogTotal !== undefined
@@ -263,33 +309,113 @@ export class Reconciler {
           : {}),
     };
     await this.#writeStatus(tq, status);
-    const labels = { namespace, taskqueue: name };
-    if (backlog) {
-      this.#metrics.backlog.set({ ...labels, kind: 'ready' }, backlog.ready);
-      this.#metrics.backlog.set({ ...labels, kind: 'delayed' }, backlog.delayed);
-      this.#metrics.backlog.set({ ...labels, kind: 'in_flight' }, backlog.inFlight);
-    }
-    if (status.rates?.arrival !== undefined) this.#metrics.arrivalRate.set(labels, status.rates.arrival);
-    if (status.rates?.completion !== undefined) this.#metrics.completionRate.set(labels, status.rates.completion);
-    this.#metrics.desiredReplicas.set(labels, decision.replicas);
-    this.#metrics.currentReplicas.set(labels, deployment.status?.replicas ?? 0);
-    this.#metrics.lastReconcile.set(labels, now / 1000);
-    return { requeueAfterMs: pollMs };
+    this.#metrics.observeQueue(
+      key,
+      namespace,
+      name,
+      {
+        ...(backlog ? { backlog } : {}),
+        ...(status.rates?.arrival !== undefined ? { arrival: status.rates.arrival } : {}),
+        ...(status.rates?.completion !== undefined ? { completion: status.rates.completion } : {}),
+        desired: decision.replicas,
+        current: deployment.status?.replicas ?? 0,
+      },
+      now,
+    );
+    const untilTick = schedules?.nextDueAt === undefined ? pollMs : Math.max(0, schedules.nextDueAt - this.#now());
+    return { requeueAfterMs: Math.min(pollMs, untilTick) };
   }
 
-  /** Applies the managed Deployment (server-side apply, never replicas), or reads the scale target. */
-  async #target(tq: TaskQueue): Promise<Deployment | undefined> {
+  /**
+   * Fires the TaskQueue's due schedule ticks through the same scheduler and idempotent fire script as
+   * `taskfleet beat`: each (schedule, tick) is enqueued once, even if a new leader repeats a tick the
+   * old one fired just before it died. Only the leader reconciles, so the Lease is the lease here.
+   */
+  async fireSchedules(tq: TaskQueue, state: QueueState, target: BrokerTarget, now: number) {
+    const generation = tq.metadata.generation;
+    const where = `${target.url}\u0000${target.prefix}\u0000${target.queue}`;
+    if (!state.scheduler || state.scheduler.generation !== generation || state.scheduler.target !== where) {
+      const parsed = [];
+      for (const s of tq.spec.schedules ?? []) {
+        const common = { task: s.task, args: s.args ?? [], missed: s.missed ?? ('fire-once' as const) };
+        try {
+          parsed.push(
+            parseSchedule(
+              s.name,
+              s.cron !== undefined
+                ? { ...common, cron: s.cron, timeZone: s.timeZone ?? 'UTC' }
+                : { ...common, every: (s.everySeconds ?? 0) * 1000 },
+              { where: `spec.schedules[${s.name}]` },
+            ),
+          );
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          await this.#event(tq, state, 'Warning', 'InvalidSchedule', error.message);
+        }
+      }
+      state.scheduler = {
+        generation,
+        target: where,
+        scheduler: new Scheduler({
+          schedules: parsed,
+          store: new RedisScheduleStore(this.#probes.broker(target).redis, { prefix: target.prefix }),
+          queueOf: () => target.queue,
+          clock: this.#now,
+        }),
+      };
+    }
+    const { scheduler } = state.scheduler;
+    const report = await scheduler.tick(now);
+    for (const fire of report.fired) this.#log('schedule fired', { schedule: fire.schedule, taskId: fire.taskId });
+    const status = (await scheduler.status()).map((s) => ({
+      name: s.name,
+      ...(s.lastFire ? { lastFire: new Date(s.lastFire.tick).toISOString(), lastTaskId: s.lastFire.taskId } : {}),
+      ...(s.nextFire !== undefined ? { nextFire: new Date(s.nextFire).toISOString() } : {}),
+      fires: s.fires,
+      missed: s.missed,
+    }));
+    return { status, nextDueAt: report.nextDueAt };
+  }
+
+  /**
+   * The managed Deployment, applied with server-side apply (never replicas) when it needs to be: when
+   * the object built from the TaskQueue changed since the last apply, when the Deployment is missing or
+   * has changed in the cluster since (a drift or a deletion the informer saw), or after `resyncMs`.
+   * Otherwise it is read from the informer's cache, and the reconcile sends nothing to the API server.
+   * A `scaleTargetRef` Deployment is read with a GET.
+   */
+  async #target(key: string, tq: TaskQueue, state: QueueState, now: number): Promise<Deployment | undefined> {
     const namespace = tq.metadata.namespace as string;
     const deployments = `/apis/apps/v1/namespaces/${namespace}/deployments`;
-    if (tq.spec.worker) {
-      const desired = buildWorkerDeployment(tq);
-      return this.#kube.apply<Deployment>(
-        `${deployments}/${workerDeploymentName(tq.metadata.name)}`,
-        desired,
-        FIELD_MANAGER,
-      );
+    if (!tq.spec.worker) return this.#kube.find<Deployment>(`${deployments}/${tq.spec.scaleTargetRef?.name}`);
+    const { uid, generation } = tq.metadata;
+    // Built once per generation; only its hash is kept between polls (the object is built again to apply).
+    let desired: unknown;
+    let built = state.built;
+    if (!built || built.uid !== uid || built.generation !== generation) {
+      desired = buildWorkerDeployment(tq);
+      built = { uid, generation, hash: hashOf(desired) };
+      state.built = built;
     }
-    return this.#kube.find<Deployment>(`${deployments}/${tq.spec.scaleTargetRef?.name}`);
+    const name = workerDeploymentName(tq.metadata.name);
+    const cached = this.#cache.deployment(namespace, name);
+    const live = cached?.deployment;
+    const applied = state.applied;
+    if (
+      live &&
+      applied &&
+      !(live.metadata as { deletionTimestamp?: string }).deletionTimestamp &&
+      applied.desired === built.hash &&
+      applied.uid === live.metadata.uid &&
+      applied.live === cached.drift &&
+      now - applied.at < this.#resyncMs * (1 + phase(key) / 4)
+    ) {
+      return live;
+    }
+    desired ??= buildWorkerDeployment(tq);
+    const result = await this.#kube.apply<Deployment>(`${deployments}/${name}`, desired, FIELD_MANAGER);
+    state.applied = { desired: built.hash, live: driftHash(result), uid: result.metadata.uid, at: now };
+    return result;
   }
 
   /** The broker's URL: inline, or read from the Secret the spec names. */
@@ -363,11 +489,16 @@ export class Reconciler {
     return control;
   }
 
+  /**
+   * Writes the status if it changed. The patch carries the resourceVersion of the TaskQueue it was
+   * computed from: a status built on a cached copy that is behind (our own last write not yet seen) fails
+   * with a conflict and is computed again, instead of overwriting what it did not know.
+   */
   async #writeStatus(tq: TaskQueue, status: TaskQueueStatus): Promise<void> {
     if (sameStatus(tq.status, status)) return;
     await this.#kube.patch(
       `/apis/${GROUP}/${VERSION}/namespaces/${tq.metadata.namespace}/${PLURAL}/${tq.metadata.name}/status`,
-      { status },
+      { metadata: { resourceVersion: tq.metadata.resourceVersion }, status },
       'merge',
     );
   }
@@ -417,6 +548,24 @@ export class Reconciler {
   async close(): Promise<void> {
     await Promise.all([...this.#controls.values()].map((c) => c.close()));
   }
+}
+
+/**
+ * What of a live Deployment the operator's apply decides, or another writer could change under it:
+ * labels, owner references and the spec but for replicas (the scaler's). Status, annotations (the
+ * Deployment controller's revision) and bookkeeping are left out, so they do not count as drift.
+ */
+export function driftHash(deployment: Deployment): string {
+  const { labels, ownerReferences } = deployment.metadata;
+  const { replicas: _replicas, ...spec } = deployment.spec ?? {};
+  return hashOf({ labels, ownerReferences, spec });
+}
+
+/** A stable number in [0, 1) per key, to spread the queues' resyncs instead of doing them all at once. */
+function phase(key: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  return (h >>> 0) / 2 ** 32;
 }
 
 function limitReason(limit: string): string {

@@ -1,5 +1,13 @@
 import type { Condition, ConditionType, TaskQueueStatus } from '../api/types.ts';
 
+/** One condition as a reconcile decides it; {@link setConditions} adds the times and generation. */
+export interface ConditionUpdate {
+  type: ConditionType;
+  status: Condition['status'];
+  reason: string;
+  message: string;
+}
+
 /**
  * Sets a condition, keeping its lastTransitionTime unless its status changes — so an unchanged world
  * produces an identical status, and no write.
@@ -13,36 +21,100 @@ export function setCondition(
   generation: number | undefined,
   now: Date,
 ): Condition[] {
-  const previous = conditions.find((c) => c.type === type);
-  const next: Condition = {
-    type,
-    status,
-    reason,
-    message,
-    lastTransitionTime: previous && previous.status === status ? previous.lastTransitionTime : now.toISOString(),
-    ...(generation !== undefined ? { observedGeneration: generation } : {}),
-  };
-  return [...conditions.filter((c) => c.type !== type), next].sort(
-    (a, b) => order.indexOf(a.type) - order.indexOf(b.type),
-  );
+  return setConditions(conditions, [{ type, status, reason, message }], generation, now);
+}
+
+/** {@link setCondition} for several conditions at once (a later update of the same type wins). */
+export function setConditions(
+  conditions: readonly Condition[],
+  updates: readonly ConditionUpdate[],
+  generation: number | undefined,
+  now: Date,
+): Condition[] {
+  const byType = new Map<ConditionType, Condition>();
+  for (const c of conditions) byType.set(c.type, c);
+  for (const { type, status, reason, message } of updates) {
+    const previous = conditions.find((c) => c.type === type);
+    byType.set(type, {
+      type,
+      status,
+      reason,
+      message,
+      lastTransitionTime: previous && previous.status === status ? previous.lastTransitionTime : now.toISOString(),
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    });
+  }
+  return [...byType.values()].sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
 }
 
 const order: ConditionType[] = ['Ready', 'BrokerReachable', 'Active', 'ScalingLimited', 'Fallback', 'Paused'];
 
-/** Status fields compared for "did anything change" (rates rounded so noise does not cause writes). */
+/**
+ * Status fields compared for "did anything change" (rates rounded so noise does not cause writes). Key
+ * order does not count — the API server hands a status back with its keys sorted — nor does the order of
+ * the conditions. Compared in place, without copies: this runs on every poll of every queue.
+ */
 export function sameStatus(a: TaskQueueStatus | undefined, b: TaskQueueStatus): boolean {
-  return JSON.stringify(normalise(a ?? {})) === JSON.stringify(normalise(b));
+  const x = (a ?? {}) as Record<string, unknown>;
+  const y = b as unknown as Record<string, unknown>;
+  for (const key of keysOf(x, y)) {
+    const u = x[key];
+    const v = y[key];
+    if (key === 'rates') {
+      if (!sameRates(u as TaskQueueStatus['rates'], v as TaskQueueStatus['rates'])) return false;
+    } else if (key === 'conditions') {
+      if (!sameConditions((u ?? []) as Condition[], (v ?? []) as Condition[])) return false;
+    } else if (!deepEqual(u, v)) {
+      return false;
+    }
+  }
+  return true;
 }
 
-function normalise(s: TaskQueueStatus): unknown {
+function sameRates(a: TaskQueueStatus['rates'], b: TaskQueueStatus['rates']): boolean {
+  if (a === undefined || b === undefined) return a === b;
   const round = (x: number | undefined) => (x === undefined ? undefined : Math.round(x * 100) / 100);
-  return {
-    ...s,
-    rates: s.rates && {
-      arrival: round(s.rates.arrival),
-      completion: round(s.rates.completion),
-      perReplica: round(s.rates.perReplica),
-    },
-    conditions: [...(s.conditions ?? [])].sort((x, y) => x.type.localeCompare(y.type)),
-  };
+  return (
+    round(a.arrival) === round(b.arrival) &&
+    round(a.completion) === round(b.completion) &&
+    round(a.perReplica) === round(b.perReplica)
+  );
+}
+
+function sameConditions(a: readonly Condition[], b: readonly Condition[]): boolean {
+  if (a.length !== b.length) return false;
+  for (const c of b) {
+    if (
+      !deepEqual(
+        a.find((d) => d.type === c.type),
+        c,
+      )
+    )
+      return false;
+  }
+  return true;
+}
+
+/** The keys of both objects whose value is not undefined (JSON drops those). */
+function* keysOf(x: Record<string, unknown>, y: Record<string, unknown>): Generator<string> {
+  for (const key in x) if (x[key] !== undefined) yield key;
+  for (const key in y) if (y[key] !== undefined && x[key] === undefined) yield key;
+}
+
+/** JSON equality: key order does not count, an undefined member is an absent one. */
+function deepEqual(u: unknown, v: unknown): boolean {
+  if (u === v) return true;
+  if (typeof u !== 'object' || typeof v !== 'object' || u === null || v === null) return false;
+  if (Array.isArray(u) !== Array.isArray(v)) return false;
+  if (Array.isArray(u)) {
+    const w = v as unknown[];
+    if (u.length !== w.length) return false;
+    for (let i = 0; i < u.length; i++) if (!deepEqual(u[i], w[i])) return false;
+    return true;
+  }
+  const x = u as Record<string, unknown>;
+  const y = v as Record<string, unknown>;
+  for (const key in x) if (x[key] !== undefined && !deepEqual(x[key], y[key])) return false;
+  for (const key in y) if (y[key] !== undefined && x[key] === undefined) return false;
+  return true;
 }

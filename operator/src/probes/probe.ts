@@ -44,6 +44,11 @@ export class ProbePool {
     }
   }
 
+  /** The broker's connection, shared with the probes: the operator fires schedules through it. */
+  broker(target: BrokerTarget): RedisBroker {
+    return this.#broker(target);
+  }
+
   #broker(target: BrokerTarget): RedisBroker {
     const key = `${target.url}\u0000${target.prefix}`;
     let broker = this.#brokers.get(key);

@@ -132,12 +132,13 @@ export class KubeClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
       const req = httpsRequest(url, options, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          text += chunk;
-        });
+        // Chunks, not a string grown in this closure: a pooled socket can keep the last response's
+        // listeners reachable, and with them a whole list response (megabytes) until the socket's next use.
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          chunks.length = 0;
           const code = res.statusCode ?? 0;
           let parsed: unknown;
           try {

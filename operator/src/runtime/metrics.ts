@@ -1,5 +1,23 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** A queue's gauges as last set, so that an unchanged value is not set again. */
+interface QueueSeries {
+  labels: { namespace: string; taskqueue: string };
+  /** ready, delayed, in flight, arrival, completion, desired, current. */
+  values: (number | undefined)[];
+  /** Unix seconds of the last reconcile. */
+  at: number;
+}
+
+/** What a reconcile observed of a queue, for its gauges. */
+export interface QueueObservation {
+  backlog?: { ready: number; delayed: number; inFlight: number };
+  arrival?: number;
+  completion?: number;
+  desired: number;
+  current: number;
+}
+
 /** The operator's metrics. Labels: namespace and taskqueue (bounded by the TaskQueues that exist). */
 export class OperatorMetrics {
   readonly registry = new Registry();
@@ -16,6 +34,7 @@ export class OperatorMetrics {
   readonly lastReconcile: Gauge<'namespace' | 'taskqueue'>;
   readonly apiRequests: Counter<'verb' | 'resource'>;
   readonly leader: Gauge;
+  readonly #queues = new Map<string, QueueSeries>();
 
   constructor() {
     const registers = [this.registry];
@@ -80,11 +99,16 @@ export class OperatorMetrics {
       labelNames: [...queue, 'direction'],
       registers,
     });
+    const queues = this.#queues;
     this.lastReconcile = new Gauge({
       name: 'taskfleet_queue_last_reconcile_timestamp_seconds',
       help: 'When the queue was last probed and decided on (Unix time): alert on time() minus this.',
       labelNames: queue,
       registers,
+      // Set at scrape time from what each reconcile recorded: it changes on every poll of every queue.
+      collect() {
+        for (const q of queues.values()) this.set(q.labels, q.at);
+      },
     });
     this.apiRequests = new Counter({
       name: 'taskfleet_operator_api_requests_total',
@@ -99,8 +123,35 @@ export class OperatorMetrics {
     });
   }
 
+  /**
+   * Records a reconcile of the queue `key` (namespace/name) and what it observed. prom-client hashes the
+   * labels on every set, and this runs on every poll of every queue, so only values that changed are set.
+   */
+  observeQueue(key: string, namespace: string, taskqueue: string, o: QueueObservation, now: number): void {
+    let q = this.#queues.get(key);
+    if (!q) {
+      q = { labels: { namespace, taskqueue }, values: [], at: 0 };
+      this.#queues.set(key, q);
+    }
+    q.at = now / 1000;
+    const { values, labels } = q;
+    const changed = (i: number, value: number | undefined) => {
+      if (value === undefined || values[i] === value) return false;
+      values[i] = value;
+      return true;
+    };
+    if (changed(0, o.backlog?.ready)) this.backlog.set({ ...labels, kind: 'ready' }, o.backlog!.ready);
+    if (changed(1, o.backlog?.delayed)) this.backlog.set({ ...labels, kind: 'delayed' }, o.backlog!.delayed);
+    if (changed(2, o.backlog?.inFlight)) this.backlog.set({ ...labels, kind: 'in_flight' }, o.backlog!.inFlight);
+    if (changed(3, o.arrival)) this.arrivalRate.set(labels, o.arrival!);
+    if (changed(4, o.completion)) this.completionRate.set(labels, o.completion!);
+    if (changed(5, o.desired)) this.desiredReplicas.set(labels, o.desired);
+    if (changed(6, o.current)) this.currentReplicas.set(labels, o.current);
+  }
+
   /** Forgets a deleted TaskQueue's series. */
   forget(namespace: string, taskqueue: string): void {
+    this.#queues.delete(`${namespace}/${taskqueue}`);
     for (const gauge of [
       this.arrivalRate,
       this.completionRate,

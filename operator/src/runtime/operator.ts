@@ -1,10 +1,17 @@
 import { hostname } from 'node:os';
-import { type KubeConfig, type KubernetesListObject, makeInformer } from '@kubernetes/client-node';
+import {
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  makeInformer,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 import { createLogger, type Logger } from 'taskfleet';
-import { GROUP, PLURAL, type TaskQueue, VERSION } from '../api/types.ts';
-import { Reconciler } from '../controller/reconciler.ts';
+import { GROUP, KIND, PLURAL, type TaskQueue, VERSION } from '../api/types.ts';
+import { type Deployment, driftHash, Reconciler } from '../controller/reconciler.ts';
 import { ProbePool } from '../probes/probe.ts';
-import { KubeClient } from './kube-client.ts';
+import { KubeApiError, KubeClient } from './kube-client.ts';
 import { LeaderElector } from './leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { WorkQueue } from './work-queue.ts';
@@ -20,15 +27,23 @@ export interface OperatorOptions {
   retryPeriodMs?: number;
   /** Reconciles run at once. @defaultValue 16 */
   workers?: number;
+  /** Re-apply an unchanged managed Deployment at least this often. @defaultValue 600_000 */
+  resyncMs?: number;
   /** Broker probes in flight at once. @defaultValue 32 */
   probeConcurrency?: number;
   logger?: Logger;
 }
 
+/** The label every Deployment the operator manages carries: its informer watches only these. */
+export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=taskfleet';
+
+type Cached<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
 /**
  * The operator: a TaskQueue informer feeding one work queue, `workers` reconcile loops, and leader
- * election so that of several replicas exactly one acts. A follower keeps its informer warm, so it
- * takes over within a lease duration.
+ * election so that of several replicas exactly one acts. A second informer caches the Deployments it
+ * manages, so that a reconcile of an unchanged queue reads everything from memory and sends nothing to
+ * the API server. A follower keeps its informers warm, so it takes over within a lease duration.
  */
 export class Operator {
   readonly metrics = new OperatorMetrics();
@@ -41,9 +56,13 @@ export class Operator {
   readonly #reconciler: Reconciler;
   #queue: WorkQueue | undefined;
   #loops: Promise<void>[] = [];
-  #informer: ReturnType<typeof makeInformer<TaskQueue>> | undefined;
+  #informer: Cached<TaskQueue> | undefined;
+  #deployments: Cached<Deployment> | undefined;
+  /** namespace/name → driftHash of the cached version of a managed Deployment. */
+  readonly #drift = new Map<string, string>();
   #elector: LeaderElector | undefined;
   #synced = false;
+  #stopping = false;
 
   constructor(config: KubeConfig, options: OperatorOptions) {
     this.#config = config;
@@ -56,6 +75,15 @@ export class Operator {
     this.#probes = new ProbePool({ concurrency: options.probeConcurrency ?? 32 });
     this.#reconciler = new Reconciler({
       kube: this.kube,
+      cache: {
+        taskQueue: (namespace, name) => this.#informer?.get(name, namespace),
+        deployment: (namespace, name) => {
+          const deployment = this.#deployments?.get(name, namespace);
+          const drift = this.#drift.get(`${namespace}/${name}`);
+          return deployment && drift ? { deployment, drift } : undefined;
+        },
+      },
+      ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
       probes: this.#probes,
       metrics: this.metrics,
       identity: this.identity,
@@ -63,7 +91,7 @@ export class Operator {
     });
   }
 
-  /** Ready: the informer has listed TaskQueues (leader or follower alike). */
+  /** Ready: the informers have listed TaskQueues and Deployments (leader or follower alike). */
   get ready(): boolean {
     return this.#synced;
   }
@@ -74,9 +102,7 @@ export class Operator {
 
   async start(): Promise<void> {
     const path = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
-    this.#informer = makeInformer<TaskQueue>(this.#config, path, () =>
-      this.kube.get<KubernetesListObject<TaskQueue>>(path),
-    );
+    this.#informer = this.#cached<TaskQueue>('TaskQueue', path);
     const key = (tq: TaskQueue) => `${tq.metadata.namespace}/${tq.metadata.name}`;
     const enqueue = (tq: TaskQueue) => this.#queue?.add(key(tq));
     // Only spec changes (a new generation) wake a reconcile early: our own status writes must not, or a
@@ -95,11 +121,25 @@ export class Operator {
       generations.delete(key(tq));
       enqueue(tq);
     });
-    this.#informer.on('error', (error) => {
-      this.log.warn('TaskQueue watch failed; restarting it', { error: (error as Error)?.message });
-      setTimeout(() => void this.#informer?.start().catch(() => {}), 1000).unref();
+    // A managed Deployment that is deleted is recreated at once, not at the owner's next poll. Other
+    // changes (its status, mostly) wake nothing: the owner's next poll sees them in the cache.
+    this.#deployments = this.#cached<Deployment>('Deployment', '/apis/apps/v1/deployments', MANAGED_SELECTOR);
+    const cacheKey = (d: Deployment) => `${d.metadata.namespace}/${d.metadata.name}`;
+    const slim = (deployment: Deployment) => {
+      this.#drift.set(cacheKey(deployment), driftHash(deployment));
+      // A reconcile reads a cached Deployment's identity, replicas, selector and status, and the drift
+      // hash taken above: the pod template and annotations (most of its size) need not stay in memory.
+      delete (deployment.spec as { template?: unknown } | undefined)?.template;
+      delete (deployment.metadata as { annotations?: unknown }).annotations;
+    };
+    this.#deployments.on('add', slim);
+    this.#deployments.on('update', slim);
+    this.#deployments.on('delete', (deployment) => {
+      this.#drift.delete(cacheKey(deployment));
+      const owner = deployment.metadata.ownerReferences?.find((o) => o.controller && o.kind === KIND);
+      if (owner) this.#queue?.add(`${deployment.metadata.namespace}/${owner.name}`);
     });
-    await this.#informer.start();
+    await Promise.all([this.#informer.start(), this.#deployments.start()]);
     this.#synced = true;
     if (this.#options.leaderElection === false) {
       this.#lead();
@@ -115,6 +155,31 @@ export class Operator {
       log: (msg, fields) => this.log.info(msg, fields),
     });
     this.#elector.start();
+  }
+
+  /**
+   * An informer (list, then watch) on `path`, restarted a second after a failure. Cached objects drop
+   * their managedFields, which nothing here reads and which are most of a Deployment's size.
+   */
+  #cached<T extends KubernetesObject>(what: string, path: string, labelSelector?: string): Cached<T> {
+    const query = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
+    const informer = makeInformer<T>(
+      this.#config,
+      path,
+      () => this.kube.get<KubernetesListObject<T>>(`${path}${query}`),
+      labelSelector,
+    );
+    const slim = (object: T) => {
+      if (object.metadata) delete object.metadata.managedFields;
+    };
+    informer.on('add', slim);
+    informer.on('update', slim);
+    informer.on('error', (error) => {
+      if (this.#stopping) return;
+      this.log.warn(`${what} watch failed; restarting it`, { error: (error as Error)?.message });
+      setTimeout(() => void informer.start().catch(() => {}), 1000).unref();
+    });
+    return informer;
   }
 
   /** Starts acting: every known TaskQueue is reconciled now, then on each change and poll. */
@@ -149,9 +214,14 @@ export class Operator {
         if (requeueAfterMs !== undefined) queue.addAfter(key, requeueAfterMs);
         else queue.remove(key);
       } catch (error) {
-        this.metrics.reconcileErrors.inc();
         const delay = queue.addRateLimited(key);
-        this.log.warn('reconcile failed; retrying', { key, retryInMs: delay, error: (error as Error).message });
+        if (error instanceof KubeApiError && error.code === 409) {
+          // A write decided on a cached object that has moved on: run again on the newer one.
+          this.log.debug('cache behind the API server; reconciling again', { key, retryInMs: delay });
+        } else {
+          this.metrics.reconcileErrors.inc();
+          this.log.warn('reconcile failed; retrying', { key, retryInMs: delay, error: (error as Error).message });
+        }
       } finally {
         end();
         queue.done(key);
@@ -160,10 +230,12 @@ export class Operator {
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
     await this.#elector?.stop();
     await this.#follow();
-    await this.#informer?.stop();
+    await Promise.all([this.#informer?.stop(), this.#deployments?.stop()]);
     await this.#reconciler.close();
     await this.#probes.close();
+    this.kube.close();
   }
 }

@@ -92,6 +92,11 @@ const rejected: [string, string, RegExp][] = [
     /fallback\.replicas must not exceed maxReplicas/,
   ],
   [
+    'a schedule with both cron and everySeconds',
+    `{ broker: { redis: { url: "redis://r" } }, ${worker}, schedules: [{ name: s, cron: "* * * * *", everySeconds: 5, task: t }] }`,
+    /set exactly one of cron and everySeconds/,
+  ],
+  [
     'a bad queue name',
     `{ queue: "has spaces", broker: { redis: { url: "redis://r" } }, ${worker} }`,
     /spec\.queue in body should match/,
