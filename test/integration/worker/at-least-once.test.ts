@@ -17,6 +17,7 @@ import { appKeys } from '../../../worker/src/brokers/redis/keys.ts';
 import { testApp } from '../../support/app.ts';
 import { spawnWorker, type WorkerProcess } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
+import { seededRandom } from '../../support/random.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const TASKS = 20_000;
@@ -33,18 +34,6 @@ const KILL_EVERY_MS = [100, 600] as const;
 /** Bounds a run that stops making progress; a passing run is far quicker (see the reported duration). */
 const CHAOS_DEADLINE_MS = 140_000;
 const fixture = fileURLToPath(new URL('./fixtures/at-least-once.tasks.ts', import.meta.url));
-
-/** mulberry32: a tiny seeded PRNG, so a kill schedule can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test(`at-least-once: ${TASKS} tasks all succeed while workers are SIGKILLed at random`, {
   timeout: 170_000,

@@ -33,6 +33,7 @@ import { appKeys, chordKeys, queueKeys } from '../../../worker/src/brokers/redis
 import { testApp } from '../../support/app.ts';
 import { spawnWorker, type WorkerProcess } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
+import { seededRandom } from '../../support/random.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const CHORDS = 200;
@@ -50,18 +51,6 @@ const DUPLICATED = 0.2;
 /** Bounds a run that stops making progress; a passing run is far quicker (see the reported duration). */
 const CHAOS_DEADLINE_MS = 120_000;
 const fixture = fileURLToPath(new URL('./fixtures/chord-chaos.tasks.ts', import.meta.url));
-
-/** mulberry32: a tiny seeded PRNG, so a kill schedule can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const expected = (c: number) => Array.from({ length: MEMBERS }, (_, i) => `${c}:${i}`);
 
