@@ -88,6 +88,12 @@ bench: bench-worker ## run the benchmarks and rewrite their sections of docs/ben
 bench-worker: deps ## worker vs BullMQ vs a bare Streams loop, 100,000 tasks (~3 min; needs redis-server, redis-tools)
 	node bench/worker.ts --tasks 100000 --concurrency 50 --write
 
+bench: bench-operator
+
+.PHONY: bench-operator
+bench-operator: stack-build ## operator reaction time and capacity (2,000 TaskQueues) on the real control plane (~15 min)
+	node bench/operator.ts --write
+
 .PHONY: clean
 clean: ## remove build output (the stack cache stays: TASKFLEET_CACHE)
 	rm -rf worker/dist operator/dist worker/*.tsbuildinfo operator/*.tsbuildinfo

@@ -30,6 +30,7 @@ export class OperatorMetrics {
   readonly probeErrors: Counter<'namespace' | 'taskqueue'>;
   readonly reconcileDuration: Histogram;
   readonly reconcileErrors: Counter;
+  readonly reconcileConflicts: Counter;
   readonly scaleEvents: Counter<'namespace' | 'taskqueue' | 'direction'>;
   readonly lastReconcile: Gauge<'namespace' | 'taskqueue'>;
   readonly apiRequests: Counter<'verb' | 'resource'>;
@@ -91,6 +92,11 @@ export class OperatorMetrics {
     this.reconcileErrors = new Counter({
       name: 'taskfleet_reconcile_errors_total',
       help: 'Reconciles that failed and were retried.',
+      registers,
+    });
+    this.reconcileConflicts = new Counter({
+      name: 'taskfleet_reconcile_conflicts_total',
+      help: 'Reconciles run again because a write was decided on a cached object that had moved on (409).',
       registers,
     });
     this.scaleEvents = new Counter({

@@ -217,6 +217,7 @@ export class Operator {
         const delay = queue.addRateLimited(key);
         if (error instanceof KubeApiError && error.code === 409) {
           // A write decided on a cached object that has moved on: run again on the newer one.
+          this.metrics.reconcileConflicts.inc();
           this.log.debug('cache behind the API server; reconciling again', { key, retryInMs: delay });
         } else {
           this.metrics.reconcileErrors.inc();

@@ -1,0 +1,249 @@
+/**
+ * The operator benchmark's world: a private stack (Redis + etcd, kube-apiserver, kube-controller-manager)
+ * started through the project's helper, the CRDs installed, a ServiceAccount bound to operator/rbac.yaml,
+ * and the operator itself as a child process, as it runs in a cluster (leader election on).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { openSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { KubeApiError, KubeClient } from '../../operator/src/runtime/kube-client.ts';
+import type { KubeEndpoint } from '../../test/stack/kube.ts';
+import { freePort } from '../../test/stack/process.ts';
+import type { RedisEndpoint } from '../../test/stack/redis.ts';
+import { kubectlWith } from '../../test/support/kube.ts';
+import { type OwnedStack, spawnStack } from '../../test/support/stack.ts';
+
+const crd = new URL('../../crds/taskqueues.taskfleet.dev.yaml', import.meta.url).pathname;
+const rbac = new URL('../../operator/rbac.yaml', import.meta.url).pathname;
+const main = new URL('../../operator/src/main.ts', import.meta.url).pathname;
+
+/** The namespace the operator runs in (its ServiceAccount and Lease). */
+export const OPERATOR_NAMESPACE = 'taskfleet-system';
+
+export interface Cluster {
+  stack: OwnedStack;
+  kube: KubeEndpoint;
+  redis: RedisEndpoint;
+  /** Admin credentials: what the benchmark itself uses to create objects and watch them. */
+  adminConfig: KubeConfig;
+  admin: KubeClient;
+  /** A kubeconfig whose user is the operator's ServiceAccount, bound to exactly operator/rbac.yaml. */
+  operatorKubeconfig: string;
+  /** Process ids of the stack's components, by name (kube-apiserver, etcd, redis, …). */
+  pids: Record<string, number>;
+  kubectl(args: readonly string[], input?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(log: (line: string) => void): Promise<Cluster> {
+  const started = performance.now();
+  const stack = await spawnStack(['redis', 'kube']);
+  const { kube, redis } = stack.info;
+  if (!kube || !redis) throw new Error('the stack started without kube or redis');
+  log(`stack up in ${((performance.now() - started) / 1000).toFixed(1)} s: ${stack.info.dir}`);
+  const kubectl = (args: readonly string[], input?: string) =>
+    kubectlWith(kube, args, input === undefined ? {} : { input });
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', crd]);
+  await kubectl(['wait', '--for=condition=Established', 'crd/taskqueues.taskfleet.dev', '--timeout=60s']);
+
+  await kubectl(['create', 'namespace', OPERATOR_NAMESPACE]);
+  await kubectl(['create', 'serviceaccount', 'taskfleet-operator', '-n', OPERATOR_NAMESPACE]);
+  await kubectl(['apply', '-n', OPERATOR_NAMESPACE, '-f', rbac]);
+  const subject = `--serviceaccount=${OPERATOR_NAMESPACE}:taskfleet-operator`;
+  await kubectl(['create', 'clusterrolebinding', 'taskfleet-operator', '--clusterrole=taskfleet-operator', subject]);
+  await kubectl([
+    'create',
+    'rolebinding',
+    'taskfleet-operator-leader-election',
+    '-n',
+    OPERATOR_NAMESPACE,
+    '--role=taskfleet-operator-leader-election',
+    subject,
+  ]);
+  const token = (
+    await kubectl(['create', 'token', 'taskfleet-operator', '-n', OPERATOR_NAMESPACE, '--duration=6h'])
+  ).trim();
+  const ca = (
+    await kubectl(['config', 'view', '--raw', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}'])
+  ).trim();
+  const operatorKubeconfig = join(stack.info.dir, 'operator-bench.kubeconfig');
+  await writeFile(
+    operatorKubeconfig,
+    `apiVersion: v1
+kind: Config
+clusters: [{ name: stack, cluster: { server: ${kube.server}, certificate-authority-data: ${ca} } }]
+users: [{ name: operator, user: { token: ${token} } }]
+contexts: [{ name: operator, context: { cluster: stack, user: operator } }]
+current-context: operator
+`,
+    { mode: 0o600 },
+  );
+  const adminConfig = new KubeConfig();
+  adminConfig.loadFromFile(kube.kubeconfig);
+  return {
+    stack,
+    kube,
+    redis,
+    adminConfig,
+    admin: new KubeClient(adminConfig),
+    operatorKubeconfig,
+    pids: Object.fromEntries(stack.info.processes.map((p) => [p.name, p.pid])),
+    kubectl,
+    stop: () => stack.stop(),
+  };
+}
+
+/** Creates a namespace (admin), ignoring "already exists". */
+export async function createNamespace(cluster: Cluster, name: string): Promise<void> {
+  try {
+    await cluster.admin.post('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  } catch (error) {
+    if (!(error instanceof KubeApiError && error.code === 409)) throw error;
+  }
+}
+
+/** Runs `work` over `items` with at most `concurrency` in flight. */
+export async function inParallel<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        await work(items[index] as T, index);
+      }
+    }),
+  );
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  /** Node's own flags on its command line (NODE_OPTIONS is --conditions=source). */
+  nodeFlags: readonly string[];
+  pid: number;
+  identity: string;
+  metricsUrl: string;
+  logFile: string;
+  /** SIGTERM (the operator releases its lease), then waits for the exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `operator/src/main.ts` as a process of its own, as the Helm chart runs it: ServiceAccount
+ * credentials, leader election on, metrics served. Resolves once it is ready (informers synced) and leads.
+ * `setpriv --pdeathsig KILL` ends it if the benchmark dies.
+ */
+export async function startOperator(
+  cluster: Cluster,
+  identity: string,
+  nodeFlags: readonly string[] = [],
+): Promise<OperatorProcess> {
+  const port = await freePort();
+  const logFile = join(cluster.stack.info.dir, `operator-${identity}.log`);
+  const out = openSync(logFile, 'a');
+  const child = spawn(
+    'setpriv',
+    [
+      '--pdeathsig',
+      'KILL',
+      '--',
+      process.execPath,
+      ...nodeFlags,
+      main,
+      '--kubeconfig',
+      cluster.operatorKubeconfig,
+      '--namespace',
+      OPERATOR_NAMESPACE,
+      '--identity',
+      identity,
+      '--metrics-port',
+      String(port),
+      '--leader-elect',
+      'true',
+    ],
+    {
+      env: { ...process.env, NODE_OPTIONS: '--conditions=source', TASKFLEET_LOG_LEVEL: 'info' },
+      stdio: ['ignore', out, out],
+    },
+  );
+  if (child.pid === undefined) throw new Error('could not start the operator');
+  const exited = once(child, 'exit');
+  const metricsUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the operator exited with ${child.exitCode}; see ${logFile}`);
+    const leading = await fetch(`${metricsUrl}/metrics`)
+      .then((r) => r.text())
+      .then((text) => /^taskfleet_operator_leader 1$/m.test(text))
+      .catch(() => false);
+    if (leading) break;
+    if (Date.now() > deadline) throw new Error(`the operator did not lead within 120 s; see ${logFile}`);
+    await sleep(50);
+  }
+  return {
+    child,
+    nodeFlags,
+    pid: child.pid,
+    identity,
+    metricsUrl,
+    logFile,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+interface Watched {
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+}
+
+/**
+ * A Kubernetes watch that survives the client's 30 s inactivity timeout and the server's own closes:
+ * it reconnects from the last resourceVersion it saw, so no event is lost or replayed.
+ */
+export function watchForever<T extends Watched>(
+  config: KubeConfig,
+  path: string,
+  query: Record<string, string>,
+  onEvent: (type: string, object: T) => void,
+): { stop(): void } {
+  const watch = new Watch(config);
+  let resourceVersion: string | undefined;
+  let stopped = false;
+  let controller: AbortController | undefined;
+  const connect = async () => {
+    if (stopped) return;
+    controller = await watch.watch(
+      path,
+      { ...query, allowWatchBookmarks: 'true', ...(resourceVersion ? { resourceVersion } : {}) },
+      (type, object: T) => {
+        if (object?.metadata?.resourceVersion) resourceVersion = object.metadata.resourceVersion;
+        if (type === 'ERROR') {
+          resourceVersion = undefined; // 410 Gone: start over with a fresh list of events
+          return;
+        }
+        if (type !== 'BOOKMARK') onEvent(type, object);
+      },
+      () => {
+        if (!stopped) setTimeout(() => void connect(), 100);
+      },
+    );
+  };
+  void connect();
+  return {
+    stop() {
+      stopped = true;
+      controller?.abort();
+    },
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * The operator polls from its informers' caches: an unchanged queue costs no API request per poll, yet a
+ * managed Deployment that someone deletes or edits is put back, and the status is written only when it
+ * changes.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../stack/process.ts';
+import { eventually } from '../../support/eventually.ts';
+import { kubectl } from '../../support/kube.ts';
+import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
+import { useRedis } from '../../support/stack.ts';
+
+const namespace = `cache-${randomUUID().slice(0, 8)}`;
+const prefix = `ca-${randomUUID().slice(0, 8)}`;
+const redisUrl = (await useRedis()).url;
+const kubeconfig = await operatorKubeconfig(namespace);
+const metricsPort = await freePort();
+const operator = startOperator(kubeconfig, namespace, 'operator', {}, { metricsPort });
+
+interface Json {
+  // biome-ignore lint/suspicious/noExplicitAny: reading kubectl's JSON in assertions
+  [key: string]: any;
+}
+const getJson = async (kind: string, name: string): Promise<Json | undefined> => {
+  try {
+    return JSON.parse(await kubectl(['get', kind, name, '-n', namespace, '-o', 'json']));
+  } catch (error) {
+    if (/NotFound/.test((error as Error).message)) return undefined;
+    throw error;
+  }
+};
+const env = (deployment: Json) =>
+  Object.fromEntries((deployment.spec.template.spec.containers[0].env as Json[]).map((e) => [e.name, e.value]));
+
+/** Requests the operator has sent, by `VERB resource`, from its own counter. */
+async function requests(): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const counts = new Map<string, number>();
+  for (const m of text.matchAll(/^taskfleet_operator_api_requests_total\{verb="(\w+)",resource="([\w/]+)"\} (\d+)/gm)) {
+    counts.set(`${m[1]} ${m[2]}`, Number(m[3]));
+  }
+  return counts;
+}
+const reconciles = async () =>
+  Number(
+    /^taskfleet_reconcile_duration_seconds_count (\d+)/m.exec(
+      await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+    )?.[1] ?? 0,
+  );
+
+await kubectl(['apply', '-f', '-'], {
+  input: JSON.stringify({
+    apiVersion: 'taskfleet.dev/v1alpha1',
+    kind: 'TaskQueue',
+    metadata: { name: 'cached', namespace },
+    spec: {
+      queue: `cached-${randomUUID().slice(0, 6)}`,
+      broker: { redis: { url: redisUrl, prefix } },
+      worker: { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } },
+      scaling: { pollIntervalSeconds: 1, minReplicas: 2 },
+    },
+  }),
+});
+
+test('an unchanged queue is polled without API requests: no apply, no status write', async () => {
+  await eventually('the queue Ready', async () => {
+    const tq = await getJson('taskqueue', 'cached');
+    return tq?.status?.conditions?.some((c: Json) => c.type === 'Ready' && c.status === 'True');
+  });
+  await sleep(2500); // the first polls have settled the status
+  const before = await requests();
+  const polls = await reconciles();
+  await sleep(4000);
+  const after = await requests();
+  assert.ok((await reconciles()) - polls >= 3, 'the queue was polled meanwhile');
+  for (const kind of ['APPLY deployments', 'PATCH taskqueues/status', 'GET taskqueues', 'GET deployments']) {
+    assert.equal(after.get(kind) ?? 0, before.get(kind) ?? 0, `${kind} while nothing changed`);
+  }
+});
+
+test('a deleted managed Deployment is recreated at once', async () => {
+  const original = await eventually('the Deployment', () => getJson('deployment', 'cached-workers'));
+  await kubectl(['delete', 'deployment', 'cached-workers', '-n', namespace, '--wait=false']);
+  const recreated = await eventually(
+    'a new Deployment',
+    async () => {
+      const d = await getJson('deployment', 'cached-workers');
+      return d && d.metadata.uid !== original.metadata.uid && !d.metadata.deletionTimestamp && d;
+    },
+    30_000,
+  );
+  assert.equal(recreated.metadata.ownerReferences?.[0]?.name, 'cached');
+  await eventually('the new Deployment scaled to minReplicas (it starts at 1)', async () => {
+    return (await getJson('deployment', 'cached-workers'))?.spec?.replicas === 2;
+  });
+});
+
+test('a managed Deployment edited by someone else is put back (drift), other fields are left alone', async () => {
+  await kubectl([
+    'set',
+    'env',
+    'deployment/cached-workers',
+    '-n',
+    namespace,
+    '-c',
+    'worker',
+    'TASKFLEET_CONCURRENCY=99',
+    'SOMEONE_ELSES=kept',
+  ]);
+  const restored = await eventually(
+    'TASKFLEET_CONCURRENCY back to 16',
+    async () => {
+      const d = await getJson('deployment', 'cached-workers');
+      return d && env(d).TASKFLEET_CONCURRENCY === '16' && d;
+    },
+    30_000,
+  );
+  assert.equal(env(restored).SOMEONE_ELSES, 'kept', 'a field the operator does not own stays');
+  assert.equal(operator.child.exitCode, null, operator.output().slice(-2000));
+});
