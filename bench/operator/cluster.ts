@@ -6,7 +6,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
@@ -14,11 +13,11 @@ import { KubeApiError, KubeClient } from '../../operator/src/runtime/kube-client
 import type { KubeEndpoint } from '../../test/stack/kube.ts';
 import { freePort } from '../../test/stack/process.ts';
 import type { RedisEndpoint } from '../../test/stack/redis.ts';
+import { installCrdsInto } from '../../test/support/crds.ts';
 import { kubectlWith } from '../../test/support/kube.ts';
+import { operatorAccountKubeconfig } from '../../test/support/operator-account.ts';
 import { type OwnedStack, spawnStack } from '../../test/support/stack.ts';
 
-const crd = new URL('../../crds/taskqueues.taskfleet.dev.yaml', import.meta.url).pathname;
-const rbac = new URL('../../operator/rbac.yaml', import.meta.url).pathname;
 const main = new URL('../../operator/src/main.ts', import.meta.url).pathname;
 
 /** The namespace the operator runs in (its ServiceAccount and Lease). */
@@ -47,41 +46,14 @@ export async function startCluster(log: (line: string) => void): Promise<Cluster
   log(`stack up in ${((performance.now() - started) / 1000).toFixed(1)} s: ${stack.info.dir}`);
   const kubectl = (args: readonly string[], input?: string) =>
     kubectlWith(kube, args, input === undefined ? {} : { input });
-  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', crd]);
-  await kubectl(['wait', '--for=condition=Established', 'crd/taskqueues.taskfleet.dev', '--timeout=60s']);
+  await installCrdsInto(kube);
 
   await kubectl(['create', 'namespace', OPERATOR_NAMESPACE]);
-  await kubectl(['create', 'serviceaccount', 'taskfleet-operator', '-n', OPERATOR_NAMESPACE]);
-  await kubectl(['apply', '-n', OPERATOR_NAMESPACE, '-f', rbac]);
-  const subject = `--serviceaccount=${OPERATOR_NAMESPACE}:taskfleet-operator`;
-  await kubectl(['create', 'clusterrolebinding', 'taskfleet-operator', '--clusterrole=taskfleet-operator', subject]);
-  await kubectl([
-    'create',
-    'rolebinding',
-    'taskfleet-operator-leader-election',
-    '-n',
-    OPERATOR_NAMESPACE,
-    '--role=taskfleet-operator-leader-election',
-    subject,
-  ]);
-  const token = (
-    await kubectl(['create', 'token', 'taskfleet-operator', '-n', OPERATOR_NAMESPACE, '--duration=6h'])
-  ).trim();
-  const ca = (
-    await kubectl(['config', 'view', '--raw', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}'])
-  ).trim();
-  const operatorKubeconfig = join(stack.info.dir, 'operator-bench.kubeconfig');
-  await writeFile(
-    operatorKubeconfig,
-    `apiVersion: v1
-kind: Config
-clusters: [{ name: stack, cluster: { server: ${kube.server}, certificate-authority-data: ${ca} } }]
-users: [{ name: operator, user: { token: ${token} } }]
-contexts: [{ name: operator, context: { cluster: stack, user: operator } }]
-current-context: operator
-`,
-    { mode: 0o600 },
-  );
+  const operatorKubeconfig = await operatorAccountKubeconfig(kube, OPERATOR_NAMESPACE, {
+    clusterRoleBinding: 'taskfleet-operator',
+    file: join(stack.info.dir, 'operator-bench.kubeconfig'),
+    duration: '6h',
+  });
   const adminConfig = new KubeConfig();
   adminConfig.loadFromFile(kube.kubeconfig);
   return {

@@ -1,6 +1,6 @@
 /** The "Operator" section of docs/benchmarks.md, rendered from one run (and the recorded baseline). */
 import { readFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeDocSection } from '../support/doc.ts';
 import type { CapacityResult, SteadyResult } from './capacity.ts';
 import type { Floor } from './floors.ts';
 import { quantile } from './measure.ts';
@@ -18,16 +18,6 @@ export interface OperatorBenchResults {
   floors?: { defaults: Floor[]; flags: Floor[] };
 }
 
-const DOC = new URL('../../docs/benchmarks.md', import.meta.url);
-const BEGIN = '<!-- operator benchmark: begin (written by `make bench-operator`; edits here are overwritten) -->';
-const END = '<!-- operator benchmark: end -->';
-const INTRO = `# Benchmarks
-
-Performance is measured here, by \`make bench\`, and never asserted with timers in tests.
-
-<!-- worker benchmark: the worker section goes here (\`make bench-worker\`) -->
-`;
-
 /** The operator before the cache work (every reconcile GETs its TaskQueue and applies its Deployment). */
 const BASELINE = new URL('./baseline.json', import.meta.url);
 
@@ -35,18 +25,9 @@ const REACTION_GOAL_S = 2;
 const AGE_GOAL_S = 5;
 const RSS_GOAL_MB = 256;
 
-/** Replaces the operator section of docs/benchmarks.md (or appends it), leaving every other section alone. */
-export async function writeOperatorSection(section: string): Promise<string> {
-  const current = await readFile(DOC, 'utf8').catch(() => INTRO);
-  const block = `${BEGIN}\n${section.trim()}\n${END}`;
-  const start = current.indexOf(BEGIN);
-  const end = current.indexOf(END);
-  const next =
-    start >= 0 && end > start
-      ? `${current.slice(0, start)}${block}${current.slice(end + END.length)}`
-      : `${current.trimEnd()}\n\n${block}\n`;
-  await writeFile(DOC, next);
-  return DOC.pathname;
+/** Replaces the operator section of docs/benchmarks.md, leaving every other section alone. */
+export function writeOperatorSection(section: string): Promise<string> {
+  return writeDocSection('operator', 'make bench-operator', section);
 }
 
 function loadBaseline(): OperatorBenchResults | undefined {

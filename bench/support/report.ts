@@ -1,5 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
 import type { ProfileSummary } from './cpu-profile.ts';
+import { writeDocSection } from './doc.ts';
 import type { ContenderName } from './protocol.ts';
 import type { WorkPerTask } from './redis-info.ts';
 
@@ -156,28 +156,9 @@ export function renderSummary(r: BenchResults): string {
   return lines.join('\n');
 }
 
-const BEGIN = '<!-- worker benchmark: begin (written by `make bench`; edits here are overwritten) -->';
-const END = '<!-- worker benchmark: end -->';
-const DOC = new URL('../../docs/benchmarks.md', import.meta.url);
-const INTRO = `# Benchmarks
-
-Performance is measured here, by \`make bench\`, and never asserted with timers in tests. Every
-figure stands beside an anchor measured in the same run, on the same Redis: the ratios are what to
-read and compare across machines; the absolute numbers describe only the machine and the moment.
-`;
-
 /** Replaces the worker section of docs/benchmarks.md (the rest of the file is kept). */
-export async function writeWorkerSection(section: string): Promise<string> {
-  const current = await readFile(DOC, 'utf8').catch(() => INTRO);
-  const block = `${BEGIN}\n${section.trim()}\n${END}`;
-  const start = current.indexOf(BEGIN);
-  const end = current.indexOf(END);
-  const next =
-    start >= 0 && end > start
-      ? `${current.slice(0, start)}${block}${current.slice(end + END.length)}`
-      : `${current.trimEnd()}\n\n${block}\n`;
-  await writeFile(DOC, next);
-  return DOC.pathname;
+export function writeWorkerSection(section: string): Promise<string> {
+  return writeDocSection('worker', 'make bench', section);
 }
 
 function table(header: string[], rows: string[][]): string {

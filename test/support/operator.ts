@@ -1,13 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { installCrds } from './crds.ts';
 import { kubectl } from './kube.ts';
+import { operatorAccountKubeconfig } from './operator-account.ts';
 import { useKube } from './stack.ts';
 
-const rbac = new URL('../../operator/rbac.yaml', import.meta.url).pathname;
 const main = new URL('../../operator/src/main.ts', import.meta.url).pathname;
 
 /**
@@ -21,43 +20,12 @@ export async function operatorKubeconfig(namespace: string): Promise<string> {
   const kube = await useKube();
   await kubectl(['create', 'namespace', namespace]);
   after(() => kubectl(['delete', 'namespace', namespace, '--wait=false']));
-  await kubectl(['create', 'serviceaccount', 'taskfleet-operator', '-n', namespace]);
-  await kubectl(['apply', '-n', namespace, '-f', rbac]);
-  const subject = `--serviceaccount=${namespace}:taskfleet-operator`;
-  await kubectl([
-    'create',
-    'clusterrolebinding',
-    `taskfleet-operator-${namespace}`,
-    '--clusterrole=taskfleet-operator',
-    subject,
-  ]);
-  after(() => kubectl(['delete', 'clusterrolebinding', `taskfleet-operator-${namespace}`]));
-  await kubectl([
-    'create',
-    'rolebinding',
-    'taskfleet-operator-leader-election',
-    '-n',
-    namespace,
-    '--role=taskfleet-operator-leader-election',
-    subject,
-  ]);
-  const token = (await kubectl(['create', 'token', 'taskfleet-operator', '-n', namespace, '--duration=2h'])).trim();
-  const ca = (
-    await kubectl(['config', 'view', '--raw', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}'])
-  ).trim();
-  const file = join(kube.kubeconfig, '..', `operator-${namespace}.kubeconfig`);
-  await writeFile(
-    file,
-    `apiVersion: v1
-kind: Config
-clusters: [{ name: stack, cluster: { server: ${kube.server}, certificate-authority-data: ${ca} } }]
-users: [{ name: operator, user: { token: ${token} } }]
-contexts: [{ name: operator, context: { cluster: stack, user: operator } }]
-current-context: operator
-`,
-    { mode: 0o600 },
-  );
-  return file;
+  const clusterRoleBinding = `taskfleet-operator-${namespace}`;
+  after(() => kubectl(['delete', 'clusterrolebinding', clusterRoleBinding]));
+  return operatorAccountKubeconfig(kube, namespace, {
+    clusterRoleBinding,
+    file: join(kube.kubeconfig, '..', `operator-${namespace}.kubeconfig`),
+  });
 }
 
 export interface OperatorProcess {
