@@ -89,24 +89,24 @@ export function scaleUpLimit(
   rules: ResolvedRules,
   now: number,
 ): RateLimit {
-  if (rules.selectPolicy === 'Disabled') return { replicas: current };
-  let best: RateLimit | undefined;
-  for (const policy of rules.policies) {
-    const periodStart = current - changeInPeriod(events, policy.periodSeconds, now);
-    const proposed =
-      policy.type === 'Pods'
-        ? periodStart + policy.value
-        : // Rounded up, or a small fleet could never grow by a percentage; in integers, so 112% of 25 is 28
-          // (25 * 1.12 in floating point is a hair above 28, which would round up to 29).
-          periodStart + Math.ceil((periodStart * policy.value) / 100);
-    const better =
-      rules.selectPolicy === 'Min' ? proposed < (best?.replicas ?? Infinity) : proposed > (best?.replicas ?? -Infinity);
-    if (better) best = { replicas: proposed, policy };
-  }
-  return best ?? { replicas: current };
+  return policyLimit(1, current, events, rules, now);
 }
 
 export function scaleDownLimit(
+  current: number,
+  events: readonly ScaleEvent[],
+  rules: ResolvedRules,
+  now: number,
+): RateLimit {
+  return policyLimit(-1, current, events, rules, now);
+}
+
+/**
+ * The furthest the policies let the count move in `direction` (+1 up, -1 down) from what it was at the
+ * start of each policy's period; `Max` picks the biggest change (highest up, lowest down), `Min` the least.
+ */
+function policyLimit(
+  direction: 1 | -1,
   current: number,
   events: readonly ScaleEvent[],
   rules: ResolvedRules,
@@ -116,14 +116,14 @@ export function scaleDownLimit(
   let best: RateLimit | undefined;
   for (const policy of rules.policies) {
     const periodStart = current - changeInPeriod(events, policy.periodSeconds, now);
-    const proposed =
-      policy.type === 'Pods'
-        ? periodStart - policy.value
-        : // In integers, so 5 less 80% is 1 (5 * (1 - 0.8) in floating point is a hair below 1: 0).
-          periodStart - Math.ceil((periodStart * policy.value) / 100);
-    // For scaling down, the biggest change (`Max`) is the lowest count.
+    // Percentages rounded up, or a small fleet could never move by one; in integers, so 112% of 25 is 28
+    // (25 * 1.12 in floating point is a hair above 28) and 5 less 80% is 1 (not 0).
+    const step = policy.type === 'Pods' ? policy.value : Math.ceil((periodStart * policy.value) / 100);
+    const proposed = periodStart + direction * step;
+    const change = direction * proposed;
     const better =
-      rules.selectPolicy === 'Min' ? proposed > (best?.replicas ?? -Infinity) : proposed < (best?.replicas ?? Infinity);
+      best === undefined ||
+      (rules.selectPolicy === 'Min' ? change < direction * best.replicas : change > direction * best.replicas);
     if (better) best = { replicas: proposed, policy };
   }
   return best ?? { replicas: current };
