@@ -82,13 +82,11 @@ crds: deps ## generate crds/ from the TaskQueue schema (operator/src/api/schema.
 	node operator/src/api/generate-crds.ts
 
 .PHONY: bench
-bench: bench-worker ## run the benchmarks and rewrite their sections of docs/benchmarks.md
+bench: bench-worker bench-operator ## run the benchmarks and rewrite their sections of docs/benchmarks.md
 
 .PHONY: bench-worker
 bench-worker: deps ## worker vs BullMQ vs a bare Streams loop, 100,000 tasks (~3 min; needs redis-server, redis-tools)
 	node bench/worker.ts --tasks 100000 --concurrency 50 --write
-
-bench: bench-operator
 
 .PHONY: bench-operator
 bench-operator: stack-build ## operator reaction time and capacity (2,000 TaskQueues) on the real control plane (~15 min)

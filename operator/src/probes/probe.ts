@@ -32,7 +32,7 @@ export class ProbePool {
   async read(target: BrokerTarget, timeoutMs = 5000): Promise<BrokerReading> {
     await this.#slot();
     try {
-      const broker = this.#broker(target);
+      const broker = this.broker(target);
       const backlog = await withTimeout(
         broker.backlog(target.queue),
         timeoutMs,
@@ -44,12 +44,8 @@ export class ProbePool {
     }
   }
 
-  /** The broker's connection, shared with the probes: the operator fires schedules through it. */
+  /** The broker's connection (one per distinct broker), shared with the reconciler, which fires schedules through it. */
   broker(target: BrokerTarget): RedisBroker {
-    return this.#broker(target);
-  }
-
-  #broker(target: BrokerTarget): RedisBroker {
     const key = `${target.url}\u0000${target.prefix}`;
     let broker = this.#brokers.get(key);
     if (!broker) {

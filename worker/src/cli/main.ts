@@ -125,16 +125,21 @@ async function loadApp(module: string): Promise<Taskfleet> {
   return app;
 }
 
+/** The app options the connection flags set: broker, backend and key prefix, where given. */
+function connectionOverrides(flags: Flags): { broker?: string; backend?: string; prefix?: string } {
+  return {
+    ...(flags.broker ? { broker: flags.broker } : {}),
+    ...(flags.backend ? { backend: flags.backend } : {}),
+    ...(flags.prefix ? { prefix: flags.prefix } : {}),
+  };
+}
+
 /**
  * The app for commands that only read or manage the fleet: the user's, or one made from the URLs;
  * `uses` is the Redis the command talks to, checked first.
  */
 async function appFor(flags: Flags, uses: 'broker' | 'backend'): Promise<Taskfleet> {
-  const overrides = {
-    ...(flags.broker ? { broker: flags.broker } : {}),
-    ...(flags.backend ? { backend: flags.backend } : {}),
-    ...(flags.prefix ? { prefix: flags.prefix } : {}),
-  };
+  const overrides = connectionOverrides(flags);
   let app: Taskfleet;
   if (flags.app) {
     app = await loadApp(flags.app);
@@ -185,12 +190,7 @@ async function runWorker(flags: Flags): Promise<void> {
   if (!flags.app) throw new UsageError('taskfleet worker needs --app <module> (or TASKFLEET_APP)');
   const logger = createLogger(parseLogLevel(flags['log-level'] ?? 'info'));
   const app = await loadApp(flags.app);
-  app.configure({
-    ...(flags.broker ? { broker: flags.broker } : {}),
-    ...(flags.backend ? { backend: flags.backend } : {}),
-    ...(flags.prefix ? { prefix: flags.prefix } : {}),
-    ...(flags.queue ? { defaultQueue: flags.queue } : {}),
-  });
+  app.configure({ ...connectionOverrides(flags), ...(flags.queue ? { defaultQueue: flags.queue } : {}) });
   const metricsPort = integer(flags, 'metrics-port') ?? 9090;
   const concurrency = integer(flags, 'concurrency', 1);
   const prefetch = integer(flags, 'prefetch');
