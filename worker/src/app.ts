@@ -1,4 +1,6 @@
 import type { Broker } from './brokers/broker.ts';
+import { KafkaBroker } from './brokers/kafka/broker.ts';
+import { isKafkaUrl, kafkaOptionsFromUrl, queueTopics } from './brokers/kafka/config.ts';
 import { RedisBroker } from './brokers/redis/broker.ts';
 import { assertRedisUrl } from './brokers/redis/connection.ts';
 import { assertQueueName } from './brokers/redis/keys.ts';
@@ -15,7 +17,8 @@ import type { ApplyOptions, Handler, Signature, TaskDefinition, TaskOptions } fr
 
 export interface TaskfleetOptions {
   /**
-   * Where tasks are sent: `redis://host:port/db` (or `rediss://`).
+   * Where tasks are sent: `redis://host:port/db` (or `rediss://`), or Kafka: `kafka://host:port,…`
+   * (or `kafkas://` for TLS; credentials and options in docs/kafka.md).
    * @defaultValue TASKFLEET_BROKER, else redis://127.0.0.1:6379
    */
   broker?: string;
@@ -85,10 +88,16 @@ export class Taskfleet {
 
   #validate(): void {
     const url = this.brokerUrl;
-    if (!/^rediss?:/.test(url)) {
-      throw new ConfigError(`broker ${JSON.stringify(url)} is not supported: use a redis:// or rediss:// URL`);
+    if (isKafkaUrl(url)) {
+      kafkaOptionsFromUrl(url);
+      queueTopics(this.prefix, this.defaultQueue);
+    } else if (/^rediss?:/.test(url)) {
+      assertRedisUrl(url, 'the broker URL');
+    } else {
+      throw new ConfigError(
+        `broker ${JSON.stringify(url)} is not supported: use a redis:// or rediss:// URL, or kafka:// (kafkas://) for Kafka`,
+      );
     }
-    assertRedisUrl(url, 'the broker URL');
     if (this.backendUrl !== undefined) assertRedisUrl(this.backendUrl, 'the result backend URL');
     assertQueueName(this.defaultQueue);
   }
@@ -164,7 +173,10 @@ export class Taskfleet {
   }
 
   get broker(): Broker {
-    this.#broker ??= new RedisBroker(this.brokerUrl, { prefix: this.prefix, maxMessageBytes: this.maxMessageBytes });
+    const options = { prefix: this.prefix, maxMessageBytes: this.maxMessageBytes };
+    this.#broker ??= isKafkaUrl(this.brokerUrl)
+      ? new KafkaBroker(this.brokerUrl, options)
+      : new RedisBroker(this.brokerUrl, options);
     return this.#broker;
   }
 
@@ -258,6 +270,7 @@ export class Taskfleet {
         ? { priority: (options.priority ?? task.options.priority) as number }
         : {}),
       ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
+      ...(options.key !== undefined ? { key: options.key } : {}),
       ...(options.headers !== undefined ? { headers: options.headers } : {}),
       ...(chain !== undefined ? { chain } : {}),
     });

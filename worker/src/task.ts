@@ -59,6 +59,11 @@ export interface ApplyOptions<R = never> {
   /** Use this id (idempotent enqueue from your side); a UUID by default. */
   taskId?: string;
   queue?: string;
+  /**
+   * Kafka's partition key: calls with the same key go to the same partition, and a worker started with
+   * `ordered` runs them one at a time, in the order sent. Ignored on Redis.
+   */
+  key?: string;
   headers?: Record<string, string>;
   /** Overrides the task's maxRetries for this call. */
   maxRetries?: number;

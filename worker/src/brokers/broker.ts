@@ -54,6 +54,12 @@ export interface ConsumerOptions {
    */
   maxDeliveries?: number;
   maxMessageBytes?: number;
+  /**
+   * Kafka: run calls that share a partition key one at a time, in the order they were sent. Unordered
+   * by default (Celery's semantics). Redis ignores it.
+   * @defaultValue false
+   */
+  ordered?: boolean;
 }
 
 /** One message handed to a consumer. Settle it exactly once. */
@@ -108,6 +114,8 @@ export interface Backlog {
   /** Messages ever added / ever delivered, for rates; undefined where the broker cannot tell. */
   added?: number;
   delivered?: number;
+  /** Kafka: the topic's partitions, the most consumers that can share the queue's work. */
+  partitions?: number;
 }
 
 export interface DeadLetter {

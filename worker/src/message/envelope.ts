@@ -35,6 +35,11 @@ export interface Envelope {
   expires?: number;
   /** 0 (most urgent) … 9; see `priorityLane`. */
   priority: number;
+  /**
+   * The partition key on Kafka: calls with the same key go to the same partition, and an `ordered`
+   * worker runs them one at a time, in order. Unused on Redis.
+   */
+  key?: string;
   parentId?: string;
   rootId: string;
   groupId?: string;
@@ -95,6 +100,7 @@ export interface NewEnvelope {
   expires?: number;
   priority?: number;
   maxRetries?: number;
+  key?: string;
   parentId?: string;
   rootId?: string;
   groupId?: string;
@@ -133,6 +139,7 @@ export function createEnvelope(input: NewEnvelope): Envelope {
   if (input.maxRetries !== undefined) envelope.maxRetries = input.maxRetries;
   if (input.eta !== undefined) envelope.eta = input.eta;
   if (input.expires !== undefined) envelope.expires = input.expires;
+  if (input.key !== undefined) envelope.key = input.key;
   if (input.parentId !== undefined) envelope.parentId = input.parentId;
   if (input.groupId !== undefined) envelope.groupId = input.groupId;
   if (input.chain !== undefined && input.chain.length > 0) envelope.chain = input.chain;
@@ -211,6 +218,7 @@ function envelopeProblems(m: Record<string, unknown>): string[] {
   need('eta', m.eta === undefined || isTime(m.eta), 'a timestamp in ms');
   need('expires', m.expires === undefined || isTime(m.expires), 'a timestamp in ms');
   need('priority', Number.isInteger(m.priority) && (m.priority as number) >= 0 && (m.priority as number) <= 9, '0–9');
+  need('key', m.key === undefined || isString(m.key), 'a non-empty string');
   need('parentId', m.parentId === undefined || isString(m.parentId), 'a non-empty string');
   need('rootId', isString(m.rootId), 'a non-empty string');
   need('groupId', m.groupId === undefined || isString(m.groupId), 'a non-empty string');

@@ -1,0 +1,499 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type Admin,
+  type ITopicConfig,
+  Kafka,
+  type KafkaConfig,
+  logLevel,
+  type Message,
+  type Producer,
+  type SASLOptions,
+} from 'kafkajs';
+import { ConfigError, TaskfleetError } from '../../errors.ts';
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type DeadLetterReason,
+  type Envelope,
+  encodeEnvelope,
+} from '../../message/envelope.ts';
+import type {
+  Backlog,
+  Broker,
+  ChordMemberOutcome,
+  ChordOpening,
+  ChordProgress,
+  Consumer,
+  ConsumerOptions,
+  DeadLetter,
+} from '../broker.ts';
+import {
+  describeKafka,
+  type KafkaBrokerOptions,
+  kafkaOptionsFromUrl,
+  type QueueTopics,
+  queueTopics,
+} from './config.ts';
+import { HEADER, KafkaConsumer, type KafkaDelivery } from './consumer.ts';
+import { decodeLedgerMetadata, partitionProgress } from './ledger.ts';
+import { retrying } from './retry.ts';
+
+/** Dead-letter record headers, beside the original's `task` and `id`. */
+const DEAD = {
+  reason: 'dead-reason',
+  detail: 'dead-detail',
+  deliveries: 'dead-deliveries',
+  at: 'dead-at',
+  source: 'dead-source',
+  /** On a marker record: the offsets of dead letters requeued. */
+  requeued: 'requeued',
+} as const;
+
+/**
+ * Kafka as a broker. Per queue: a topic for tasks due now, a delay topic for later ones (countdown,
+ * ETA, retry backoff; held by the consumers until due), and a one-partition dead-letter topic, all
+ * named `<prefix>.<queue>[.delay|.dead]` and created on first use; one consumer group per queue.
+ * Results, revoke and inspect live in the Redis result backend. See docs/kafka.md.
+ */
+export class KafkaBroker implements Broker {
+  readonly options: KafkaBrokerOptions;
+  readonly prefix: string;
+  readonly maxMessageBytes: number;
+  readonly partitions: number;
+  readonly #kafka: Kafka;
+  #admin: Promise<Admin> | undefined;
+  #producer: Promise<Producer> | undefined;
+  readonly #topics = new Map<string, Promise<QueueTopics>>();
+  readonly #consumers = new Set<KafkaConsumer>();
+
+  /** From a `kafka://` / `kafkas://` URL (credentials from the environment; see config.ts) or options. */
+  constructor(target: string | KafkaBrokerOptions, overrides: Partial<KafkaBrokerOptions> = {}) {
+    this.options = { ...(typeof target === 'string' ? kafkaOptionsFromUrl(target) : target), ...overrides };
+    this.prefix = this.options.prefix ?? 'tf';
+    this.maxMessageBytes = this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.partitions = this.options.partitions ?? 12;
+    const { brokers, tls, sasl } = this.options;
+    const config: KafkaConfig = {
+      clientId: 'taskfleet',
+      brokers,
+      logLevel: logLevel.NOTHING,
+      connectionTimeout: 3000,
+      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 8 },
+    };
+    if (tls) config.ssl = tls === true ? true : { ...tls };
+    // kafkajs's own names for the mechanisms; the password is never logged (logLevel NOTHING, describeKafka).
+    if (sasl)
+      config.sasl = { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
+    this.#kafka = new Kafka(config);
+  }
+
+  /** Where this broker connects, as it may be logged. */
+  get url(): string {
+    return describeKafka(this.options);
+  }
+
+  admin(): Promise<Admin> {
+    this.#admin ??= (async () => {
+      const admin = this.#kafka.admin();
+      try {
+        await admin.connect();
+      } catch (error) {
+        this.#admin = undefined;
+        throw unreachable(this.url, error);
+      }
+      return admin;
+    })();
+    return this.#admin;
+  }
+
+  #producerClient(): Promise<Producer> {
+    this.#producer ??= (async () => {
+      const producer = this.#kafka.producer({ allowAutoTopicCreation: false });
+      try {
+        await producer.connect();
+      } catch (error) {
+        this.#producer = undefined;
+        throw unreachable(this.url, error);
+      }
+      return producer;
+    })();
+    return this.#producer;
+  }
+
+  /** The queue's topics, created on first use when missing (a clear error when that is not allowed). */
+  topics(queue: string): Promise<QueueTopics> {
+    let topics = this.#topics.get(queue);
+    if (!topics) {
+      topics = this.#ensureTopics(queueTopics(this.prefix, queue));
+      this.#topics.set(queue, topics);
+      topics.catch(() => this.#topics.delete(queue));
+    }
+    return topics;
+  }
+
+  async #ensureTopics(topics: QueueTopics): Promise<QueueTopics> {
+    const admin = await this.admin();
+    const existing = new Set(await admin.listTopics());
+    const wanted: ITopicConfig[] = [
+      { topic: topics.main, numPartitions: this.partitions },
+      { topic: topics.delay, numPartitions: this.partitions },
+      { topic: topics.dead, numPartitions: 1 },
+    ]
+      .filter((t) => !existing.has(t.topic))
+      .map((t) => (this.options.replicationFactor ? { ...t, replicationFactor: this.options.replicationFactor } : t));
+    if (wanted.length === 0) return topics;
+    try {
+      await admin.createTopics({ topics: wanted, waitForLeaders: true });
+    } catch (error) {
+      // Another worker may have created them meanwhile: only a topic still missing is a problem.
+      const now = new Set(await admin.listTopics());
+      const missing = wanted.filter((t) => !now.has(t.topic));
+      if (missing.length > 0) {
+        const list = missing.map((t) => `${t.topic} (${t.numPartitions} partitions)`).join(', ');
+        throw new TaskfleetError(
+          'KAFKA_TOPIC',
+          `Kafka topic ${list} does not exist and could not be created (${detailOf(error)}): create ${missing.length > 1 ? 'them' : 'it'}, e.g. kafka-topics.sh --bootstrap-server ${this.options.brokers[0]} --create --topic ${missing[0]?.topic} --partitions ${missing[0]?.numPartitions}, or let Taskfleet's user create topics`,
+          { cause: error },
+        );
+      }
+    }
+    return topics;
+  }
+
+  async publish(envelopes: readonly Envelope[]): Promise<void> {
+    if (envelopes.length === 0) return;
+    const now = Date.now();
+    const byTopic = new Map<string, Message[]>();
+    for (const envelope of envelopes) {
+      const topics = await this.topics(envelope.queue);
+      const at = envelope.eta ?? 0;
+      const [topic, message] = this.#record(topics, envelope, at > now ? at : undefined);
+      const list = byTopic.get(topic) ?? [];
+      list.push(message);
+      byTopic.set(topic, list);
+    }
+    const producer = await this.#producerClient();
+    await producer.sendBatch({
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      acks: -1,
+    });
+  }
+
+  #record(topics: QueueTopics, envelope: Envelope, notBefore: number | undefined): [string, Message] {
+    const headers: Record<string, string> = { [HEADER.task]: envelope.task, [HEADER.id]: envelope.id };
+    if (notBefore !== undefined) headers[HEADER.notBefore] = String(notBefore);
+    return [
+      notBefore === undefined ? topics.main : topics.delay,
+      { key: envelope.key ?? envelope.id, value: encodeEnvelope(envelope, this.maxMessageBytes), headers },
+    ];
+  }
+
+  /** Sends one envelope now, or to the delay topic when `at` lies ahead (retries, hand-backs). */
+  async send(envelope: Envelope, at: number): Promise<void> {
+    const [topic, message] = this.#record(
+      await this.topics(envelope.queue),
+      envelope,
+      at > Date.now() ? at : undefined,
+    );
+    await (await this.#producerClient()).send({ topic, messages: [message], acks: -1 });
+  }
+
+  async consume(queue: string, options: ConsumerOptions): Promise<Consumer> {
+    const topics = await this.topics(queue);
+    const consumer = new KafkaConsumer(
+      {
+        kafka: this.#kafka,
+        admin: () => this.admin(),
+        send: (envelope, at) => this.send(envelope, at),
+        deadLetter: (delivery, reason, detail) => this.#deadLetter(topics, delivery, reason, detail),
+      },
+      topics,
+      { maxMessageBytes: this.maxMessageBytes, ...options },
+    );
+    try {
+      await consumer.start();
+    } catch (error) {
+      await consumer.close();
+      throw unreachable(this.url, error);
+    }
+    this.#consumers.add(consumer);
+    consumer.onClose(() => this.#consumers.delete(consumer));
+    return consumer;
+  }
+
+  async #deadLetter(topics: QueueTopics, d: KafkaDelivery, reason: string, detail: string): Promise<void> {
+    const headers: Record<string, string> = {
+      ...d.headers,
+      [DEAD.reason]: reason,
+      [DEAD.detail]: detail.slice(0, 4000),
+      [DEAD.deliveries]: String(d.deliveries),
+      [DEAD.at]: String(Date.now()),
+      [DEAD.source]: d.receipt,
+    };
+    delete headers[HEADER.notBefore];
+    const producer = await this.#producerClient();
+    await producer.send({ topic: topics.dead, messages: [{ key: d.key ?? null, value: d.raw, headers }], acks: -1 });
+  }
+
+  /**
+   * Lag per partition from the group's committed offsets and the ledgers' metadata (see ledger.ts). A
+   * group that never committed reads from the earliest retained record, so its lag is all of them.
+   */
+  async backlog(queue: string): Promise<Backlog> {
+    const topics = queueTopics(this.prefix, queue);
+    const admin = await this.admin();
+    const existing = new Set(await admin.listTopics());
+    const backlog: Backlog = { ready: 0, delayed: 0, due: 0, inFlight: 0, added: 0, delivered: 0 };
+    if (!existing.has(topics.main)) return backlog; // nothing sent yet: no topic, no work
+    const [main, delay, committed] = await Promise.all([
+      admin.fetchTopicOffsets(topics.main),
+      existing.has(topics.delay) ? admin.fetchTopicOffsets(topics.delay) : Promise.resolve([]),
+      retrying(() =>
+        admin.fetchOffsets({
+          groupId: topics.group,
+          topics: [topics.main, topics.delay].filter((t) => existing.has(t)),
+        }),
+      ),
+    ]);
+    backlog.partitions = main.length;
+    for (const [topic, offsets] of [
+      [topics.main, main],
+      [topics.delay, delay],
+    ] as const) {
+      const group = committed.find((c) => c.topic === topic)?.partitions ?? [];
+      for (const { partition, high, low } of offsets) {
+        const c = group.find((p) => p.partition === partition);
+        const offset = c && Number(c.offset) >= 0 ? Number(c.offset) : undefined;
+        const progress = partitionProgress(offset, c?.metadata, Number(low), Number(high));
+        if (topic === topics.main) backlog.ready += progress.waiting;
+        else backlog.delayed += progress.waiting;
+        backlog.inFlight += progress.handed;
+        backlog.added = (backlog.added ?? 0) + Number(high);
+        backlog.delivered = (backlog.delivered ?? 0) + progress.taken;
+      }
+    }
+    return backlog;
+  }
+
+  /**
+   * Deletes every record no worker holds: those never fetched (Kafka's delete-records below the end of
+   * each partition) and those fetched but not handed out, which the consumers drop when they read the
+   * purge marker written after them. It returns once the consumers have read their markers (5 s at most).
+   */
+  async purge(queue: string): Promise<number> {
+    const topics = queueTopics(this.prefix, queue);
+    const admin = await this.admin();
+    const existing = new Set(await admin.listTopics());
+    const names = [topics.main, topics.delay].filter((t) => existing.has(t));
+    if (names.length === 0) return 0;
+    const [committed, groups] = await Promise.all([
+      retrying(() => admin.fetchOffsets({ groupId: topics.group, topics: names })),
+      retrying(() => admin.describeGroups([topics.group])),
+    ]);
+    const consumers = groups.groups[0]?.members.length ?? 0;
+    const producer = await this.#producerClient();
+    let purged = 0;
+    const markers: { topic: string; partition: number; offset: number }[] = [];
+    for (const topic of names) {
+      const group = committed.find((c) => c.topic === topic)?.partitions ?? [];
+      const cut: { partition: number; offset: string }[] = [];
+      for (const { partition, high, low } of await admin.fetchTopicOffsets(topic)) {
+        const c = group.find((p) => p.partition === partition);
+        const offset = c && Number(c.offset) >= 0 ? Number(c.offset) : undefined;
+        const count = (end: number) => partitionProgress(offset, c?.metadata, Number(low), end).waiting;
+        if (count(Number(high)) === 0) continue;
+        if (consumers === 0) {
+          purged += count(Number(high));
+          cut.push({ partition, offset: high });
+          continue;
+        }
+        // Everything before the marker goes, what producers sent since the reading above included.
+        const [sent] = await producer.send({
+          topic,
+          acks: -1,
+          messages: [{ partition, value: '', headers: { [HEADER.purge]: '1' } }],
+        });
+        const marker = Number(sent?.baseOffset ?? high);
+        purged += count(marker);
+        markers.push({ topic, partition, offset: marker });
+        cut.push({ partition, offset: String(marker) });
+      }
+      if (cut.length > 0) await admin.deleteTopicRecords({ topic, partitions: cut });
+    }
+    await this.#markersRead(topics.group, markers);
+    return purged;
+  }
+
+  /** Waits until the group has finished every marker (committed past it, or listed it finished). */
+  async #markersRead(groupId: string, markers: { topic: string; partition: number; offset: number }[]): Promise<void> {
+    const admin = await this.admin();
+    const deadline = Date.now() + 5000;
+    let waiting = markers;
+    while (waiting.length > 0 && Date.now() < deadline) {
+      const topics = [...new Set(waiting.map((m) => m.topic))];
+      const committed = await retrying(() => admin.fetchOffsets({ groupId, topics }));
+      waiting = waiting.filter((m) => {
+        const c = committed.find((t) => t.topic === m.topic)?.partitions.find((p) => p.partition === m.partition);
+        if (!c) return true;
+        return !(Number(c.offset) > m.offset || decodeLedgerMetadata(c.metadata).done.includes(m.offset));
+      });
+      if (waiting.length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  async deadLetters(queue: string, { limit = 100 }: { limit?: number } = {}): Promise<DeadLetter[]> {
+    return (await this.#liveDeadLetters(queue)).slice(0, limit);
+  }
+
+  /**
+   * Sends dead letters back to their queue. Kafka cannot delete single records, so a marker record in
+   * the dead-letter topic says which were requeued; listings leave those out.
+   */
+  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    const topics = await this.topics(queue);
+    const letters = (await this.#liveDeadLetters(queue)).filter((l) => !ids || ids.includes(l.id));
+    if (letters.length === 0) return 0;
+    const producer = await this.#producerClient();
+    await producer.send({
+      topic: topics.main,
+      acks: -1,
+      messages: letters.map((l) => ({
+        key: l.taskId ?? null,
+        value: l.raw,
+        headers: {
+          ...(l.task ? { [HEADER.task]: l.task } : {}),
+          ...(l.taskId ? { [HEADER.id]: l.taskId } : {}),
+        },
+      })),
+    });
+    await producer.send({
+      topic: topics.dead,
+      acks: -1,
+      messages: [{ value: '', headers: { [DEAD.requeued]: letters.map((l) => l.id).join(',') } }],
+    });
+    return letters.length;
+  }
+
+  async #liveDeadLetters(queue: string): Promise<DeadLetter[]> {
+    const topics = queueTopics(this.prefix, queue);
+    const admin = await this.admin();
+    if (!(await admin.listTopics()).includes(topics.dead)) return [];
+    const records = await this.#readTopic(topics.dead, topics.group);
+    const requeued = new Set(records.flatMap((r) => (r.headers[DEAD.requeued] ?? '').split(',').filter(Boolean)));
+    const letters: DeadLetter[] = [];
+    for (const r of records) {
+      if (r.headers[DEAD.requeued] !== undefined || requeued.has(r.offset)) continue;
+      const task = r.headers[HEADER.task];
+      const taskId = r.headers[HEADER.id];
+      letters.push({
+        id: r.offset,
+        reason: (r.headers[DEAD.reason] ?? 'malformed') as DeadLetterReason,
+        detail: r.headers[DEAD.detail] ?? '',
+        raw: r.value,
+        ...(task ? { task } : {}),
+        ...(taskId ? { taskId } : {}),
+        deliveries: Number(r.headers[DEAD.deliveries] ?? 0),
+        at: Number(r.headers[DEAD.at] ?? r.timestamp),
+      });
+    }
+    return letters;
+  }
+
+  /** Every retained record of a topic, read by a short-lived group of its own (removed after). */
+  async #readTopic(
+    topic: string,
+    groupPrefix: string,
+  ): Promise<{ offset: string; value: string; headers: Record<string, string>; timestamp: string }[]> {
+    const admin = await this.admin();
+    const ends = new Map<number, number>();
+    for (const { partition, high, low } of await admin.fetchTopicOffsets(topic)) {
+      if (Number(high) > Number(low)) ends.set(partition, Number(high));
+    }
+    if (ends.size === 0) return [];
+    const groupId = `${groupPrefix}.reader.${randomUUID()}`;
+    const reader = this.#kafka.consumer({ groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
+    const records: { offset: string; value: string; headers: Record<string, string>; timestamp: string }[] = [];
+    try {
+      await reader.connect();
+      await reader.subscribe({ topics: [topic], fromBeginning: true });
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
+      reader.on(reader.events.CRASH, ({ payload }) => reject(payload.error));
+      const timer = setTimeout(() => reject(new Error(`reading ${topic} took over 30 s`)), 30_000);
+      await reader.run({
+        eachMessage: async ({ partition, message }) => {
+          const end = ends.get(partition);
+          if (end === undefined) return;
+          if (Number(message.offset) < end) {
+            const headers: Record<string, string> = {};
+            for (const [name, value] of Object.entries(message.headers ?? {})) {
+              if (value !== undefined) headers[name] = String(Array.isArray(value) ? value[0] : value);
+            }
+            records.push({
+              offset: message.offset,
+              value: message.value?.toString('utf8') ?? '',
+              headers,
+              timestamp: message.timestamp,
+            });
+          }
+          if (Number(message.offset) >= end - 1) ends.delete(partition);
+          if (ends.size === 0) resolve();
+        },
+      });
+      await promise.finally(() => clearTimeout(timer));
+    } finally {
+      await reader.disconnect().catch(() => {});
+      await admin.deleteGroups([groupId]).catch(() => {});
+    }
+    return records.sort((a, b) => Number(a.offset) - Number(b.offset));
+  }
+
+  async openChord(_chord: ChordOpening): Promise<void> {
+    throw new ConfigError(
+      'chords need a broker that can record member results atomically with enqueueing the callback: use a Redis broker for queues that run chords (chains and groups work on Kafka)',
+    );
+  }
+
+  async completeChordMember(_slot: unknown, _outcome: ChordMemberOutcome, _ttlMs: number): Promise<ChordProgress> {
+    return 'unknown';
+  }
+
+  async warnings(): Promise<string[]> {
+    await this.admin();
+    return [];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#consumers].map((c) => c.close()));
+    const [producer, admin] = [this.#producer, this.#admin];
+    this.#producer = undefined;
+    this.#admin = undefined;
+    await Promise.all([
+      producer?.then((p) => p.disconnect()).catch(() => {}),
+      admin?.then((a) => a.disconnect()).catch(() => {}),
+    ]);
+  }
+}
+
+function detailOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A connection failure, naming the brokers tried. */
+function unreachable(url: string, error: unknown): Error {
+  if (error instanceof TaskfleetError) return error;
+  const message = detailOf(error);
+  if (/connect|ECONNREFUSED|ENOTFOUND|timeout|Closed connection/i.test(message)) {
+    return new TaskfleetError(
+      'UNREACHABLE',
+      `cannot reach the Kafka brokers at ${url} (${message}): is Kafka running there? Check the broker URL (--broker, TASKFLEET_BROKER).`,
+      { cause: error },
+    );
+  }
+  if (/SASL|authentication/i.test(message)) {
+    return new TaskfleetError(
+      'KAFKA_AUTH',
+      `Kafka at ${url} refused the credentials (${message}): check TASKFLEET_KAFKA_USERNAME, TASKFLEET_KAFKA_PASSWORD and the SASL mechanism.`,
+      { cause: error },
+    );
+  }
+  return error instanceof Error ? error : new Error(message);
+}
