@@ -13,7 +13,7 @@ read and compare across machines; the absolute numbers describe only the machine
  * or appends it; every other section, and any hand-written text outside the markers, is kept.
  */
 export async function writeDocSection(
-  name: 'worker' | 'operator',
+  name: 'worker' | 'operator' | 'kafka',
   makeTarget: string,
   section: string,
 ): Promise<string> {

@@ -39,4 +39,3 @@ describeBrokerConformance(
   // Kafka has no priorities: the priority test checks that every message still arrives once.
   { priorities: false },
 );
-

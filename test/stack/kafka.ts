@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,21 +8,63 @@ import { freePort, type Service, startService, waitUntil } from './process.ts';
 import { cachePath, versions } from './versions.ts';
 
 export interface KafkaEndpoint {
-  /** Bootstrap addresses for clients: the broker listener, never the controller's. */
+  /** Bootstrap addresses for clients: the PLAINTEXT broker listener, never the controller's. */
   brokers: string[];
   version: string;
+  /** The same broker behind a SASL_PLAINTEXT listener. */
+  sasl: KafkaSaslListener;
+  /** The same broker behind an SSL listener (no client certificates). */
+  tls: KafkaTlsListener;
 }
 
+/** A SASL mechanism, spelled as kafkajs spells it. */
+export type KafkaSaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
+
+export interface KafkaSaslListener {
+  /** Bootstrap addresses of the SASL_PLAINTEXT listener. */
+  brokers: string[];
+  /** The one user, known to every mechanism in `mechanisms` with the same password. */
+  username: string;
+  /** Random for each start of the stack. */
+  password: string;
+  mechanisms: KafkaSaslMechanism[];
+}
+
+export interface KafkaTlsListener {
+  /** Bootstrap addresses of the SSL listener; its certificate names 127.0.0.1 and localhost. */
+  brokers: string[];
+  /** The self-signed CA that signed the listener's certificate (PEM file): the only one to trust. */
+  caFile: string;
+}
+
+const run = promisify(execFile);
 const javaOptions = ['-Xms256m', '-Xmx768m', '-XX:+UseSerialGC', '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn'];
+const saslMechanisms: KafkaSaslMechanism[] = ['plain', 'scram-sha-256', 'scram-sha-512'];
 
 /**
  * Apache Kafka in single-node KRaft mode: one process is both broker and controller, with separate
- * listeners; storage is formatted first, as `kafka-storage.sh format` would.
+ * listeners; storage is formatted first, as `kafka-storage.sh format` would. Besides PLAINTEXT, the
+ * broker listens with SASL (PLAIN and SCRAM) and with TLS, for the adapter's security options.
  */
 export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint; services: Service[] }> {
   const home = join(dir, 'kafka');
-  await mkdir(home, { recursive: true });
-  const [brokerPort, controllerPort] = [await freePort(), await freePort()];
+  const pki = join(home, 'pki');
+  await mkdir(pki, { recursive: true });
+  const [brokerPort, controllerPort, saslPort, tlsPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const username = 'taskfleet';
+  const password = randomBytes(16).toString('hex'); // hex: nothing to quote in JAAS or --add-scram
+  const listeners = {
+    PLAINTEXT: `127.0.0.1:${brokerPort}`,
+    SASL_PLAINTEXT: `127.0.0.1:${saslPort}`,
+    SSL: `127.0.0.1:${tlsPort}`,
+  };
+  const brokerListeners = Object.entries(listeners).map(([name, address]) => `${name}://${address}`);
+  const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
   const properties = join(home, 'server.properties');
   await writeFile(
     properties,
@@ -30,11 +72,18 @@ export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${brokerPort},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${brokerPort}`,
-      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      `listeners=${[...brokerListeners, `CONTROLLER://127.0.0.1:${controllerPort}`].join(',')}`,
+      `advertised.listeners=${brokerListeners.join(',')}`,
+      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT',
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
+      `listener.name.sasl_plaintext.sasl.enabled.mechanisms=${saslMechanisms.map((m) => m.toUpperCase()).join(',')}`,
+      // PLAIN checks the users listed in its JAAS entry; SCRAM checks the credentials in the metadata log.
+      `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${username}="${password}";`,
+      `listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=${scram}`,
+      `listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=${scram}`,
+      'listener.name.ssl.ssl.keystore.type=PEM',
+      `listener.name.ssl.ssl.keystore.location=${join(pki, 'broker.pem')}`,
       `log.dirs=${join(home, 'data')}`,
       'num.partitions=1',
       'offsets.topic.replication.factor=1',
@@ -45,12 +94,15 @@ export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint
       'share.coordinator.state.topic.min.isr=1',
       // Tests create and join groups constantly; the default 3 s delay would slow every one.
       'group.initial.rebalance.delay.ms=0',
+      // Tests kill consumers with SIGKILL and wait out their sessions; Kafka's floor of 6 s would slow them.
+      'group.min.session.timeout.ms=500',
       'auto.create.topics.enable=false',
       '',
     ].join('\n'),
   );
   const classpath = `${cachePath('kafka')}/libs/*`;
-  await promisify(execFile)(
+  const scramMechanisms = saslMechanisms.filter((m) => m.startsWith('scram-')).map((m) => m.toUpperCase());
+  const format = run(
     'java',
     [
       ...javaOptions,
@@ -61,9 +113,13 @@ export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint
       `--cluster-id=${clusterId()}`,
       '--config',
       properties,
+      // SCRAM credentials live in the metadata log, so they are written with it.
+      ...scramMechanisms.flatMap((m) => ['--add-scram', `${m}=[name=${username},password=${password}]`]),
     ],
     { cwd: home },
   );
+  // The broker reads its certificate only when it starts: make it while the JVM formats the storage.
+  await Promise.all([makeCertificates(pki), format]);
   const service = startService('kafka', dir, 'java', [
     ...javaOptions,
     `-Dkafka.logs.dir=${home}`,
@@ -72,11 +128,59 @@ export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint
     'kafka.Kafka',
     properties,
   ]);
+  // The broker enables all its listeners at once (each bound since startup), so one answering stands for all.
   await waitUntil('kafka', service, () => brokerAnswers(brokerPort), 90_000);
   return {
-    endpoint: { brokers: [`127.0.0.1:${brokerPort}`], version: versions.KAFKA_VERSION },
+    endpoint: {
+      brokers: [listeners.PLAINTEXT],
+      version: versions.KAFKA_VERSION,
+      sasl: { brokers: [listeners.SASL_PLAINTEXT], username, password, mechanisms: saslMechanisms },
+      tls: { brokers: [listeners.SSL], caFile: join(pki, 'ca.crt') },
+    },
     services: [service],
   };
+}
+
+/**
+ * A self-signed CA (`ca.crt`) and, signed by it, a serving certificate for 127.0.0.1 and localhost
+ * with its key in one PEM key store (`broker.pem`).
+ */
+async function makeCertificates(pki: string): Promise<void> {
+  const openssl = (...args: string[]) => run('openssl', args, { cwd: pki });
+  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const days = ['-days', '30'];
+  await openssl(
+    'req',
+    '-x509',
+    ...ecKey,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    ...days,
+    '-subj',
+    '/CN=taskfleet-kafka-ca',
+  );
+  await writeFile(join(pki, 'broker.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  await openssl('req', '-new', ...ecKey, '-keyout', 'broker.key', '-out', 'broker.csr', '-subj', '/CN=localhost');
+  await openssl(
+    'x509',
+    '-req',
+    '-in',
+    'broker.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'broker.crt',
+    ...days,
+    '-extfile',
+    'broker.ext',
+  );
+  const [key, certificate] = await Promise.all([readFile(join(pki, 'broker.key')), readFile(join(pki, 'broker.crt'))]);
+  await writeFile(join(pki, 'broker.pem'), Buffer.concat([key, certificate]));
 }
 
 /** A KRaft cluster id: 16 random bytes in URL-safe base64 without padding. */

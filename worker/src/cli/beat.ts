@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Taskfleet } from '../app.ts';
-import { redact } from '../brokers/redis/broker.ts';
+import { redact } from '../brokers/redact.ts';
 import type { Logger } from '../observe/logger.ts';
 import { Beat } from '../schedule/beat.ts';
 import { loadScheduleFile } from '../schedule/file.ts';

@@ -7,7 +7,9 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Taskfleet } from '../app.ts';
-import { redact } from '../brokers/redis/broker.ts';
+import { KafkaBroker } from '../brokers/kafka/broker.ts';
+import { isKafkaUrl } from '../brokers/kafka/config.ts';
+import { redact } from '../brokers/redact.ts';
 import { connect } from '../brokers/redis/connection.ts';
 import { TaskfleetError } from '../errors.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
@@ -32,12 +34,13 @@ Options (each also an environment variable):
   --queue <name>            TASKFLEET_QUEUE             queue to consume (default: the app's defaultQueue)
   --concurrency <n>         TASKFLEET_CONCURRENCY       calls run at once (default 16)
   --prefetch <n>            TASKFLEET_PREFETCH          calls fetched ahead of free slots (default: concurrency)
-  --broker <url>            TASKFLEET_BROKER            redis://host:port/db
+  --broker <url>            TASKFLEET_BROKER            redis://host:port/db, or kafka://host:port,… (docs/kafka.md)
   --backend <url>           TASKFLEET_BACKEND           result backend, redis://host:port/db
   --metrics-port <port>     TASKFLEET_METRICS_PORT      serve /metrics, /healthz, /readyz (default 9090; 0: off)
   --log-level <level>       TASKFLEET_LOG_LEVEL         debug, info, warn, error (default info)
   --visibility-timeout <ms> TASKFLEET_VISIBILITY_TIMEOUT how soon a dead worker's calls are redelivered (default 30000)
   --shutdown-grace <ms>     TASKFLEET_SHUTDOWN_GRACE    how long SIGTERM waits for running calls (default 30000)
+  --ordered                 TASKFLEET_ORDERED           Kafka: run calls sharing a partition key one at a time, in order
   --prefix <prefix>         TASKFLEET_PREFIX            Redis key prefix (default tf)
   --schedules <file>        TASKFLEET_SCHEDULES         beat: more schedules, from a JSON or YAML file
   --lease-ttl <ms>          TASKFLEET_BEAT_LEASE_TTL    beat: how soon another beat takes over from a dead one (default 10000)
@@ -55,6 +58,7 @@ const options = {
   'log-level': { type: 'string', env: 'TASKFLEET_LOG_LEVEL' },
   'visibility-timeout': { type: 'string', env: 'TASKFLEET_VISIBILITY_TIMEOUT' },
   'shutdown-grace': { type: 'string', env: 'TASKFLEET_SHUTDOWN_GRACE' },
+  ordered: { type: 'boolean', env: 'TASKFLEET_ORDERED' },
   prefix: { type: 'string', env: 'TASKFLEET_PREFIX' },
   schedules: { type: 'string', env: 'TASKFLEET_SCHEDULES' },
   'lease-ttl': { type: 'string', env: 'TASKFLEET_BEAT_LEASE_TTL' },
@@ -86,7 +90,8 @@ function flagsFrom(argv: string[]): { flags: Flags; positionals: string[] } {
   for (const [name, spec] of Object.entries(options)) {
     if (flags[name] === undefined && 'env' in spec) {
       const value = process.env[spec.env];
-      if (value !== undefined && value !== '') flags[name] = value;
+      if (value !== undefined && value !== '')
+        flags[name] = spec.type === 'boolean' ? /^(1|true|yes)$/i.test(value) : value;
     }
   }
   return { flags, positionals: parsed.positionals };
@@ -145,7 +150,9 @@ async function appFor(flags: Flags, uses: 'broker' | 'backend'): Promise<Taskfle
     app = await loadApp(flags.app);
     app.configure(overrides);
   } else {
-    app = new Taskfleet({ ...overrides, ...(flags.backend ? {} : flags.broker ? { backend: flags.broker } : {}) });
+    // A Redis broker is the result backend too unless told otherwise; a Kafka one cannot be.
+    const brokerIsBackend = !flags.backend && flags.broker && !isKafkaUrl(flags.broker);
+    app = new Taskfleet({ ...overrides, ...(brokerIsBackend ? { backend: flags.broker } : {}) });
   }
   if (uses === 'broker') {
     await assertReachable(app.brokerUrl, 'the broker', '--broker (TASKFLEET_BROKER)');
@@ -166,6 +173,7 @@ async function appFor(flags: Flags, uses: 'broker' | 'backend'): Promise<Taskfle
  * fails with the reason.
  */
 async function assertReachable(url: string, what: string, setting: string): Promise<void> {
+  if (isKafkaUrl(url)) return assertKafkaReachable(url, setting);
   const probe = connect(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
   let cause: Error | undefined; // the socket's error says more than the "Connection is closed." that follows
   probe.on('error', (error: Error) => {
@@ -183,6 +191,20 @@ async function assertReachable(url: string, what: string, setting: string): Prom
     );
   } finally {
     probe.disconnect();
+  }
+}
+
+/** One attempt to reach the Kafka brokers, with the reason when it fails. */
+async function assertKafkaReachable(url: string, setting: string): Promise<void> {
+  const broker = new KafkaBroker(url);
+  try {
+    await broker.admin();
+  } catch (error) {
+    throw new TaskfleetError('UNREACHABLE', `${(error as Error).message.replace(/\.$/, '')}; set it with ${setting}.`, {
+      cause: error,
+    });
+  } finally {
+    await broker.close();
   }
 }
 
@@ -204,6 +226,7 @@ async function runWorker(flags: Flags): Promise<void> {
     ...(metricsPort > 0 ? { metricsPort } : {}),
     ...(visibilityTimeout !== undefined ? { visibilityTimeout } : {}),
     ...(shutdownGrace !== undefined ? { shutdownGrace } : {}),
+    ...(flags.ordered ? { ordered: true } : {}),
   });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

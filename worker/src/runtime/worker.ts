@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Taskfleet } from '../app.ts';
 import type { Consumer, Delivery } from '../brokers/broker.ts';
-import { redact } from '../brokers/redis/broker.ts';
+import { redact } from '../brokers/redact.ts';
 import type { Redis, Scripts } from '../brokers/redis/connection.ts';
 import { appKeys } from '../brokers/redis/keys.ts';
 import { CanvasRuntime } from '../canvas/runtime.ts';
@@ -42,6 +42,8 @@ export interface WorkerOptions {
   visibilityTimeout?: number;
   /** @defaultValue 5 */
   maxDeliveries?: number;
+  /** Kafka: run calls sharing a partition key one at a time, in order (ConsumerOptions.ordered). */
+  ordered?: boolean;
   /** How long stop() waits for running calls before aborting them, ms. @defaultValue 30_000 */
   shutdownGrace?: number;
   /** Serve /metrics, /healthz and /readyz on this port (0: any free port). Unset: no server. */
@@ -166,6 +168,7 @@ export class Worker {
         ? { visibilityTimeoutMs: this.#options.visibilityTimeout }
         : {}),
       ...(this.#options.maxDeliveries !== undefined ? { maxDeliveries: this.#options.maxDeliveries } : {}),
+      ...(this.#options.ordered ? { ordered: true } : {}),
     });
     if (this.#app.hasBackend) {
       const every = this.#options.heartbeatInterval ?? 2000;

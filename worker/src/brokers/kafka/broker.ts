@@ -148,10 +148,12 @@ export class KafkaBroker implements Broker {
       const now = new Set(await admin.listTopics());
       const missing = wanted.filter((t) => !now.has(t.topic));
       if (missing.length > 0) {
-        const list = missing.map((t) => `${t.topic} (${t.numPartitions} partitions)`).join(', ');
+        const list = missing
+          .map((t) => `${t.topic} (${t.numPartitions} partition${t.numPartitions === 1 ? '' : 's'})`)
+          .join(', ');
         throw new TaskfleetError(
           'KAFKA_TOPIC',
-          `Kafka topic ${list} does not exist and could not be created (${detailOf(error)}): create ${missing.length > 1 ? 'them' : 'it'}, e.g. kafka-topics.sh --bootstrap-server ${this.options.brokers[0]} --create --topic ${missing[0]?.topic} --partitions ${missing[0]?.numPartitions}, or let Taskfleet's user create topics`,
+          `Kafka topic${missing.length > 1 ? 's' : ''} ${list} ${missing.length > 1 ? 'do' : 'does'} not exist and could not be created (${detailOf(error)}): create ${missing.length > 1 ? 'them' : 'it'}, e.g. kafka-topics.sh --bootstrap-server ${this.options.brokers[0]} --create --topic ${missing[0]?.topic} --partitions ${missing[0]?.numPartitions}, or let Taskfleet's user create topics`,
           { cause: error },
         );
       }
@@ -163,13 +165,14 @@ export class KafkaBroker implements Broker {
     if (envelopes.length === 0) return;
     const now = Date.now();
     const byTopic = new Map<string, Message[]>();
+    let topics: QueueTopics | undefined;
     for (const envelope of envelopes) {
-      const topics = await this.topics(envelope.queue);
+      if (topics?.queue !== envelope.queue) topics = await this.topics(envelope.queue);
       const at = envelope.eta ?? 0;
       const [topic, message] = this.#record(topics, envelope, at > now ? at : undefined);
-      const list = byTopic.get(topic) ?? [];
-      list.push(message);
-      byTopic.set(topic, list);
+      const list = byTopic.get(topic);
+      if (list) list.push(message);
+      else byTopic.set(topic, [message]);
     }
     const producer = await this.#producerClient();
     await producer.sendBatch({
@@ -183,7 +186,13 @@ export class KafkaBroker implements Broker {
     if (notBefore !== undefined) headers[HEADER.notBefore] = String(notBefore);
     return [
       notBefore === undefined ? topics.main : topics.delay,
-      { key: envelope.key ?? envelope.id, value: encodeEnvelope(envelope, this.maxMessageBytes), headers },
+      // Without a key of its own a call may go to any partition (kafkajs spreads them): hashing its
+      // id would cost time and buy nothing.
+      {
+        ...(envelope.key !== undefined ? { key: envelope.key } : {}),
+        value: encodeEnvelope(envelope, this.maxMessageBytes),
+        headers,
+      },
     ];
   }
 
@@ -240,6 +249,8 @@ export class KafkaBroker implements Broker {
    */
   async backlog(queue: string): Promise<Backlog> {
     const topics = queueTopics(this.prefix, queue);
+    // This process's own consumers commit in the background: what they settled counts as settled.
+    await Promise.all([...this.#consumers].map((c) => c.flush()));
     const admin = await this.admin();
     const existing = new Set(await admin.listTopics());
     const backlog: Backlog = { ready: 0, delayed: 0, due: 0, inFlight: 0, added: 0, delivered: 0 };
@@ -456,9 +467,20 @@ export class KafkaBroker implements Broker {
     return 'unknown';
   }
 
+  /**
+   * A worker's first call: it waits for as long as the brokers are unreachable (a pod may start before
+   * Kafka does), as the Redis connection does. Credentials refused are not worth waiting for.
+   */
   async warnings(): Promise<string[]> {
-    await this.admin();
-    return [];
+    for (let wait = 200; ; wait = Math.min(2000, wait * 2)) {
+      try {
+        await this.admin();
+        return [];
+      } catch (error) {
+        if ((error as TaskfleetError).code !== 'UNREACHABLE') throw error;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -474,6 +496,9 @@ export class KafkaBroker implements Broker {
 }
 
 function detailOf(error: unknown): string {
+  // kafkajs gathers per-topic failures in an aggregate whose own message says only that there were some.
+  const inner = (error as { errors?: unknown[] }).errors;
+  if (Array.isArray(inner) && inner.length > 0) return [...new Set(inner.map(detailOf))].join('; ');
   return error instanceof Error ? error.message : String(error);
 }
 

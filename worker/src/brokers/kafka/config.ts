@@ -148,6 +148,7 @@ const topicName = /^[A-Za-z0-9._-]+$/;
 
 /** The topics and group of one queue. `<prefix>.<queue>` holds tasks due now, `.delay` the later ones. */
 export interface QueueTopics {
+  queue: string;
   main: string;
   delay: string;
   dead: string;
@@ -161,5 +162,5 @@ export function queueTopics(prefix: string, queue: string): QueueTopics {
       `queue ${JSON.stringify(queue)} cannot be a Kafka topic (${main}): Kafka topic names allow letters, digits, '.', '_' and '-', at most 249 characters`,
     );
   }
-  return { main, delay: `${main}.delay`, dead: `${main}.dead`, group: main };
+  return { queue, main, delay: `${main}.delay`, dead: `${main}.dead`, group: main };
 }

@@ -34,6 +34,8 @@ const BUFFER_HIGH = 2000;
 const DELAYED_HIGH = 10_000;
 /** How often a commit that failed (a rebalance under way) is tried again. */
 const FLUSH_EVERY_MS = 1000;
+/** Commits in the background at most this often: each is a write to Kafka's offsets log. */
+const COMMIT_EVERY_MS = 10;
 
 /** A partition this consumer owns in the current generation. */
 interface Owned {
@@ -124,9 +126,12 @@ export class KafkaConsumer implements Consumer {
   #flushRunning: Promise<void> | undefined;
   #flushQueued: Promise<void> | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
+  #commitTimer: NodeJS.Timeout | undefined;
   #healthy = false;
   #closed = false;
   #rr = 0;
+  /** Commits kafkajs reports having made (see #flush). */
+  #commitsMade = 0;
   readonly #onClose: (() => void)[] = [];
 
   constructor(host: ConsumerHost, topics: QueueTopics, options: KafkaConsumerOptions) {
@@ -150,9 +155,12 @@ export class KafkaConsumer implements Consumer {
       partitionAssigners: [stickyAssigner(() => this.#claim())],
       retry: { retries: 10, restartOnFailure: async () => !this.#closed },
     });
-    const { GROUP_JOIN, CRASH, DISCONNECT, REBALANCING, STOP } = this.#consumer.events;
+    const { GROUP_JOIN, CRASH, DISCONNECT, REBALANCING, STOP, COMMIT_OFFSETS } = this.#consumer.events;
+    this.#consumer.on(COMMIT_OFFSETS, () => {
+      this.#commitsMade++;
+    });
     this.#consumer.on(GROUP_JOIN, ({ payload }) => this.#assigned(payload.memberAssignment));
-    this.#consumer.on(REBALANCING, () => void this.#flush());
+    this.#consumer.on(REBALANCING, () => void this.flush());
     for (const event of [CRASH, DISCONNECT, STOP]) {
       this.#consumer.on(event, () => {
         this.#healthy = false;
@@ -179,7 +187,7 @@ export class KafkaConsumer implements Consumer {
     });
     this.#healthy = true;
     this.#flushTimer = setInterval(() => {
-      if ([...this.#owned.values()].some((o) => o.ledger.dirty)) void this.#flush();
+      if ([...this.#owned.values()].some((o) => o.ledger.dirty)) void this.flush();
     }, FLUSH_EVERY_MS);
     this.#flushTimer.unref();
   }
@@ -204,6 +212,9 @@ export class KafkaConsumer implements Consumer {
         this.#owned.delete(key);
       }
     }
+    // A consumer kafkajs restarted after a crash fetches every partition: pause again what is paused here.
+    const paused = [...this.#owned.values()].filter((o) => o.paused);
+    if (paused.length > 0) this.#fetching('pause', paused);
     this.#wakeUp();
   }
 
@@ -246,7 +257,7 @@ export class KafkaConsumer implements Consumer {
     owned.delayed = [];
     for (const d of delayed) heapPush(owned.delayed, d);
     owned.ledger.finish(marker);
-    void this.#flush();
+    void this.flush();
   }
 
   /** A partition newly owned: its ledger starts from the group's committed offset and metadata. */
@@ -275,7 +286,17 @@ export class KafkaConsumer implements Consumer {
   #pause(partitions: Owned[]): void {
     const chosen = partitions.filter((o) => !o.paused);
     for (const o of chosen) o.paused = true;
-    if (chosen.length > 0) this.#consumer.pause(chosen.map((o) => ({ topic: o.topic, partitions: [o.partition] })));
+    if (chosen.length > 0) this.#fetching('pause', chosen);
+  }
+
+  /**
+   * Pauses or resumes fetching. Between a crash and its restart (a broker restart, say) kafkajs has no
+   * consumer group and throws; the restarted one fetches everything until #assigned pauses it again.
+   */
+  #fetching(action: 'pause' | 'resume', partitions: Owned[]): void {
+    try {
+      this.#consumer[action](partitions.map((o) => ({ topic: o.topic, partitions: [o.partition] })));
+    } catch {}
   }
 
   #resumeIfRoom(): void {
@@ -287,16 +308,16 @@ export class KafkaConsumer implements Consumer {
         resume.push(o);
       }
     }
-    if (resume.length > 0) this.#consumer.resume(resume.map((o) => ({ topic: o.topic, partitions: [o.partition] })));
+    if (resume.length > 0) this.#fetching('resume', resume);
   }
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     while (!signal.aborted && !this.#closed) {
       const taken = this.#take(max);
       if (taken.length > 0) {
-        // The hand-out counts are committed before anything runs: a consumer that dies running them
-        // leaves counts the next owner reads, so a record that kills its consumers is caught.
-        await this.#flush();
+        // The hand-out counts are committed within moments: a consumer that dies running them leaves
+        // counts the next owner reads, so a record that kills its consumers is caught.
+        this.#commitSoon();
         return taken;
       }
       await this.#waitForWork(signal);
@@ -370,8 +391,10 @@ export class KafkaConsumer implements Consumer {
     const d = delivery as KafkaDelivery;
     if (settlement.kind === 'requeue') await this.#host.send(settlement.envelope, settlement.at);
     else if (settlement.kind === 'dead-letter') await this.#host.deadLetter(d, settlement.reason, settlement.detail);
+    // An acknowledgement is the ledger's: Kafka learns of it with the next commit, moments later.
+    // Were this consumer to die first, its partition's next owner would run the call again.
     this.#release(d, (ledger) => ledger.finish(d.offset));
-    await this.#flush();
+    this.#commitSoon();
   }
 
   async release(deliveries: readonly Delivery[]): Promise<void> {
@@ -384,7 +407,7 @@ export class KafkaConsumer implements Consumer {
         this.#buffered++;
       }
     }
-    await this.#flush();
+    await this.flush();
   }
 
   /** Ends a hand-out; false when the partition is no longer this consumer's (its new owner redelivers). */
@@ -402,17 +425,26 @@ export class KafkaConsumer implements Consumer {
     return true;
   }
 
+  /** Schedules a commit of what changed, at most one per COMMIT_EVERY_MS. */
+  #commitSoon(): void {
+    this.#commitTimer ??= setTimeout(() => {
+      this.#commitTimer = undefined;
+      void this.flush();
+    }, COMMIT_EVERY_MS);
+  }
+
   /**
    * Commits every changed ledger in one request. Calls made while a commit runs share the next one,
    * so a burst of settlements costs one round trip. A commit refused because a rebalance is under
    * way is retried by the timer; one for a partition given away is dropped with its ledger.
    */
-  #flush(): Promise<void> {
+  flush(): Promise<void> {
     this.#flushQueued ??= (async () => {
       await this.#flushRunning;
       this.#flushQueued = undefined;
       const changed = [...this.#owned.values()].filter((o) => o.ledger.dirty).map((o) => ({ o, ...o.ledger.commit() }));
       if (changed.length === 0) return;
+      const made = this.#commitsMade;
       this.#flushRunning = this.#consumer
         .commitOffsets(
           changed.map(({ o, offset, metadata }) => ({
@@ -424,6 +456,9 @@ export class KafkaConsumer implements Consumer {
         )
         .then(
           () => {
+            // While kafkajs restarts a crashed consumer, commitOffsets resolves without sending anything:
+            // only a commit it reports having made counts, or the ledger would think Kafka up to date.
+            if (this.#commitsMade === made) return;
             for (const { o, version } of changed) o.ledger.committed(version);
           },
           () => {},
@@ -438,9 +473,10 @@ export class KafkaConsumer implements Consumer {
     this.#closed = true;
     this.#healthy = false;
     clearInterval(this.#flushTimer);
+    clearTimeout(this.#commitTimer);
     this.#wakeUp();
     // Fetched records not handed out are simply not committed: the partition's next owner reads them.
-    await this.#flush();
+    await this.flush();
     await this.#consumer.disconnect().catch(() => {});
     for (const listener of this.#onClose) listener();
   }

@@ -17,6 +17,7 @@ import type {
   ConsumerOptions,
   DeadLetter,
 } from '../broker.ts';
+import { redact } from '../redact.ts';
 import { connect, type Redis, type Scripts, withScripts } from './connection.ts';
 import { RedisConsumer } from './consumer.ts';
 import { assertQueueName, chordKeys, GROUP, queueKeys } from './keys.ts';
@@ -269,15 +270,4 @@ function toDeadLetter(id: string, f: Record<string, unknown>): DeadLetter {
     deliveries: Number(f.deliveries ?? 0),
     at: Number(f.at ?? 0),
   };
-}
-
-/** A URL without its password, for messages and logs. */
-export function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
 }

@@ -1,0 +1,59 @@
+import { queueTopics } from '../../worker/src/brokers/kafka/config.ts';
+import { createLogger, Taskfleet, Worker } from '../../worker/src/index.ts';
+import { type ChildConfig, PARTITIONS, type Producer, type StartConsumer } from './protocol.ts';
+
+/**
+ * Taskfleet on Kafka, as users get it: `task.applyBulk` to send, one `Worker` to drain — the Redis
+ * bench's contender (bench/contenders/ours.ts) with only the broker URL changed, so the app runs on
+ * `KafkaBroker`. There is no result backend (Kafka keeps none), so no result is stored: the worker's
+ * work per task is receiving it, running the handler and settling it (the adapter's commits).
+ */
+const PREFIX = 'bench';
+
+/** The adapter's own names: the bench creates the topic first, and reads the group's offsets after. */
+export const topicFor = (queue: string): string => queueTopics(PREFIX, queue).main;
+export const groupFor = (queue: string): string => queueTopics(PREFIX, queue).group;
+
+function appFor(brokers: string[], queue: string): Taskfleet {
+  return new Taskfleet({
+    broker: `kafka://${brokers.join(',')}?partitions=${PARTITIONS}`,
+    prefix: PREFIX,
+    defaultQueue: queue,
+  });
+}
+
+export function producer(brokers: string[], queue: string): Producer {
+  const app = appFor(brokers, queue);
+  const noop = app.task('noop', (_ctx, _arg: number) => null);
+  return {
+    async bulk(count, chunk) {
+      for (let i = 0; i < count; i += chunk) {
+        await noop.applyBulk(Array.from({ length: Math.min(chunk, count - i) }, (_, j): [number] => [i + j]));
+      }
+    },
+    close: () => app.close(),
+  };
+}
+
+export const startConsumer: StartConsumer = async (config: ChildConfig, hooks) => {
+  const app = appFor(config.brokers, config.queue);
+  app.task('noop', (_ctx, _arg: number) => null);
+  const worker = new Worker(app, {
+    concurrency: config.concurrency,
+    // 'error': the one warning it would give here is that there is no result backend, which is the setup.
+    logger: createLogger('error', {}, (line) => process.stderr.write(line)),
+  });
+  // As in the Redis bench: the worker counts an outcome right after its delivery is settled, so
+  // hooking the counter measures the worker as it ships, without an event API added for the bench.
+  const counter = worker.metrics.tasks;
+  const inc = counter.inc.bind(counter) as (labels: Record<string, string>) => void;
+  counter.inc = ((labels: Record<string, string>) => {
+    inc(labels);
+    hooks.completed(labels.outcome === 'success');
+  }) as typeof counter.inc;
+  await worker.start();
+  return async () => {
+    await worker.stop({ graceMs: 1000 });
+    await app.close();
+  };
+};
