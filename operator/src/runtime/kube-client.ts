@@ -117,9 +117,15 @@ export class KubeClient {
   ): Promise<T> {
     const url = new URL(path, this.#server);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     const options: RequestOptions = {
       method,
-      headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': contentType } : {}) },
+      // A length, not chunked encoding: the API server refuses a chunked DELETE body (400), and the
+      // pooled connection is unusable after it.
+      headers: {
+        accept: 'application/json',
+        ...(payload !== undefined ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}),
+      },
       timeout: 30_000,
     };
     await this.#config.applyToHTTPSOptions(options);
@@ -129,7 +135,6 @@ export class KubeClient {
       method === 'PATCH' && contentType === contentTypes.apply ? 'APPLY' : method,
       resourceOf(url.pathname),
     );
-    const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
       const req = httpsRequest(url, options, (res) => {
         // Chunks, not a string grown in this closure: a pooled socket can keep the last response's
