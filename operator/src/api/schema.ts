@@ -56,6 +56,82 @@ const redisConnection = (what: string): Schema =>
     },
   );
 
+/** host:port, as the workers' Kafka URL parser accepts it (a name or IPv4, or an IPv6 in brackets). */
+const HOST_PORT =
+  '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$';
+
+const kafkaConnection = object(
+  'The broker on Kafka. Per queue the workers use the topics <prefix>.<queue> (calls due now), <prefix>.<queue>.delay and <prefix>.<queue>.dead, and the consumer group <prefix>.<queue>; the operator scales on the group’s lag and caps the replicas at the topic’s partitions.',
+  {
+    brokers: {
+      type: 'array',
+      description: 'Bootstrap addresses of the Kafka cluster, host:port each.',
+      minItems: 1,
+      maxItems: 100,
+      items: string('host:port of a Kafka broker.', { pattern: HOST_PORT, maxLength: 260 }),
+    },
+    partitions: integer(
+      'Partitions of the topics the workers create when they are missing. Topics that exist keep theirs: the operator caps the replicas at the partitions it finds.',
+      { min: 1, max: 10000, default: 12 },
+    ),
+    replicationFactor: integer(
+      'Replicas of each partition of the topics the workers create. Unset: the cluster’s default.',
+      { min: 1, max: 100 },
+    ),
+    prefix: string('Prefix of the topic and consumer group names the workers use.', {
+      default: 'tf',
+      pattern: '^[A-Za-z0-9._-]{1,64}$',
+    }),
+    allowIdleConsumers: {
+      type: 'boolean',
+      description:
+        'Allow more replicas than the topic has partitions. Kafka gives each partition to one consumer of the group, so the extra replicas sit idle (KEDA’s allowIdleConsumers).',
+      default: false,
+    },
+    tls: object(
+      'TLS to the brokers. The CA, certificate and key are mounted into the workers from their Secrets.',
+      {
+        enabled: { type: 'boolean', description: 'Connect with TLS.' },
+        caFrom: {
+          ...secretKeyRef,
+          description: 'The CA certificates (PEM) to trust, from a Secret key. Unset: the system’s CAs.',
+        },
+        certFrom: {
+          ...secretKeyRef,
+          description: 'A client certificate (PEM), for mutual TLS, from a Secret key. Set with keyFrom.',
+        },
+        keyFrom: {
+          ...secretKeyRef,
+          description: 'The client certificate’s private key (PEM), from a Secret key. Set with certFrom.',
+        },
+      },
+      {
+        required: ['enabled'],
+        'x-kubernetes-validations': [
+          { rule: 'has(self.certFrom) == has(self.keyFrom)', message: 'set both certFrom and keyFrom, or neither' },
+          {
+            rule: 'self.enabled || !(has(self.caFrom) || has(self.certFrom) || has(self.keyFrom))',
+            message: 'caFrom, certFrom and keyFrom need enabled: true',
+          },
+        ],
+      },
+    ),
+    sasl: object(
+      'SASL authentication. The username and password reach the workers as secretKeyRef environment variables, never as values.',
+      {
+        mechanism: string('The SASL mechanism.', { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] }),
+        secretRef: object(
+          'A Secret in the TaskQueue’s namespace with the keys username and password.',
+          { name: string('Name of the Secret.', { minLength: 1 }) },
+          { required: ['name'] },
+        ),
+      },
+      { required: ['mechanism', 'secretRef'] },
+    ),
+  },
+  { required: ['brokers'] },
+);
+
 const scalingRules = (direction: 'up' | 'down', defaults: { stabilization: number }): Schema =>
   object(
     `How fast to scale ${direction}, as the HorizontalPodAutoscaler's behavior.scale${direction === 'up' ? 'Up' : 'Down'}.`,
@@ -240,10 +316,13 @@ const spec = object(
     queue: string('The broker queue. Unset: the TaskQueue’s name.', { pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$' }),
     broker: object(
       'Where the tasks are. Set exactly one broker.',
-      { redis: redisConnection('The broker') },
+      { redis: redisConnection('The broker'), kafka: kafkaConnection },
       {
         'x-kubernetes-validations': [
-          { rule: '[has(self.redis)].filter(b, b).size() == 1', message: 'set exactly one broker' },
+          {
+            rule: '[has(self.redis), has(self.kafka)].filter(b, b).size() == 1',
+            message: 'set exactly one broker (redis or kafka)',
+          },
         ],
       },
     ),
@@ -270,6 +349,15 @@ const spec = object(
         rule: 'has(self.worker) != has(self.scaleTargetRef)',
         message:
           'set exactly one of worker (a Deployment the operator manages) and scaleTargetRef (an existing Deployment)',
+      },
+      {
+        rule: "!has(self.broker.kafka) || !has(self.queue) || self.queue.matches('^[A-Za-z0-9._-]+$')",
+        message: 'a Kafka queue names topics: use letters, digits, ., _ and - only',
+      },
+      {
+        rule: '!has(self.broker.kafka) || !has(self.schedules) || size(self.schedules) == 0',
+        message:
+          'schedules need a Redis broker: each tick is recorded and enqueued in one Redis transaction, which Kafka cannot join (docs/operator.md#schedules)',
       },
     ],
   },

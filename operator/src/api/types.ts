@@ -25,8 +25,52 @@ export interface RedisConnection {
   prefix?: string;
 }
 
+/** A key of a Secret in the TaskQueue's namespace. */
+export interface SecretKeySelector {
+  secretKeyRef: { name: string; key: string };
+}
+
+export interface KafkaTls {
+  /** Connect with TLS (the workers get a kafkas:// URL). */
+  enabled: boolean;
+  /** PEM of the CA(s) to trust. Unset: the system's CAs. */
+  caFrom?: SecretKeySelector;
+  /** Client certificate (PEM), for mutual TLS; set with keyFrom. */
+  certFrom?: SecretKeySelector;
+  /** The client certificate's private key (PEM). */
+  keyFrom?: SecretKeySelector;
+}
+
+export type KafkaSaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
+
+export interface KafkaSasl {
+  mechanism: KafkaSaslMechanism;
+  /** A Secret in the TaskQueue's namespace with the keys `username` and `password`. */
+  secretRef: { name: string };
+}
+
+/**
+ * A Kafka cluster. Per queue the workers use the topics `<prefix>.<queue>` (tasks due now), `.delay`
+ * and `.dead`, and the consumer group `<prefix>.<queue>`.
+ */
+export interface KafkaConnection {
+  /** Bootstrap addresses, `host:port` each. */
+  brokers: string[];
+  /** Partitions of the topics the workers create (existing topics keep theirs). @defaultValue 12 */
+  partitions?: number;
+  /** Replicas of each partition of the topics the workers create. @defaultValue the cluster's default */
+  replicationFactor?: number;
+  /** Prefix of the topic and group names. @defaultValue 'tf' */
+  prefix?: string;
+  /** Allow more replicas than the topic has partitions (the extra consumers sit idle). @defaultValue false */
+  allowIdleConsumers?: boolean;
+  tls?: KafkaTls;
+  sasl?: KafkaSasl;
+}
+
 export interface BrokerSpec {
   redis?: RedisConnection;
+  kafka?: KafkaConnection;
 }
 
 export interface ScalingPolicy {

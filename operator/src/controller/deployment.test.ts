@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { V1Container, V1Deployment, V1EnvVar, V1PodSpec, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { TaskfleetError } from 'taskfleet';
-import type { TaskQueue, TaskQueueSpec, WorkerSpec } from '../api/types.ts';
+import type { KafkaConnection, TaskQueue, TaskQueueSpec, WorkerSpec } from '../api/types.ts';
 import {
   buildWorkerDeployment,
   FIELD_MANAGER,
+  KAFKA_TLS_DIR,
+  KAFKA_TLS_VOLUME,
   shutdownGraceMs,
   workerDeploymentName,
   workerLabels,
@@ -537,6 +539,179 @@ describe('determinism', () => {
   });
 });
 
+describe('a Kafka broker', () => {
+  const kafka = (connection: Partial<KafkaConnection> = {}): Partial<TaskQueueSpec> => ({
+    broker: { kafka: { brokers: ['kafka-0.kafka:9092', 'kafka-1.kafka:9092'], ...connection } },
+  });
+  const secretRef = (name: string, key: string) => ({ secretKeyRef: { name, key } });
+
+  test('the URL lists the brokers; prefix and partitions are always set; nothing secret, no volume', () => {
+    const d = buildWorkerDeployment(taskQueue({ spec: kafka() }));
+    const env = Object.fromEntries(envOf(d).map((e) => [e.name, e.value]));
+    assert.deepEqual(
+      {
+        broker: env.TASKFLEET_BROKER,
+        prefix: env.TASKFLEET_PREFIX,
+        partitions: env.TASKFLEET_KAFKA_PARTITIONS,
+      },
+      { broker: 'kafka://kafka-0.kafka:9092,kafka-1.kafka:9092', prefix: 'tf', partitions: '12' },
+    );
+    for (const absent of [
+      'TASKFLEET_KAFKA_REPLICATION_FACTOR',
+      'TASKFLEET_KAFKA_SASL_MECHANISM',
+      'TASKFLEET_KAFKA_USERNAME',
+      'TASKFLEET_KAFKA_PASSWORD',
+      'TASKFLEET_KAFKA_CA_FILE',
+      'TASKFLEET_KAFKA_CERT_FILE',
+      'TASKFLEET_KAFKA_KEY_FILE',
+    ]) {
+      assert.equal(envVar(d, absent), undefined, absent);
+    }
+    assert.equal(podSpecOf(d).volumes, undefined);
+    assert.equal(workerOf(d).volumeMounts, undefined);
+  });
+
+  test('SASL: the mechanism as a value, username and password as secretKeyRefs, never values', () => {
+    const d = buildWorkerDeployment(
+      taskQueue({
+        spec: kafka({
+          prefix: 'shop',
+          partitions: 48,
+          replicationFactor: 3,
+          sasl: { mechanism: 'scram-sha-512', secretRef: { name: 'kafka-user' } },
+        }),
+      }),
+    );
+    const ours = envOf(d).filter((e) => e.name.startsWith('TASKFLEET_KAFKA_') || e.name === 'TASKFLEET_PREFIX');
+    assert.deepEqual(ours, [
+      { name: 'TASKFLEET_PREFIX', value: 'shop' },
+      { name: 'TASKFLEET_KAFKA_PARTITIONS', value: '48' },
+      { name: 'TASKFLEET_KAFKA_REPLICATION_FACTOR', value: '3' },
+      { name: 'TASKFLEET_KAFKA_SASL_MECHANISM', value: 'scram-sha-512' },
+      { name: 'TASKFLEET_KAFKA_USERNAME', valueFrom: { secretKeyRef: { name: 'kafka-user', key: 'username' } } },
+      { name: 'TASKFLEET_KAFKA_PASSWORD', valueFrom: { secretKeyRef: { name: 'kafka-user', key: 'password' } } },
+    ]);
+    assert.equal(podSpecOf(d).volumes, undefined, 'SASL alone needs no volume');
+  });
+
+  test('TLS without files: a kafkas:// URL and the system’s CAs', () => {
+    const d = buildWorkerDeployment(taskQueue({ spec: kafka({ tls: { enabled: true } }) }));
+    assert.deepEqual(envVar(d, 'TASKFLEET_BROKER'), {
+      name: 'TASKFLEET_BROKER',
+      value: 'kafkas://kafka-0.kafka:9092,kafka-1.kafka:9092',
+    });
+    assert.equal(envVar(d, 'TASKFLEET_KAFKA_CA_FILE'), undefined);
+    assert.equal(podSpecOf(d).volumes, undefined);
+  });
+
+  test('TLS files: one projected volume of the Secret keys, mounted read-only, and *_FILE variables', () => {
+    const d = buildWorkerDeployment(
+      taskQueue({
+        spec: kafka({
+          tls: {
+            enabled: true,
+            caFrom: secretRef('kafka-ca', 'ca.pem'),
+            certFrom: secretRef('kafka-client', 'tls.crt'),
+            keyFrom: secretRef('kafka-client', 'tls.key'),
+          },
+        }),
+        podSpec: { volumes: [{ name: 'tmp', emptyDir: {} }] },
+        container: { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] },
+      }),
+    );
+    assert.deepEqual(podSpecOf(d).volumes, [
+      { name: 'tmp', emptyDir: {} },
+      {
+        name: KAFKA_TLS_VOLUME,
+        projected: {
+          sources: [
+            { secret: { name: 'kafka-ca', items: [{ key: 'ca.pem', path: 'ca.crt' }] } },
+            { secret: { name: 'kafka-client', items: [{ key: 'tls.crt', path: 'tls.crt' }] } },
+            { secret: { name: 'kafka-client', items: [{ key: 'tls.key', path: 'tls.key' }] } },
+          ],
+        },
+      },
+    ]);
+    assert.deepEqual(workerOf(d).volumeMounts, [
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: KAFKA_TLS_VOLUME, mountPath: KAFKA_TLS_DIR, readOnly: true },
+    ]);
+    const files = Object.fromEntries(
+      envOf(d)
+        .filter((e) => e.name.endsWith('_FILE'))
+        .map((e) => [e.name, e.value]),
+    );
+    assert.deepEqual(files, {
+      TASKFLEET_KAFKA_CA_FILE: `${KAFKA_TLS_DIR}/ca.crt`,
+      TASKFLEET_KAFKA_CERT_FILE: `${KAFKA_TLS_DIR}/tls.crt`,
+      TASKFLEET_KAFKA_KEY_FILE: `${KAFKA_TLS_DIR}/tls.key`,
+    });
+    assert.match(envVar(d, 'TASKFLEET_BROKER')?.value ?? '', /^kafkas:\/\//);
+    // Sidecars do not get the Secrets.
+    const withSidecar = taskQueue({ spec: kafka({ tls: { enabled: true, caFrom: secretRef('kafka-ca', 'ca') } }) });
+    withSidecar.spec.worker?.template.spec?.containers.push({ name: 'proxy', image: 'proxy:1' });
+    assert.deepEqual(podSpecOf(buildWorkerDeployment(withSidecar)).containers[1], { name: 'proxy', image: 'proxy:1' });
+  });
+
+  test('a volume of that name, or a mount on that path, in the template is kept instead of ours', () => {
+    const mine = { name: KAFKA_TLS_VOLUME, secret: { secretName: 'my-kafka-files' } };
+    const d = buildWorkerDeployment(
+      taskQueue({
+        spec: kafka({ tls: { enabled: true, caFrom: secretRef('kafka-ca', 'ca.crt') } }),
+        podSpec: { volumes: [mine] },
+        container: { volumeMounts: [{ name: 'other', mountPath: KAFKA_TLS_DIR }] },
+      }),
+    );
+    assert.deepEqual(podSpecOf(d).volumes, [mine]);
+    assert.deepEqual(workerOf(d).volumeMounts, [{ name: 'other', mountPath: KAFKA_TLS_DIR }]);
+  });
+
+  test('the user’s own TASKFLEET_BROKER or credentials win, as for Redis', () => {
+    const userEnv: V1EnvVar[] = [
+      { name: 'TASKFLEET_BROKER', value: 'kafka://kafka-proxy:9092' },
+      { name: 'TASKFLEET_KAFKA_USERNAME', value: 'me' },
+    ];
+    const d = buildWorkerDeployment(
+      taskQueue({
+        spec: kafka({ sasl: { mechanism: 'plain', secretRef: { name: 'kafka-user' } } }),
+        container: { env: userEnv },
+      }),
+    );
+    assert.deepEqual(envOf(d).slice(-2), userEnv);
+    assert.deepEqual(
+      envOf(d).map((e) => e.name),
+      [
+        'TASKFLEET_QUEUE',
+        'TASKFLEET_CONCURRENCY',
+        'TASKFLEET_METRICS_PORT',
+        'TASKFLEET_SHUTDOWN_GRACE',
+        'TASKFLEET_PREFIX',
+        'TASKFLEET_KAFKA_PARTITIONS',
+        'TASKFLEET_KAFKA_SASL_MECHANISM',
+        'TASKFLEET_KAFKA_PASSWORD',
+        'TASKFLEET_BROKER',
+        'TASKFLEET_KAFKA_USERNAME',
+      ],
+    );
+  });
+
+  test('the same Kafka TaskQueue gives deeply equal Deployments, with nothing undefined in them', () => {
+    const tq = taskQueue({
+      spec: {
+        ...kafka({
+          sasl: { mechanism: 'plain', secretRef: { name: 'u' } },
+          tls: { enabled: true, caFrom: secretRef('ca', 'ca.crt') },
+        }),
+        resultBackend: { redis: { url: 'redis://r:6379/1' } },
+      },
+    });
+    const a = buildWorkerDeployment(tq);
+    assert.deepEqual(a, buildWorkerDeployment(structuredClone(tq)));
+    assert.deepEqual(JSON.parse(JSON.stringify(a)), a);
+    assert.deepEqual(envVar(a, 'TASKFLEET_BACKEND'), { name: 'TASKFLEET_BACKEND', value: 'redis://r:6379/1' });
+  });
+});
+
 describe('specs the operator cannot act on', () => {
   const table: { name: string; tq: () => TaskQueue; field: string; message: RegExp }[] = [
     {
@@ -567,6 +742,50 @@ describe('specs the operator cannot act on', () => {
       tq: () => taskQueue({ spec: { broker: {} } }),
       field: 'spec.broker',
       message: /set spec\.broker\.redis/,
+    },
+    {
+      name: 'both redis and kafka',
+      tq: () => taskQueue({ spec: { broker: { redis: { url: 'redis://a' }, kafka: { brokers: ['kafka:9092'] } } } }),
+      field: 'spec.broker',
+      message: /sets both redis and kafka: set exactly one/,
+    },
+    {
+      name: 'kafka without brokers',
+      tq: () => taskQueue({ spec: { broker: { kafka: { brokers: [] } } } }),
+      field: 'spec.broker.kafka.brokers',
+      message: /is empty: list the bootstrap brokers/,
+    },
+    {
+      name: 'a Kafka client certificate without its key',
+      tq: () =>
+        taskQueue({
+          spec: {
+            broker: {
+              kafka: {
+                brokers: ['kafka:9093'],
+                tls: { enabled: true, certFrom: { secretKeyRef: { name: 'c', key: 'tls.crt' } } },
+              },
+            },
+          },
+        }),
+      field: 'spec.broker.kafka.tls',
+      message: /set both certFrom and keyFrom/,
+    },
+    {
+      name: 'Kafka TLS files with TLS off',
+      tq: () =>
+        taskQueue({
+          spec: {
+            broker: {
+              kafka: {
+                brokers: ['kafka:9092'],
+                tls: { enabled: false, caFrom: { secretKeyRef: { name: 'c', key: 'ca.crt' } } },
+              },
+            },
+          },
+        }),
+      field: 'spec.broker.kafka.tls',
+      message: /caFrom need enabled: true/,
     },
     {
       name: 'broker with url and urlFrom',

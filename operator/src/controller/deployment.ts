@@ -20,9 +20,12 @@ import type {
   V1PodSpec,
   V1Probe,
   V1SecurityContext,
+  V1Volume,
+  V1VolumeMount,
+  V1VolumeProjection,
 } from '@kubernetes/client-node';
 import { TaskfleetError } from 'taskfleet';
-import { API_VERSION, KIND, type RedisConnection, type TaskQueue } from '../api/types.ts';
+import { API_VERSION, type KafkaConnection, KIND, type RedisConnection, type TaskQueue } from '../api/types.ts';
 import { TaskQueueSpecError } from './errors.ts';
 
 /** The field manager of everything the operator applies. */
@@ -34,10 +37,25 @@ export const WORKER_DEFAULTS = {
   terminationGracePeriodSeconds: 300,
   metricsPort: 9090,
   prefix: 'tf',
+  kafkaPartitions: 12,
 } as const;
 
 /** Name of the port the worker serves /metrics, /healthz and /readyz on. */
 export const METRICS_PORT_NAME = 'metrics';
+
+/**
+ * The Kafka TLS files (CA, client certificate, key): one projected volume of the Secret keys the spec
+ * names, mounted read-only into the worker container, whose TASKFLEET_KAFKA_*_FILE variables point at
+ * them. The Deployment holds the Secrets' names and keys only.
+ */
+export const KAFKA_TLS_VOLUME = 'taskfleet-kafka-tls';
+export const KAFKA_TLS_DIR = '/var/run/secrets/taskfleet.dev/kafka';
+const KAFKA_TLS_FILES = { caFrom: 'ca.crt', certFrom: 'tls.crt', keyFrom: 'tls.key' } as const;
+const KAFKA_TLS_ENV = {
+  caFrom: 'TASKFLEET_KAFKA_CA_FILE',
+  certFrom: 'TASKFLEET_KAFKA_CERT_FILE',
+  keyFrom: 'TASKFLEET_KAFKA_KEY_FILE',
+} as const;
 
 /** The worker Deployment of the TaskQueue named `taskQueueName` (in the same namespace). */
 export function workerDeploymentName(taskQueueName: string): string {
@@ -128,6 +146,7 @@ export function buildWorkerDeployment(tq: TaskQueue): V1Deployment {
   }
 
   const [first, ...others] = containers as [V1Container, ...V1Container[]];
+  const broker = brokerSettings(tq);
   const labels = workerLabels(name);
   const owner: V1OwnerReference = {
     apiVersion: API_VERSION,
@@ -167,7 +186,8 @@ export function buildWorkerDeployment(tq: TaskQueue): V1Deployment {
           ...podSpec,
           terminationGracePeriodSeconds: grace,
           securityContext: podSecurityDefaults(podSpec.securityContext),
-          containers: [workerContainer(tq, first, metricsPort, grace), ...others],
+          containers: [workerContainer(tq, first, broker, metricsPort, grace), ...others],
+          ...(broker.volume ? { volumes: withVolume(podSpec.volumes ?? [], broker.volume) } : {}),
         },
       },
     },
@@ -175,7 +195,13 @@ export function buildWorkerDeployment(tq: TaskQueue): V1Deployment {
 }
 
 /** The worker container: the user's first container plus what the worker needs. */
-function workerContainer(tq: TaskQueue, container: V1Container, metricsPort: number, grace: number): V1Container {
+function workerContainer(
+  tq: TaskQueue,
+  container: V1Container,
+  broker: BrokerSettings,
+  metricsPort: number,
+  grace: number,
+): V1Container {
   const path = 'spec.worker.template.spec.containers[0]';
   const userEnv = container.env ?? [];
   const userPort = userEnv.find((e) => e.name === 'TASKFLEET_METRICS_PORT');
@@ -189,7 +215,7 @@ function workerContainer(tq: TaskQueue, container: V1Container, metricsPort: num
   }
   // User env vars of the same name win; ours come first so that the user's can refer to them as $(NAME).
   const userNames = new Set(userEnv.map((e) => e.name));
-  const env = [...operatorEnv(tq, metricsPort, grace).filter((e) => !userNames.has(e.name)), ...userEnv];
+  const env = [...operatorEnv(tq, broker, metricsPort, grace).filter((e) => !userNames.has(e.name)), ...userEnv];
 
   const probe = (httpPath: string, timings: Omit<V1Probe, 'httpGet'>): V1Probe => ({
     httpGet: { path: httpPath, port: metricsPort },
@@ -206,15 +232,14 @@ function workerContainer(tq: TaskQueue, container: V1Container, metricsPort: num
     readinessProbe:
       container.readinessProbe ?? probe('/readyz', { periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 }),
     securityContext: containerSecurityDefaults(container.securityContext),
+    ...(broker.mount ? { volumeMounts: withMount(container.volumeMounts ?? [], broker.mount) } : {}),
   };
 }
 
 /** TASKFLEET_* settings for the worker (`taskfleet worker` reads each flag from its variable). */
-function operatorEnv(tq: TaskQueue, metricsPort: number, grace: number): V1EnvVar[] {
+function operatorEnv(tq: TaskQueue, broker: BrokerSettings, metricsPort: number, grace: number): V1EnvVar[] {
   const { spec } = tq;
   const worker = spec.worker!;
-  const redis = spec.broker?.redis;
-  if (!redis) throw new TaskQueueSpecError('spec.broker', 'spec.broker names no broker: set spec.broker.redis');
   const backend = spec.resultBackend?.redis;
   const env: V1EnvVar[] = [
     { name: 'TASKFLEET_QUEUE', value: spec.queue ?? tq.metadata.name },
@@ -224,13 +249,105 @@ function operatorEnv(tq: TaskQueue, metricsPort: number, grace: number): V1EnvVa
   env.push(
     { name: 'TASKFLEET_METRICS_PORT', value: String(metricsPort) },
     { name: 'TASKFLEET_SHUTDOWN_GRACE', value: String(shutdownGraceMs(grace)) },
-    connectionEnv('TASKFLEET_BROKER', redis, 'spec.broker.redis'),
-    // Always set, default included: the operator probes the broker under this prefix, so the workers must
-    // use the same one whatever the app's code says.
-    { name: 'TASKFLEET_PREFIX', value: redis.prefix ?? WORKER_DEFAULTS.prefix },
+    ...broker.env,
   );
   if (backend) env.push(connectionEnv('TASKFLEET_BACKEND', backend, 'spec.resultBackend.redis'));
   return env;
+}
+
+/** What the worker needs to reach its broker: variables, and for Kafka TLS a volume and its mount. */
+interface BrokerSettings {
+  env: V1EnvVar[];
+  volume?: V1Volume;
+  mount?: V1VolumeMount;
+}
+
+function brokerSettings(tq: TaskQueue): BrokerSettings {
+  const { redis, kafka } = tq.spec.broker ?? {};
+  if (redis && kafka) {
+    throw new TaskQueueSpecError('spec.broker', 'spec.broker sets both redis and kafka: set exactly one');
+  }
+  if (kafka) return kafkaSettings(kafka);
+  if (!redis) {
+    throw new TaskQueueSpecError(
+      'spec.broker',
+      'spec.broker names no broker: set spec.broker.redis or spec.broker.kafka',
+    );
+  }
+  return {
+    env: [
+      connectionEnv('TASKFLEET_BROKER', redis, 'spec.broker.redis'),
+      // Always set, default included: the operator probes the broker under this prefix, so the workers must
+      // use the same one whatever the app's code says.
+      { name: 'TASKFLEET_PREFIX', value: redis.prefix ?? WORKER_DEFAULTS.prefix },
+    ],
+  };
+}
+
+/**
+ * A Kafka broker: its URL (kafkas:// with TLS), the prefix, the topic settings, and the credentials and
+ * TLS files by reference only — username and password as secretKeyRef variables, the PEM files through
+ * a read-only volume — so no secret value is ever in the Deployment.
+ */
+function kafkaSettings(kafka: KafkaConnection): BrokerSettings {
+  const field = 'spec.broker.kafka';
+  if (!Array.isArray(kafka.brokers) || kafka.brokers.length === 0) {
+    throw new TaskQueueSpecError(
+      `${field}.brokers`,
+      `${field}.brokers is empty: list the bootstrap brokers, host:port each`,
+    );
+  }
+  const tls = kafka.tls;
+  const files = (['caFrom', 'certFrom', 'keyFrom'] as const).filter((f) => tls?.[f] !== undefined);
+  if ((tls?.certFrom === undefined) !== (tls?.keyFrom === undefined)) {
+    throw new TaskQueueSpecError(
+      `${field}.tls`,
+      `${field}.tls: set both certFrom and keyFrom (mutual TLS), or neither`,
+    );
+  }
+  if (!tls?.enabled && files.length > 0) {
+    throw new TaskQueueSpecError(`${field}.tls`, `${field}.tls: ${files.join(', ')} need enabled: true`);
+  }
+  const scheme = tls?.enabled ? 'kafkas' : 'kafka';
+  const env: V1EnvVar[] = [
+    { name: 'TASKFLEET_BROKER', value: `${scheme}://${kafka.brokers.join(',')}` },
+    // Always set, as for Redis: the operator measures the lag of the group under this prefix.
+    { name: 'TASKFLEET_PREFIX', value: kafka.prefix ?? WORKER_DEFAULTS.prefix },
+    { name: 'TASKFLEET_KAFKA_PARTITIONS', value: String(kafka.partitions ?? WORKER_DEFAULTS.kafkaPartitions) },
+  ];
+  if (kafka.replicationFactor !== undefined) {
+    env.push({ name: 'TASKFLEET_KAFKA_REPLICATION_FACTOR', value: String(kafka.replicationFactor) });
+  }
+  if (kafka.sasl) {
+    const secret = kafka.sasl.secretRef.name;
+    env.push(
+      { name: 'TASKFLEET_KAFKA_SASL_MECHANISM', value: kafka.sasl.mechanism },
+      { name: 'TASKFLEET_KAFKA_USERNAME', valueFrom: { secretKeyRef: { name: secret, key: 'username' } } },
+      { name: 'TASKFLEET_KAFKA_PASSWORD', valueFrom: { secretKeyRef: { name: secret, key: 'password' } } },
+    );
+  }
+  if (files.length === 0) return { env };
+  const sources: V1VolumeProjection[] = [];
+  for (const f of files) {
+    const { name, key } = tls![f]!.secretKeyRef;
+    sources.push({ secret: { name, items: [{ key, path: KAFKA_TLS_FILES[f] }] } });
+    env.push({ name: KAFKA_TLS_ENV[f], value: `${KAFKA_TLS_DIR}/${KAFKA_TLS_FILES[f]}` });
+  }
+  return {
+    env,
+    volume: { name: KAFKA_TLS_VOLUME, projected: { sources } },
+    mount: { name: KAFKA_TLS_VOLUME, mountPath: KAFKA_TLS_DIR, readOnly: true },
+  };
+}
+
+/** The user's volumes plus ours, unless they declare one of that name (theirs is kept). */
+function withVolume(volumes: V1Volume[], volume: V1Volume): V1Volume[] {
+  return volumes.some((v) => v.name === volume.name) ? volumes : [...volumes, volume];
+}
+
+/** The user's mounts plus ours, unless they mount that volume or that path already (theirs is kept). */
+function withMount(mounts: V1VolumeMount[], mount: V1VolumeMount): V1VolumeMount[] {
+  return mounts.some((m) => m.name === mount.name || m.mountPath === mount.mountPath) ? mounts : [...mounts, mount];
 }
 
 /** A URL inline, or by reference to its Secret: the operator never reads a Secret's value. */

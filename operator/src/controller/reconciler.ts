@@ -1,7 +1,23 @@
-import { ConfigError, Control, parseSchedule, RedisScheduleStore, Scheduler, TaskfleetError } from 'taskfleet';
-import type { Condition, ConditionType, TaskQueue, TaskQueueStatus } from '../api/types.ts';
+import {
+  ConfigError,
+  Control,
+  parseSchedule,
+  type RedisBroker,
+  RedisScheduleStore,
+  Scheduler,
+  TaskfleetError,
+} from 'taskfleet';
+import type { Condition, ConditionType, SecretKeySelector, TaskQueue, TaskQueueStatus } from '../api/types.ts';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../api/types.ts';
-import { type BrokerReading, type BrokerTarget, type ProbePool, ratesBetween } from '../probes/probe.ts';
+import {
+  type BrokerReading,
+  type BrokerTarget,
+  type KafkaTarget,
+  type ProbePool,
+  type RedisTarget,
+  ratesBetween,
+  scalingBacklog,
+} from '../probes/probe.ts';
 import { KubeApiError, type KubeClient } from '../runtime/kube-client.ts';
 import type { OperatorMetrics } from '../runtime/metrics.ts';
 import { decide, EMPTY_HISTORY, type History, type Observation } from '../scaling/policy.ts';
@@ -61,7 +77,7 @@ interface Applied {
 interface QueueState {
   history: History;
   /** The schedules of the generation they were built from. */
-  scheduler?: { generation: number | undefined; target: string; scheduler: Scheduler };
+  scheduler?: { generation: number | undefined; target: string; broker: RedisBroker; scheduler: Scheduler };
   reading?: BrokerReading;
   /** Last event per reason, so a steady error is reported once, not every poll. */
   events: Map<string, { message: string; at: number }>;
@@ -142,6 +158,16 @@ export class Reconciler {
     const at = new Date(now);
     const conditions = () => setConditions(tq.status?.conditions ?? [], updates, generation, at);
 
+    // Admitted only under a CRD older than this operator (the API server refuses it now); say so and wait.
+    if (tq.spec.broker.kafka && tq.spec.schedules?.length) {
+      const message =
+        'spec.schedules need a Redis broker: each tick is recorded and enqueued in one Redis transaction, which Kafka cannot join. Move the schedules to a TaskQueue on Redis, or remove them';
+      condition('Ready', 'False', 'SchedulesNeedRedis', message);
+      await this.#event(tq, state, 'Warning', 'SchedulesNeedRedis', message);
+      await this.#writeStatus(tq, { ...tq.status, observedGeneration: generation, conditions: conditions() });
+      return {};
+    }
+
     // 1. The Deployment: applied (managed) or found (scaleTargetRef).
     let deployment: Deployment | undefined;
     try {
@@ -177,16 +203,18 @@ export class Reconciler {
       state.reading = reading;
       observation = {
         ok: true,
-        backlog: { ready: backlog.ready, delayed: backlog.due, inFlight: backlog.inFlight },
+        backlog: scalingBacklog(target.kind, backlog),
         rates,
         currentReplicas: current,
         readyReplicas: ready,
+        ...(backlog.partitions !== undefined ? { partitions: backlog.partitions } : {}),
+        ...(tq.spec.broker.kafka?.allowIdleConsumers ? { allowIdleConsumers: true } : {}),
       };
       condition(
         'BrokerReachable',
         'True',
         'Probed',
-        `${backlog.ready} ready, ${backlog.delayed} delayed, ${backlog.inFlight} in flight`,
+        `${backlog.ready} ready, ${backlog.delayed} delayed, ${backlog.inFlight} in flight${backlog.partitions !== undefined ? `, ${backlog.partitions} partitions` : ''}`,
       );
     } catch (error) {
       const message = (error as Error).message;
@@ -199,11 +227,16 @@ export class Reconciler {
 
     // Periodic tasks fire from the leader's reconcile: at most every poll, and at the next tick if sooner.
     let schedules: Awaited<ReturnType<Reconciler['fireSchedules']>> | undefined;
-    if (target && tq.spec.schedules?.length) schedules = await this.fireSchedules(tq, state, target, now);
+    if (target?.kind === 'redis' && tq.spec.schedules?.length) {
+      schedules = await this.fireSchedules(tq, state, target, now);
+    }
 
     // 3. The decision (pure), then the one write that changes replicas: /scale.
     const decision = decide(tq.spec.scaling, observation, state.history, now);
-    state.history = decision.history;
+    // The history takes a scale only once /scale has it: a patch refused (409: a Deployment just created
+    // is updated by its controller within moments) would otherwise leave a scale event that never
+    // happened, and the scale-up policy would hold the retry back by it for a whole period.
+    if (decision.replicas === current) state.history = decision.history;
     let lastScale: { time: string; reason: string } | undefined;
     if (decision.replicas !== current) {
       if (decision.replicas < current && tq.spec.scaling?.spareBusyWorkers !== false) {
@@ -222,6 +255,7 @@ export class Reconciler {
         'merge',
         { fieldManager: SCALER_FIELD_MANAGER },
       );
+      state.history = decision.history;
       const message = decision.reason; // "scaled 2 → 8: backlog 4,000 over target 500 per replica"
 
       lastScale = { time: at.toISOString(), reason: message };
@@ -300,7 +334,7 @@ export class Reconciler {
             ...(tq.status?.lastScaleTime ? { lastScaleTime: tq.status.lastScaleTime } : {}),
             ...(tq.status?.lastScaleReason ? { lastScaleReason: tq.status.lastScaleReason } : {}),
           }),
-      brokerKind: 'redis',
+      brokerKind: tq.spec.broker.kafka ? 'kafka' : 'redis',
       ...(schedules ? { schedules: schedules.status } : {}),
       ...(backlog
         ? { backlogTotal: backlog.ready + backlog.delayed + backlog.inFlight }
@@ -331,10 +365,17 @@ export class Reconciler {
    * `taskfleet beat`: each (schedule, tick) is enqueued once, even if a new leader repeats a tick the
    * old one fired just before it died. Only the leader reconciles, so the Lease is the lease here.
    */
-  async fireSchedules(tq: TaskQueue, state: QueueState, target: BrokerTarget, now: number) {
+  async fireSchedules(tq: TaskQueue, state: QueueState, target: RedisTarget, now: number) {
     const generation = tq.metadata.generation;
     const where = `${target.url}\u0000${target.prefix}\u0000${target.queue}`;
-    if (!state.scheduler || state.scheduler.generation !== generation || state.scheduler.target !== where) {
+    // The pool closes a connection left unused for a while: a scheduler built on a closed one is rebuilt.
+    const broker = this.#probes.broker(target);
+    if (
+      !state.scheduler ||
+      state.scheduler.generation !== generation ||
+      state.scheduler.target !== where ||
+      state.scheduler.broker !== broker
+    ) {
       const parsed = [];
       for (const s of tq.spec.schedules ?? []) {
         const common = { task: s.task, args: s.args ?? [], missed: s.missed ?? ('fire-once' as const) };
@@ -356,9 +397,10 @@ export class Reconciler {
       state.scheduler = {
         generation,
         target: where,
+        broker,
         scheduler: new Scheduler({
           schedules: parsed,
-          store: new RedisScheduleStore(this.#probes.broker(target).redis, { prefix: target.prefix }),
+          store: new RedisScheduleStore(broker.redis, { prefix: target.prefix }),
           queueOf: () => target.queue,
           clock: this.#now,
         }),
@@ -418,16 +460,71 @@ export class Reconciler {
     return result;
   }
 
-  /** The broker's URL: inline, or read from the Secret the spec names. */
+  /** Where the queue's broker is, with what the spec takes from Secrets read. */
   async #brokerTarget(tq: TaskQueue): Promise<BrokerTarget> {
-    const redis = tq.spec.broker.redis;
-    if (!redis)
+    const queue = tq.spec.queue ?? tq.metadata.name;
+    const { redis, kafka } = tq.spec.broker;
+    if (kafka) return this.#kafkaTarget(tq, kafka, queue);
+    if (!redis) {
       throw new BrokerConfigError(
         'UnsupportedBroker',
-        'spec.broker has no redis: this operator version probes Redis brokers',
+        'spec.broker names no broker this operator can probe: set spec.broker.redis or spec.broker.kafka',
       );
+    }
     const url = await this.#secretOrValue(tq, redis.url, redis.urlFrom, 'spec.broker.redis');
-    return { kind: 'redis', url, prefix: redis.prefix ?? 'tf', queue: tq.spec.queue ?? tq.metadata.name };
+    return { kind: 'redis', url, prefix: redis.prefix ?? 'tf', queue };
+  }
+
+  async #kafkaTarget(
+    tq: TaskQueue,
+    kafka: NonNullable<TaskQueue['spec']['broker']['kafka']>,
+    queue: string,
+  ): Promise<KafkaTarget> {
+    const field = 'spec.broker.kafka';
+    const prefix = kafka.prefix ?? 'tf';
+    if (!/^[A-Za-z0-9._-]+$/.test(`${prefix}.${queue}`)) {
+      throw new BrokerConfigError(
+        'InvalidSpec',
+        `queue ${queue} (prefix ${prefix}) cannot name Kafka topics: use letters, digits, ., _ and - only`,
+      );
+    }
+    const target: KafkaTarget = { kind: 'kafka', brokers: kafka.brokers, prefix, queue };
+    // Each Secret is read once per probe, however many keys are taken from it.
+    const secrets = new Map<string, Promise<Record<string, string> | undefined>>();
+    const read = (ref: SecretKeySelector, where: string) => {
+      const { name, key } = ref.secretKeyRef;
+      let secret = secrets.get(name);
+      if (!secret) {
+        secret = this.#secretData(tq, name);
+        secrets.set(name, secret);
+      }
+      return this.#secretKey(secret, name, key, where);
+    };
+    const { tls, sasl } = kafka;
+    if (tls?.enabled) {
+      const [ca, cert, key] = await Promise.all([
+        tls.caFrom && read(tls.caFrom, `${field}.tls.caFrom`),
+        tls.certFrom && read(tls.certFrom, `${field}.tls.certFrom`),
+        tls.keyFrom && read(tls.keyFrom, `${field}.tls.keyFrom`),
+      ]);
+      target.tls =
+        ca !== undefined || cert !== undefined
+          ? {
+              ...(ca !== undefined ? { ca } : {}),
+              ...(cert !== undefined ? { cert } : {}),
+              ...(key !== undefined ? { key } : {}),
+            }
+          : true;
+    }
+    if (sasl) {
+      const ref = (key: string) => ({ secretKeyRef: { name: sasl.secretRef.name, key } });
+      const [username, password] = await Promise.all([
+        read(ref('username'), `${field}.sasl.secretRef`),
+        read(ref('password'), `${field}.sasl.secretRef`),
+      ]);
+      target.sasl = { mechanism: sasl.mechanism, username, password };
+    }
+    return target;
   }
 
   async #secretOrValue(
@@ -439,13 +536,29 @@ export class Reconciler {
     if (value !== undefined) return value;
     if (!from) throw new BrokerConfigError('InvalidSpec', `${field} has neither url nor urlFrom`);
     const { name, key } = from.secretKeyRef;
+    return this.#secretKey(this.#secretData(tq, name), name, key, `${field}.urlFrom`);
+  }
+
+  /** A Secret's data (base64 values), or undefined when it does not exist. */
+  async #secretData(tq: TaskQueue, name: string): Promise<Record<string, string> | undefined> {
     const secret = await this.#kube.find<{ data?: Record<string, string> }>(
       `/api/v1/namespaces/${tq.metadata.namespace}/secrets/${name}`,
     );
-    if (!secret) throw new BrokerConfigError('SecretNotFound', `Secret ${name} (${field}.urlFrom) does not exist`);
-    const encoded = secret.data?.[key];
+    return secret ? (secret.data ?? {}) : undefined;
+  }
+
+  /** One key of a Secret, decoded; a missing Secret or key is a SecretNotFound condition naming `field`. */
+  async #secretKey(
+    data: Promise<Record<string, string> | undefined>,
+    name: string,
+    key: string,
+    field: string,
+  ): Promise<string> {
+    const values = await data;
+    if (!values) throw new BrokerConfigError('SecretNotFound', `Secret ${name} (${field}) does not exist`);
+    const encoded = values[key];
     if (encoded === undefined)
-      throw new BrokerConfigError('SecretNotFound', `Secret ${name} has no key ${key} (${field}.urlFrom)`);
+      throw new BrokerConfigError('SecretNotFound', `Secret ${name} has no key ${key} (${field})`);
     return Buffer.from(encoded, 'base64').toString('utf8');
   }
 

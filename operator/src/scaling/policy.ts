@@ -49,8 +49,8 @@
  * window), scale events within the longest policy period, when the queue last had work, consecutive
  * probe failures, and the smoothed per-replica completion rate. Start from `EMPTY_HISTORY`. A restart
  * loses it, which is safe: windows start empty (as after an HPA restart) and the idle clock restarts.
- * The policy records its own decision as a scale event; if the controller fails to apply it, the next
- * period is merely limited a little more than needed.
+ * The policy records its own decision as a scale event, so the controller keeps the returned history
+ * only once it has applied the decision (a refused `/scale` patch is decided again, from the old one).
  */
 import type { ScalingSpec } from '../api/types.ts';
 import {
