@@ -13,7 +13,8 @@ const main = new URL('../../operator/src/main.ts', import.meta.url).pathname;
  * Call these at a test file's top level: the after() hooks they register then run when the file ends.
  *
  * A kubeconfig for the operator that authenticates as a ServiceAccount bound to exactly the rules in
- * operator/rbac.yaml — not as an admin, so a missing permission fails the tests as it would in a cluster.
+ * charts/taskfleet/files/rbac-rules.yaml — not as an admin, so a missing permission fails the tests as it
+ * would in a cluster.
  */
 export async function operatorKubeconfig(namespace: string): Promise<string> {
   await installCrds();

@@ -1,6 +1,6 @@
 /**
  * The operator against the real control plane and a real Redis, running as its own process with a
- * ServiceAccount bound to operator/rbac.yaml: a TaskQueue gets its Deployment, a backlog makes the
+ * ServiceAccount bound to the chart's RBAC rules: a TaskQueue gets its Deployment, a backlog makes the
  * replicas rise, an idle queue goes to zero, bad inputs become conditions and Events, deleting the
  * TaskQueue removes the Deployment but not the broker's data, and a killed leader is replaced.
  */

@@ -1,0 +1,74 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "taskfleet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-taskfleet, or just <release> when it already says taskfleet; fullnameOverride wins. */}}
+{{- define "taskfleet.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The name of the operator's Deployment, ClusterRole, bindings: <fullname>-operator. */}}
+{{- define "taskfleet.operator" -}}
+{{- printf "%s-operator" (include "taskfleet.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "taskfleet.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "taskfleet.operator" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name: name the existing ServiceAccount to run the operator as (serviceAccount.create is false)" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "taskfleet.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* What selects the operator's pods. Never change these: a Deployment's selector is immutable. */}}
+{{- define "taskfleet.selectorLabels" -}}
+app.kubernetes.io/name: taskfleet-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of everything the chart makes. */}}
+{{- define "taskfleet.commonLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: taskfleet
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "taskfleet.chart" . }}
+{{- end }}
+
+{{/* Labels of the operator's objects. */}}
+{{- define "taskfleet.labels" -}}
+app.kubernetes.io/name: taskfleet-operator
+app.kubernetes.io/component: operator
+{{ include "taskfleet.commonLabels" . }}
+{{- end }}
+
+{{- define "taskfleet.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's RBAC rules, from the one source the tests use too. */}}
+{{- define "taskfleet.rbacRules" -}}
+{{- $rules := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
+{{- if or (hasKey $rules "Error") (not $rules.clusterRules) (not $rules.leaderElectionRules) }}
+{{- fail "files/rbac-rules.yaml must hold clusterRules and leaderElectionRules" }}
+{{- end }}
+{{- toYaml $rules }}
+{{- end }}
