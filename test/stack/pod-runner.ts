@@ -53,7 +53,9 @@ export type PodEvent =
   | { kind: 'started'; pod: string; namespace: string; pid: number; port: number; restart: number }
   | { kind: 'ready'; pod: string; namespace: string; ready: boolean }
   | { kind: 'exited'; pod: string; namespace: string; code: number | null; signal: string | null }
-  | { kind: 'deleted'; pod: string; namespace: string; graceful: boolean };
+  | { kind: 'deleted'; pod: string; namespace: string; graceful: boolean }
+  /** A pod told to stop, with the calls it was running then (a Taskfleet worker's in-flight gauge). */
+  | { kind: 'terminating'; pod: string; namespace: string; inFlight: number };
 
 interface Running {
   pod: V1Pod;
@@ -280,9 +282,10 @@ export class PodRunner {
         env: {
           PATH: process.env.PATH,
           HOME: process.env.HOME,
-          NODE_OPTIONS: '--conditions=source',
           ...env,
           ...local.env,
+          // This checkout's sources, not a stale dist/, whatever else the pod asks of Node.
+          NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --conditions=source`.trim(),
           TASKFLEET_METRICS_PORT: String(port),
           HOSTNAME: name,
           ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}),
@@ -489,7 +492,9 @@ export class PodRunner {
     const graceful = running?.child !== undefined;
     void (async () => {
       const child = running?.child;
-      if (child && child.exitCode === null && child.signalCode === null) {
+      if (running && child && child.exitCode === null && child.signalCode === null) {
+        const inFlight = await inFlightOf(running.port);
+        this.#options.onEvent?.({ kind: 'terminating', pod: name, namespace, inFlight });
         const exited = once(child, 'exit');
         child.kill('SIGTERM');
         const grace = (pod.metadata?.deletionGracePeriodSeconds ?? 30) * 1000;
@@ -505,6 +510,19 @@ export class PodRunner {
       if (running) this.#running.delete(running.key);
       this.#options.onEvent?.({ kind: 'deleted', pod: name, namespace, graceful });
     })();
+  }
+}
+
+/** The sum of a worker's taskfleet_tasks_in_flight gauge; 0 when it does not answer. */
+async function inFlightOf(port: number): Promise<number> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
+    let sum = 0;
+    for (const line of text.split('\n'))
+      if (line.startsWith('taskfleet_tasks_in_flight')) sum += Number(line.split(' ').pop());
+    return sum;
+  } catch {
+    return 0;
   }
 }
 

@@ -13,12 +13,14 @@ export interface RedisEndpoint {
 }
 
 /**
- * Debian's redis-server on a free loopback port, nothing persisted, its files in `<dir>/redis`.
+ * Debian's redis-server on a free loopback port, its files in `<dir>/redis`; nothing persisted unless
+ * `persist` (an append-only file, so a restart keeps the data, as a production Redis would).
  * A test that restarts Redis passes the `port` it had, so clients reconnect to the same address.
  */
 export async function startRedis(
   dir: string,
   port?: number,
+  { persist = false }: { persist?: boolean } = {},
 ): Promise<{ endpoint: RedisEndpoint; services: Service[] }> {
   port ??= await freePort();
   const { stdout } = await promisify(execFile)('redis-server', ['--version']);
@@ -33,7 +35,7 @@ export async function startRedis(
     '--save',
     '',
     '--appendonly',
-    'no',
+    persist ? 'yes' : 'no',
     '--daemonize',
     'no',
     '--logfile',

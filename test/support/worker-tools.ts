@@ -77,11 +77,12 @@ export interface PrivateRedis {
 
 /**
  * A redis-server of this test's own, for what would disturb other tests on the shared one: a
- * restart, a CONFIG SET, CLIENT KILL. Stopped and removed when the test file ends.
+ * restart, a CONFIG SET, CLIENT KILL. Stopped and removed when the test file ends. With `persist`,
+ * a stop (SIGTERM) and start keeps the data.
  */
-export async function privateRedis(): Promise<PrivateRedis> {
+export async function privateRedis({ persist = false }: { persist?: boolean } = {}): Promise<PrivateRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'taskfleet-redis-'));
-  let { endpoint, services } = await startRedis(dir);
+  let { endpoint, services } = await startRedis(dir, undefined, { persist });
   let service: Service | undefined = services[0];
   const stop = async () => {
     await service?.stop(5000);
@@ -97,7 +98,7 @@ export async function privateRedis(): Promise<PrivateRedis> {
     },
     stop,
     async start() {
-      ({ endpoint, services } = await startRedis(dir, endpoint.port));
+      ({ endpoint, services } = await startRedis(dir, endpoint.port, { persist }));
       service = services[0];
     },
   };

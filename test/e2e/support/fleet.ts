@@ -1,0 +1,274 @@
+/**
+ * One end-to-end fleet: a namespace with the chart-installed operator, a TaskQueue whose workers run as
+ * real processes on the pod runner, a producer app, and a timeline of what the operator and the
+ * Deployment said every half second. Call startFleet at a test's top level or inside it; everything it
+ * starts is stopped and removed when the test file ends.
+ */
+
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { type Task, Taskfleet } from 'taskfleet';
+import { KubeClient } from '../../../operator/src/runtime/kube-client.ts';
+import { type PodEvent, PodRunner } from '../../stack/pod-runner.ts';
+import { eventually } from '../../support/eventually.ts';
+import { kubectl } from '../../support/kube.ts';
+import { useHelm, useKafka, useKube, useRedis } from '../../support/stack.ts';
+
+const run = promisify(execFile);
+const chart = new URL('../../../charts/taskfleet', import.meta.url).pathname;
+const fixtures = new URL('../fixtures/', import.meta.url).pathname;
+
+// biome-ignore lint/suspicious/noExplicitAny: kubectl's JSON, read in assertions and reports
+export type Json = Record<string, any>;
+
+export interface FleetOptions {
+  broker: 'redis' | 'kafka';
+  /** spec.scaling; fast defaults for tests are filled in. */
+  scaling?: Json;
+  /** Calls each worker runs at once. @defaultValue 8 */
+  concurrency?: number;
+  /** Kafka: partitions of the queue's topics. @defaultValue 8 */
+  partitions?: number;
+  /** A Redis URL of the fleet's own (one a test restarts); the stack's by default. */
+  redisUrl?: string;
+  /** Operator replicas. @defaultValue 2 */
+  operators?: number;
+  /** spec.worker.terminationGracePeriodSeconds. @defaultValue 20 */
+  grace?: number;
+}
+
+export interface Sample {
+  /** ms since the fleet started. */
+  t: number;
+  ready: number;
+  waiting: number;
+  inFlight: number;
+  /** Calls completed a second, as the operator measured. */
+  completion: number;
+  desired: number;
+  replicas: number;
+  readyReplicas: number;
+  pods: number;
+}
+
+export interface Fleet {
+  namespace: string;
+  queue: string;
+  prefix: string;
+  app: Taskfleet;
+  work: Task<[number], null>;
+  runner: PodRunner;
+  events: PodEvent[];
+  timeline: Sample[];
+  startedAt: number;
+  /** The TaskQueue as the API server has it. */
+  taskQueue(): Promise<Json>;
+  /** Waits until a sample satisfies `predicate`; returns that sample. */
+  until(what: string, predicate: (s: Sample) => boolean, timeoutMs?: number): Promise<Sample>;
+  /** How many times each task id ran. */
+  runs(): Promise<Map<string, number>>;
+  /** Worker pods deleted while they were running calls (by the pod runner's reading of their /metrics). */
+  busyDeletions(): number;
+}
+
+export async function startFleet(name: string, options: FleetOptions): Promise<Fleet> {
+  const namespace = `e2e-${name}-${randomUUID().slice(0, 6)}`;
+  const prefix = `e2e-${randomUUID().slice(0, 8)}`;
+  const queue = name;
+  const redisUrl = options.redisUrl ?? (await useRedis()).url;
+  const kube = await useKube();
+  const helm = await useHelm();
+  const startedAt = Date.now();
+
+  await kubectl(['create', 'namespace', namespace]);
+  after(() => kubectl(['delete', 'namespace', namespace, '--wait=false']).catch(() => {}));
+
+  const events: PodEvent[] = [];
+  const runner = new PodRunner({
+    kubeconfig: kube.kubeconfig,
+    namespaces: [namespace],
+    dir: await mkdtemp(join(tmpdir(), `e2e-${name}-`)),
+    paths: { '/app': fixtures },
+    onEvent: (e) => events.push(e),
+  });
+  await runner.start();
+  after(() => runner.stop());
+
+  // The operator, as users install it; its pods run on the pod runner under the chart's ServiceAccount.
+  const release = namespace;
+  await run(
+    helm.bin,
+    [
+      'install',
+      release,
+      chart,
+      '--namespace',
+      namespace,
+      '--set',
+      `replicaCount=${options.operators ?? 2}`,
+      '--set',
+      'leaderElection.leaseDurationSeconds=4',
+      '--wait=false',
+    ],
+    { env: { ...process.env, ...helm.env, KUBECONFIG: kube.kubeconfig } },
+  );
+  after(() =>
+    run(helm.bin, ['uninstall', release, '--namespace', namespace], {
+      env: { ...process.env, ...helm.env, KUBECONFIG: kube.kubeconfig },
+    }).catch(() => {}),
+  );
+
+  const broker: Json =
+    options.broker === 'redis'
+      ? { redis: { url: redisUrl, prefix } }
+      : { kafka: { brokers: (await useKafka()).brokers, prefix, partitions: options.partitions ?? 8 } };
+  const spec: Json = {
+    queue,
+    broker,
+    resultBackend: { redis: { url: redisUrl, prefix } },
+    worker: {
+      concurrency: options.concurrency ?? 8,
+      terminationGracePeriodSeconds: options.grace ?? 20,
+      template: {
+        spec: {
+          containers: [{ name: 'worker', image: 'ghcr.io/taskfleet/worker:dev', args: ['--app', '/app/e2e.tasks.ts'] }],
+        },
+      },
+    },
+    scaling: {
+      pollIntervalSeconds: 1,
+      minReplicas: 0,
+      maxReplicas: 6,
+      targetBacklogPerReplica: 100,
+      idleSecondsBeforeZero: 5,
+      ...options.scaling,
+      scaleDown: { stabilizationSeconds: 5, ...options.scaling?.scaleDown },
+    },
+  };
+  await kubectl(['apply', '-n', namespace, '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'taskfleet.dev/v1alpha1', kind: 'TaskQueue', metadata: { name }, spec }),
+  });
+
+  const brokerUrl =
+    options.broker === 'redis'
+      ? redisUrl
+      : `kafka://${(await useKafka()).brokers.join(',')}?partitions=${options.partitions ?? 8}`;
+  const app = new Taskfleet({ broker: brokerUrl, backend: redisUrl, prefix, defaultQueue: queue });
+  after(() => app.close());
+  const work = app.task('work', (_ctx, _ms: number) => null);
+
+  const config = new KubeConfig();
+  config.loadFromFile(kube.kubeconfig);
+  const client = new KubeClient(config);
+  const taskQueue = () => client.get<Json>(`/apis/taskfleet.dev/v1alpha1/namespaces/${namespace}/taskqueues/${name}`);
+  const timeline: Sample[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      try {
+        const [tq, deployment] = await Promise.all([
+          taskQueue(),
+          client.find<Json>(`/apis/apps/v1/namespaces/${namespace}/deployments/${name}-workers`),
+        ]);
+        const backlog = tq.status?.backlog ?? {};
+        timeline.push({
+          t: Date.now() - startedAt,
+          ready: backlog.ready ?? 0,
+          waiting: (backlog.ready ?? 0) + (backlog.delayed ?? 0),
+          inFlight: backlog.inFlight ?? 0,
+          completion: tq.status?.rates?.completion ?? 0,
+          desired: tq.status?.desiredReplicas ?? 0,
+          replicas: deployment?.spec?.replicas ?? 0,
+          readyReplicas: deployment?.status?.readyReplicas ?? 0,
+          pods: runner.pods.filter((p) => p.namespace === namespace && !p.name.includes('operator')).length,
+        });
+      } catch {}
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  })();
+  after(async () => {
+    sampling = false;
+    await sampler;
+    client.close();
+  });
+
+  // The operator is up when it has written the TaskQueue's status.
+  await eventually(
+    'the chart-installed operator to reconcile the TaskQueue',
+    async () => (await taskQueue()).status?.observedGeneration,
+    90_000,
+  );
+
+  return {
+    namespace,
+    queue,
+    prefix,
+    app,
+    work,
+    runner,
+    events,
+    timeline,
+    startedAt,
+    taskQueue,
+    until: (what, predicate, timeoutMs = 120_000) =>
+      eventually(
+        what,
+        async () => {
+          const last = timeline.at(-1);
+          return last && predicate(last) ? last : undefined;
+        },
+        timeoutMs,
+      ),
+    async runs() {
+      const hash = await app.control.redis.hgetall(`${prefix}:runs`);
+      return new Map(Object.entries(hash).map(([id, n]) => [id, Number(n)]));
+    },
+    busyDeletions: () =>
+      events.filter((e) => e.kind === 'terminating' && e.inFlight > 0 && !e.pod.includes('operator')).length,
+  };
+}
+
+/** Sends `count` calls of `work(ms)` in bulk; returns their ids. */
+export async function burst(fleet: Fleet, count: number, ms: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i += 1000) {
+    const results = await fleet.work.applyBulk(
+      Array.from({ length: Math.min(1000, count - i) }, () => [ms] as [number]),
+    );
+    ids.push(...results.map((r) => r.id));
+  }
+  return ids;
+}
+
+/** Task ids not recorded SUCCESS in the result backend. */
+export async function lost(fleet: Fleet, ids: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    const records = await Promise.all(chunk.map((id) => fleet.app.backend.get(id)));
+    records.forEach((r, j) => {
+      if (r?.state !== 'SUCCESS') missing.push(chunk[j] as string);
+    });
+  }
+  return missing;
+}
+
+/** Waits until every id is SUCCESS, or `timeoutMs` passes; returns those that are not. */
+export async function drained(fleet: Fleet, ids: readonly string[], timeoutMs = 180_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let missing = [...ids];
+  while (missing.length > 0 && Date.now() < deadline) {
+    missing = await lost(fleet, missing);
+    if (missing.length > 0) await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  return missing;
+}
+
+/** Seconds, one decimal. */
+export const seconds = (ms: number) => Math.round(ms / 100) / 10;
