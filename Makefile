@@ -30,9 +30,8 @@ prerequisites: ## check (and as root, install) the Debian packages the stack nee
 	bash test/stack/prerequisites.sh
 
 .PHONY: build
-build: deps ## compile worker/ and operator/ to dist/
-	tsc -b worker operator
-	cp -r worker/src/brokers/redis/scripts worker/dist/brokers/redis/
+build: deps ## compile worker/ and operator/ to dist/ (with the Redis Lua scripts)
+	npm run build
 
 .PHONY: lint
 lint: deps ## biome (lint + format check), the TypeScript type check, and crds/ up to date

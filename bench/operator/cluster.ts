@@ -1,6 +1,6 @@
 /**
  * The operator benchmark's world: a private stack (Redis + etcd, kube-apiserver, kube-controller-manager)
- * started through the project's helper, the CRDs installed, a ServiceAccount bound to operator/rbac.yaml,
+ * started through the project's helper, the CRDs installed, a ServiceAccount bound to charts/taskfleet/files/rbac-rules.yaml,
  * and the operator itself as a child process, as it runs in a cluster (leader election on).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -30,7 +30,7 @@ export interface Cluster {
   /** Admin credentials: what the benchmark itself uses to create objects and watch them. */
   adminConfig: KubeConfig;
   admin: KubeClient;
-  /** A kubeconfig whose user is the operator's ServiceAccount, bound to exactly operator/rbac.yaml. */
+  /** A kubeconfig whose user is the operator's ServiceAccount, bound to exactly charts/taskfleet/files/rbac-rules.yaml. */
   operatorKubeconfig: string;
   /** Process ids of the stack's components, by name (kube-apiserver, etcd, redis, …). */
   pids: Record<string, number>;

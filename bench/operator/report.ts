@@ -80,7 +80,7 @@ export function renderOperatorSection(r: OperatorBenchResults): string {
   out.push(
     "The benchmark starts its own stack (`spawnStack(['redis', 'kube'])`) and stops it at the end, installs " +
       'the CRDs, and runs the operator as a process of its own (`operator/src/main.ts`), as a ServiceAccount ' +
-      'bound to exactly `operator/rbac.yaml`, with leader election on. Everything shares the ' +
+      'bound to exactly `charts/taskfleet/files/rbac-rules.yaml`, with leader election on. Everything shares the ' +
       `machine's ${m.nproc} CPUs — the API server, etcd, the controller manager, Redis, the operator and the ` +
       `benchmark — and other work ran beside it (load average ${fixed(r.load.before, 2)} before, ` +
       `${fixed(r.load.after, 2)} after), so absolute times are upper bounds for this machine.`,

@@ -353,6 +353,7 @@ export class Reconciler {
         ...(status.rates?.completion !== undefined ? { completion: status.rates.completion } : {}),
         desired: decision.replicas,
         current: deployment.status?.replicas ?? 0,
+        ready: deployment.status?.readyReplicas ?? 0,
       },
       now,
     );

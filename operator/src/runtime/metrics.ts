@@ -16,6 +16,7 @@ export interface QueueObservation {
   completion?: number;
   desired: number;
   current: number;
+  ready: number;
 }
 
 /** The operator's metrics. Labels: namespace and taskqueue (bounded by the TaskQueues that exist). */
@@ -26,6 +27,7 @@ export class OperatorMetrics {
   readonly completionRate: Gauge<'namespace' | 'taskqueue'>;
   readonly desiredReplicas: Gauge<'namespace' | 'taskqueue'>;
   readonly currentReplicas: Gauge<'namespace' | 'taskqueue'>;
+  readonly readyReplicas: Gauge<'namespace' | 'taskqueue'>;
   readonly probeDuration: Histogram<'broker'>;
   readonly probeErrors: Counter<'namespace' | 'taskqueue'>;
   readonly reconcileDuration: Histogram;
@@ -67,6 +69,12 @@ export class OperatorMetrics {
     this.currentReplicas = new Gauge({
       name: 'taskfleet_queue_replicas',
       help: 'Replicas of the worker Deployment.',
+      labelNames: queue,
+      registers,
+    });
+    this.readyReplicas = new Gauge({
+      name: 'taskfleet_queue_ready_replicas',
+      help: 'Ready replicas of the worker Deployment (pods passing their readiness probe).',
       labelNames: queue,
       registers,
     });
@@ -153,6 +161,7 @@ export class OperatorMetrics {
     if (changed(4, o.completion)) this.completionRate.set(labels, o.completion!);
     if (changed(5, o.desired)) this.desiredReplicas.set(labels, o.desired);
     if (changed(6, o.current)) this.currentReplicas.set(labels, o.current);
+    if (changed(7, o.ready)) this.readyReplicas.set(labels, o.ready);
   }
 
   /** Forgets a deleted TaskQueue's series. */
@@ -163,6 +172,7 @@ export class OperatorMetrics {
       this.completionRate,
       this.desiredReplicas,
       this.currentReplicas,
+      this.readyReplicas,
       this.lastReconcile,
     ]) {
       gauge.remove({ namespace, taskqueue });

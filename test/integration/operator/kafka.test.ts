@@ -1,6 +1,6 @@
 /**
  * A Kafka TaskQueue end to end: the operator (its own process, with the ServiceAccount of
- * operator/rbac.yaml) against the real control plane and a real Kafka. The fleet is capped at the
+ * charts/taskfleet/files/rbac-rules.yaml) against the real control plane and a real Kafka. The fleet is capped at the
  * topic's partitions unless idle consumers are allowed, the status backlog is the group's lag as
  * Kafka's admin API reports it, rates come from the offsets, SASL credentials and the TLS CA come from
  * Secrets (a missing one is a condition), and the API server refuses what a Kafka queue cannot do.

@@ -107,7 +107,9 @@ export class KafkaBroker implements Broker {
 
   #producerClient(): Promise<Producer> {
     this.#producer ??= (async () => {
-      const producer = this.#kafka.producer({ allowAutoTopicCreation: false });
+      // Idempotent: a send retried after a leader moved (as right after a topic is created) must not
+      // store the calls it carried twice. One request in flight keeps that true under kafkajs.
+      const producer = this.#kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
       try {
         await producer.connect();
       } catch (error) {
