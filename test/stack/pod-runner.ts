@@ -514,7 +514,7 @@ export class PodRunner {
 }
 
 /** The sum of a worker's taskfleet_tasks_in_flight gauge; 0 when it does not answer. */
-async function inFlightOf(port: number): Promise<number> {
+export async function inFlightOf(port: number): Promise<number> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
     let sum = 0;

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type Task, Taskfleet } from 'taskfleet';
 import { KubeClient } from '../../../operator/src/runtime/kube-client.ts';
-import { type PodEvent, PodRunner } from '../../stack/pod-runner.ts';
+import { inFlightOf, type PodEvent, PodRunner } from '../../stack/pod-runner.ts';
 import { eventually } from '../../support/eventually.ts';
 import { kubectl } from '../../support/kube.ts';
 import { useHelm, useKafka, useKube, useRedis } from '../../support/stack.ts';
@@ -73,8 +73,11 @@ export interface Fleet {
   until(what: string, predicate: (s: Sample) => boolean, timeoutMs?: number): Promise<Sample>;
   /** How many times each task id ran. */
   runs(): Promise<Map<string, number>>;
-  /** Worker pods deleted while they were running calls (by the pod runner's reading of their /metrics). */
-  busyDeletions(): number;
+  /**
+   * Worker pods deleted while running calls (by the pod runner's reading of their /metrics), and of
+   * those, the ones deleted while another worker sat idle: a choice the scale-down got wrong.
+   */
+  busyDeletions(): { busy: number; avoidable: number };
 }
 
 export async function startFleet(name: string, options: FleetOptions): Promise<Fleet> {
@@ -90,12 +93,24 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
   after(() => kubectl(['delete', 'namespace', namespace, '--wait=false']).catch(() => {}));
 
   const events: PodEvent[] = [];
+  const deletions = { busy: 0, avoidable: 0 };
+  const isWorker = (pod: string) => !pod.includes('operator');
+  const onEvent = (e: PodEvent) => {
+    events.push(e);
+    if (e.kind !== 'terminating' || !isWorker(e.pod) || e.inFlight === 0) return;
+    deletions.busy++;
+    // Was another worker idle at that moment? Then this busy one need not have gone.
+    const others = runner.pods.filter((p) => p.name !== e.pod && isWorker(p.name) && p.ready);
+    void Promise.all(others.map((p) => inFlightOf(p.port))).then((counts) => {
+      if (counts.some((n) => n === 0)) deletions.avoidable++;
+    });
+  };
   const runner = new PodRunner({
     kubeconfig: kube.kubeconfig,
     namespaces: [namespace],
     dir: await mkdtemp(join(tmpdir(), `e2e-${name}-`)),
     paths: { '/app': fixtures },
-    onEvent: (e) => events.push(e),
+    onEvent,
   });
   await runner.start();
   after(() => runner.stop());
@@ -229,8 +244,7 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
       const hash = await app.control.redis.hgetall(`${prefix}:runs`);
       return new Map(Object.entries(hash).map(([id, n]) => [id, Number(n)]));
     },
-    busyDeletions: () =>
-      events.filter((e) => e.kind === 'terminating' && e.inFlight > 0 && !e.pod.includes('operator')).length,
+    busyDeletions: () => ({ ...deletions }),
   };
 }
 
