@@ -41,6 +41,8 @@ export interface FleetOptions {
   operators?: number;
   /** spec.worker.terminationGracePeriodSeconds. @defaultValue 20 */
   grace?: number;
+  /** More environment for the worker container (TASKFLEET_VISIBILITY_TIMEOUT, …). */
+  workerEnv?: Record<string, string>;
 }
 
 export interface Sample {
@@ -152,7 +154,14 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
       terminationGracePeriodSeconds: options.grace ?? 20,
       template: {
         spec: {
-          containers: [{ name: 'worker', image: 'ghcr.io/taskfleet/worker:dev', args: ['--app', '/app/e2e.tasks.ts'] }],
+          containers: [
+            {
+              name: 'worker',
+              image: 'ghcr.io/taskfleet/worker:dev',
+              args: ['--app', '/app/e2e.tasks.ts'],
+              env: Object.entries(options.workerEnv ?? {}).map(([name, value]) => ({ name, value })),
+            },
+          ],
         },
       },
     },

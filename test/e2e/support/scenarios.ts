@@ -82,7 +82,12 @@ export async function burstToZero(t: TestContext, broker: FleetOptions['broker']
 }
 
 /** Kill -9 random worker pods during a 50,000-task run: every task reaches SUCCESS. */
-export async function chaos(t: TestContext, broker: FleetOptions['broker'], extra: Partial<FleetOptions> = {}) {
+export async function chaos(
+  t: TestContext,
+  broker: FleetOptions['broker'],
+  extra: Partial<FleetOptions> = {},
+  { killEveryMs = [1000, 3000] }: { killEveryMs?: [number, number] } = {},
+) {
   const fleet = await startFleet('chaos', {
     broker,
     concurrency: 16,
@@ -97,7 +102,8 @@ export async function chaos(t: TestContext, broker: FleetOptions['broker'], extr
   let stop = false;
   const killer = (async () => {
     while (!stop) {
-      await new Promise((resolve) => setTimeout(resolve, 1000 + random() * 2000));
+      const [least, most] = killEveryMs;
+      await new Promise((resolve) => setTimeout(resolve, least + random() * (most - least)));
       const workers = fleet.runner.pods.filter((p) => p.pid !== undefined && !p.name.includes('operator'));
       const victim = workers[Math.floor(random() * workers.length)];
       if (victim && fleet.runner.kill(victim.name, 'SIGKILL')) kills++;
