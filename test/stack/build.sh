@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the real components of the local test stack, once, into a cache keyed by version:
-#   build.sh [all|kube|etcd|helm|kafka|check]...
+#   build.sh [all|kube|etcd|helm|kafka|promtool|check]...
 # kube   kube-apiserver, kube-controller-manager and kubectl from the k8s.io/kubernetes module
 # etcd   etcd from go.etcd.io/etcd/server/v3
 # helm   helm 3 with go install
 # kafka  Apache Kafka's jars from Maven Central
+# promtool  Prometheus's promtool, for checking /metrics and the dashboard's PromQL
 # A component whose cache entry is complete is not rebuilt. The cache lives in
 # ${TASKFLEET_CACHE:-$HOME/.cache/taskfleet}; delete an entry (or the whole folder) to rebuild it.
 set -euo pipefail
@@ -138,6 +139,16 @@ build_helm() { # build_helm <out>
   [[ -x $out/bin/helm ]] || die "the Helm build did not produce its binary (see the errors above)"
 }
 
+build_promtool() { # build_promtool <out>
+  local out=$1
+  go_env_check
+  mkdir -p "$out/bin"
+  log "promtool ${PROMTOOL_VERSION}: compiling (without service discovery, which it does not need here)"
+  (GOBIN="$out/bin" CGO_ENABLED=0 go install -v -trimpath -tags remove_all_sd -ldflags "-s -w" \
+    "github.com/prometheus/prometheus/cmd/promtool@${PROMTOOL_VERSION}" 2>&1) | go_progress "promtool"
+  [[ -x $out/bin/promtool ]] || die "the promtool build did not produce its binary (see the errors above)"
+}
+
 build_kafka() { # build_kafka <out>
   local out=$1
   need java "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)"
@@ -155,8 +166,9 @@ component() {
     etcd) build_into "$cache/etcd-${ETCD_VERSION}" build_etcd ;;
     helm) build_into "$cache/helm-${HELM_VERSION}" build_helm ;;
     kafka) build_into "$cache/kafka-${KAFKA_VERSION}" build_kafka ;;
-    all) for c in etcd helm kafka kube; do component "$c"; done ;;
-    *) die "unknown component '$1': use all, kube, etcd, helm or kafka" ;;
+    promtool) build_into "$cache/promtool-${PROMTOOL_VERSION}" build_promtool ;;
+    all) for c in etcd helm kafka kube promtool; do component "$c"; done ;;
+    *) die "unknown component '$1': use all, kube, etcd, helm, kafka or promtool" ;;
   esac
 }
 
