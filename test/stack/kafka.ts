@@ -41,12 +41,25 @@ const run = promisify(execFile);
 const javaOptions = ['-Xms256m', '-Xmx768m', '-XX:+UseSerialGC', '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn'];
 const saslMechanisms: KafkaSaslMechanism[] = ['plain', 'scram-sha-256', 'scram-sha-512'];
 
+/** A Kafka started by startKafka. */
+export interface RunningKafka {
+  endpoint: KafkaEndpoint;
+  services: Service[];
+  /**
+   * Stops the broker (SIGTERM: a controlled shutdown) and starts it again on the same ports and data,
+   * without formatting: topics, records and the groups' committed offsets survive. `services` then
+   * holds the new process. For a Kafka a test started for itself: the stack's shared one, which the
+   * supervisor stops, is never restarted.
+   */
+  restart(): Promise<void>;
+}
+
 /**
  * Apache Kafka in single-node KRaft mode: one process is both broker and controller, with separate
  * listeners; storage is formatted first, as `kafka-storage.sh format` would. Besides PLAINTEXT, the
  * broker listens with SASL (PLAIN and SCRAM) and with TLS, for the adapter's security options.
  */
-export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint; services: Service[] }> {
+export async function startKafka(dir: string): Promise<RunningKafka> {
   const home = join(dir, 'kafka');
   const pki = join(home, 'pki');
   await mkdir(pki, { recursive: true });
@@ -120,16 +133,11 @@ export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint
   );
   // The broker reads its certificate only when it starts: make it while the JVM formats the storage.
   await Promise.all([makeCertificates(pki), format]);
-  const service = startService('kafka', dir, 'java', [
-    ...javaOptions,
-    `-Dkafka.logs.dir=${home}`,
-    '-cp',
-    classpath,
-    'kafka.Kafka',
-    properties,
-  ]);
+  const command = [...javaOptions, `-Dkafka.logs.dir=${home}`, '-cp', classpath, 'kafka.Kafka', properties];
+  const service = startService('kafka', dir, 'java', command);
   // The broker enables all its listeners at once (each bound since startup), so one answering stands for all.
   await waitUntil('kafka', service, () => brokerAnswers(brokerPort), 90_000);
+  const services = [service];
   return {
     endpoint: {
       brokers: [listeners.PLAINTEXT],
@@ -137,7 +145,13 @@ export async function startKafka(dir: string): Promise<{ endpoint: KafkaEndpoint
       sasl: { brokers: [listeners.SASL_PLAINTEXT], username, password, mechanisms: saslMechanisms },
       tls: { brokers: [listeners.SSL], caFile: join(pki, 'ca.crt') },
     },
-    services: [service],
+    services,
+    async restart() {
+      await services[0]?.stop();
+      const again = startService('kafka', dir, 'java', command);
+      services[0] = again;
+      await waitUntil('kafka', again, () => brokerAnswers(brokerPort), 90_000);
+    },
   };
 }
 

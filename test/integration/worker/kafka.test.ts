@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { NoResultBackendError, Taskfleet, UnrecoverableError } from 'taskfleet';
-import type { KafkaBroker } from '../../../worker/src/brokers/kafka/broker.ts';
+import { KafkaBroker } from '../../../worker/src/brokers/kafka/broker.ts';
 import { createEnvelope, encodeEnvelope } from '../../../worker/src/message/envelope.ts';
 import { startWorker, testApp } from '../../support/app.ts';
 import { taskfleet } from '../../support/cli.ts';
@@ -168,4 +168,21 @@ test('without a result backend, the features that need one say so', async () => 
   assert.notEqual(inspect.code, 0);
   assert.match(inspect.stderr, /result backend/);
   await app.close();
+});
+
+test('a visibility timeout the brokers refuse as a session timeout fails the start with what to change', async () => {
+  const broker = new KafkaBroker({
+    brokers: (await useKafka()).brokers,
+    prefix: `test-${randomUUID().slice(0, 8)}`,
+    partitions: 1,
+  });
+  try {
+    // The stack's brokers allow sessions from 500 ms (group.min.session.timeout.ms).
+    await assert.rejects(
+      broker.consume('q', { consumer: 'c', visibilityTimeoutMs: 300 }),
+      /Kafka refused the session timeout of 300 ms: the visibility timeout \(--visibility-timeout, TASKFLEET_VISIBILITY_TIMEOUT\) must lie within/,
+    );
+  } finally {
+    await broker.close();
+  }
 });

@@ -107,9 +107,10 @@ export class KafkaBroker implements Broker {
 
   #producerClient(): Promise<Producer> {
     this.#producer ??= (async () => {
-      // Idempotent: a send retried after a leader moved (as right after a topic is created) must not
-      // store the calls it carried twice. One request in flight keeps that true under kafkajs.
-      const producer = this.#kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+      // Not kafkajs's idempotent producer: it fails sends with OUT_OF_ORDER_SEQUENCE_NUMBER after a retry
+      // (its sequence numbers go wrong when a request is re-partitioned). Retries that could store a call
+      // twice are avoided instead by sending only to topics whose partitions take writes (#ensureTopics).
+      const producer = this.#kafka.producer({ allowAutoTopicCreation: false });
       try {
         await producer.connect();
       } catch (error) {
@@ -133,6 +134,17 @@ export class KafkaBroker implements Broker {
   }
 
   async #ensureTopics(topics: QueueTopics): Promise<QueueTopics> {
+    await this.#createTopics(topics);
+    // A new topic's leaders show in the metadata a moment before the broker serves them; a send then
+    // gets NOT_LEADER for some partitions and kafkajs resends the whole batch, storing twice the calls
+    // that had landed. ListOffsets answers NOT_LEADER alike: the topics are ready once it answers.
+    const admin = await this.admin();
+    for (const topic of [topics.main, topics.delay, topics.dead])
+      await retrying(() => admin.fetchTopicOffsets(topic), 30_000);
+    return topics;
+  }
+
+  async #createTopics(topics: QueueTopics): Promise<void> {
     const admin = await this.admin();
     const existing = new Set(await admin.listTopics());
     const wanted: ITopicConfig[] = [
@@ -142,7 +154,7 @@ export class KafkaBroker implements Broker {
     ]
       .filter((t) => !existing.has(t.topic))
       .map((t) => (this.options.replicationFactor ? { ...t, replicationFactor: this.options.replicationFactor } : t));
-    if (wanted.length === 0) return topics;
+    if (wanted.length === 0) return;
     try {
       await admin.createTopics({ topics: wanted, waitForLeaders: true });
     } catch (error) {
@@ -160,7 +172,6 @@ export class KafkaBroker implements Broker {
         );
       }
     }
-    return topics;
   }
 
   async publish(envelopes: readonly Envelope[]): Promise<void> {
@@ -208,27 +219,32 @@ export class KafkaBroker implements Broker {
     await (await this.#producerClient()).send({ topic, messages: [message], acks: -1 });
   }
 
-  async consume(queue: string, options: ConsumerOptions): Promise<Consumer> {
-    const topics = await this.topics(queue);
-    const consumer = new KafkaConsumer(
-      {
-        kafka: this.#kafka,
-        admin: () => this.admin(),
-        send: (envelope, at) => this.send(envelope, at),
-        deadLetter: (delivery, reason, detail) => this.#deadLetter(topics, delivery, reason, detail),
-      },
-      topics,
-      { maxMessageBytes: this.maxMessageBytes, ...options },
-    );
-    try {
-      await consumer.start();
-    } catch (error) {
-      await consumer.close();
-      throw unreachable(this.url, error);
-    }
-    this.#consumers.add(consumer);
-    consumer.onClose(() => this.#consumers.delete(consumer));
-    return consumer;
+  /** Joins the queue's group; while the brokers are unreachable it keeps trying, as warnings() does. */
+  consume(queue: string, options: ConsumerOptions): Promise<Consumer> {
+    return this.#whileUnreachable(async () => {
+      const topics = await this.topics(queue).catch((error: unknown) => {
+        throw unreachable(this.url, error);
+      });
+      const consumer = new KafkaConsumer(
+        {
+          kafka: this.#kafka,
+          admin: () => this.admin(),
+          send: (envelope, at) => this.send(envelope, at),
+          deadLetter: (delivery, reason, detail) => this.#deadLetter(topics, delivery, reason, detail),
+        },
+        topics,
+        { maxMessageBytes: this.maxMessageBytes, ...options },
+      );
+      try {
+        await consumer.start();
+      } catch (error) {
+        await consumer.close();
+        throw unreachable(this.url, error);
+      }
+      this.#consumers.add(consumer);
+      consumer.onClose(() => this.#consumers.delete(consumer));
+      return consumer;
+    });
   }
 
   async #deadLetter(topics: QueueTopics, d: KafkaDelivery, reason: string, detail: string): Promise<void> {
@@ -474,10 +490,15 @@ export class KafkaBroker implements Broker {
    * Kafka does), as the Redis connection does. Credentials refused are not worth waiting for.
    */
   async warnings(): Promise<string[]> {
+    await this.#whileUnreachable(() => this.admin());
+    return [];
+  }
+
+  /** Runs `call` again, backing off, for as long as it fails because the brokers cannot be reached. */
+  async #whileUnreachable<T>(call: () => Promise<T>): Promise<T> {
     for (let wait = 200; ; wait = Math.min(2000, wait * 2)) {
       try {
-        await this.admin();
-        return [];
+        return await call();
       } catch (error) {
         if ((error as TaskfleetError).code !== 'UNREACHABLE') throw error;
         await new Promise((resolve) => setTimeout(resolve, wait));
@@ -508,7 +529,12 @@ function detailOf(error: unknown): string {
 function unreachable(url: string, error: unknown): Error {
   if (error instanceof TaskfleetError) return error;
   const message = detailOf(error);
-  if (/connect|ECONNREFUSED|ENOTFOUND|timeout|Closed connection/i.test(message)) {
+  // Not any "timeout": "the session timeout is not within the range…" is a setting, not the network.
+  if (
+    /Connection (error|timeout)|connect |ECONNREFUSED|ENOTFOUND|ETIMEDOUT|Closed connection|Request timed out/i.test(
+      message,
+    )
+  ) {
     return new TaskfleetError(
       'UNREACHABLE',
       `cannot reach the Kafka brokers at ${url} (${message}): is Kafka running there? Check the broker URL (--broker, TASKFLEET_BROKER).`,

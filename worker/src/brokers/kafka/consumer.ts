@@ -1,4 +1,5 @@
 import type { Admin, EachBatchPayload, Kafka, Consumer as KafkaJsConsumer, KafkaMessage } from 'kafkajs';
+import { ConfigError } from '../../errors.ts';
 import { decodeEnvelope, type Envelope, InvalidMessageError } from '../../message/envelope.ts';
 import type { Consumer, ConsumerOptions, Delivery, Settlement } from '../broker.ts';
 import { type MemberClaim, type Partitions, stickyAssigner } from './assigner.ts';
@@ -117,6 +118,7 @@ export class KafkaConsumer implements Consumer {
   readonly #options: KafkaConsumerOptions;
   readonly #maxDeliveries: number;
   readonly #ordered: boolean;
+  readonly #session: number;
   readonly #consumer: KafkaJsConsumer;
   readonly #owned = new Map<string, Owned>();
   #assignment: Partitions = {};
@@ -141,6 +143,7 @@ export class KafkaConsumer implements Consumer {
     this.#maxDeliveries = options.maxDeliveries ?? 5;
     this.#ordered = options.ordered ?? false;
     const session = options.visibilityTimeoutMs ?? 30_000;
+    this.#session = session;
     // kafkajs heartbeats between fetches: a fetch may wait no longer than the heartbeat interval.
     const heartbeat = Math.max(100, Math.min(1000, Math.floor(session / 3)));
     this.#consumer = host.kafka.consumer({
@@ -166,6 +169,10 @@ export class KafkaConsumer implements Consumer {
         this.#healthy = false;
       });
     }
+    // A crashed consumer (the brokers away, say) rejoins as if new, and its partitions may go to others
+    // meanwhile: what it fetched and has not handed out is no longer its to hand out. Running it anyway
+    // would only run it twice.
+    this.#consumer.on(CRASH, () => this.#disown());
   }
 
   get healthy(): boolean {
@@ -178,13 +185,36 @@ export class KafkaConsumer implements Consumer {
 
   /** Joins the group; resolves once this consumer has its first assignment. */
   async start(): Promise<void> {
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({ topics: [this.#topics.main, this.#topics.delay], fromBeginning: true });
-    await this.#consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.#onBatch(payload),
+    // kafkajs's run() returns before the group is joined: wait for the first assignment, or for the
+    // crash that says why there will be none (a session timeout the brokers refuse, say).
+    const joined = Promise.withResolvers<void>();
+    const { GROUP_JOIN, CRASH } = this.#consumer.events;
+    const offJoin = this.#consumer.on(GROUP_JOIN, () => joined.resolve());
+    const offCrash = this.#consumer.on(CRASH, ({ payload }) => {
+      if (!payload.restart || (payload.error as { type?: string }).type === 'INVALID_SESSION_TIMEOUT') {
+        joined.reject(payload.error);
+      }
     });
+    try {
+      await this.#consumer.connect();
+      await this.#consumer.subscribe({ topics: [this.#topics.main, this.#topics.delay], fromBeginning: true });
+      await this.#consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: (payload) => this.#onBatch(payload),
+      });
+      await joined.promise;
+    } catch (error) {
+      if ((error as { type?: string }).type === 'INVALID_SESSION_TIMEOUT') {
+        throw new ConfigError(
+          `Kafka refused the session timeout of ${this.#session} ms: the visibility timeout (--visibility-timeout, TASKFLEET_VISIBILITY_TIMEOUT) must lie within the brokers' group.min.session.timeout.ms and group.max.session.timeout.ms (6 s and 30 min by default)`,
+        );
+      }
+      throw error;
+    } finally {
+      offJoin();
+      offCrash();
+    }
     this.#healthy = true;
     this.#flushTimer = setInterval(() => {
       if ([...this.#owned.values()].some((o) => o.ledger.dirty)) void this.flush();
@@ -196,9 +226,15 @@ export class KafkaConsumer implements Consumer {
   #claim(): MemberClaim {
     const busy: Partitions = {};
     for (const o of this.#owned.values()) if (o.inFlight > 0) busy[o.topic] = [...(busy[o.topic] ?? []), o.partition];
-    if (process.env.TF_DEBUG)
-      console.log(this.#options.consumer, 'claims', JSON.stringify({ owned: this.#assignment, busy }));
     return { owned: this.#assignment, busy };
+  }
+
+  /** Forgets every partition: buffers dropped, ledgers reloaded from Kafka when assigned again. */
+  #disown(): void {
+    for (const owned of this.#owned.values()) this.#buffered -= owned.ready.length + owned.delayed.length;
+    this.#owned.clear();
+    this.#assignment = {};
+    this.#pausedForBuffer = false;
   }
 
   #assigned(assignment: Partitions): void {
@@ -210,6 +246,9 @@ export class KafkaConsumer implements Consumer {
         // Deliveries handed out still run; their settlement no longer commits (see #finish).
         this.#buffered -= owned.ready.length + owned.delayed.length;
         this.#owned.delete(key);
+        // kafkajs keeps a pause through rebalances: were the partition to come back, no batch would
+        // ever arrive to load it, and its records would wait forever.
+        if (owned.paused) this.#fetching('resume', [owned]);
       }
     }
     // A consumer kafkajs restarted after a crash fetches every partition: pause again what is paused here.

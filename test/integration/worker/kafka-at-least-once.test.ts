@@ -1,0 +1,315 @@
+/**
+ * The at-least-once proof on Kafka: 20,000 tasks on a 12-partition topic are consumed by a fleet of
+ * real `taskfleet worker` processes in one consumer group while a chaos loop SIGKILLs them
+ * - mid-batch: a worker is killed while it runs calls (its /metrics shows calls in flight), and
+ * - during a rebalance: right after that kill and its replacement's start, once the group is seen
+ *   rebalancing, another worker is killed,
+ * and the Kafka broker itself is stopped and started again once, mid-run, on the same data. Every
+ * task must end in SUCCESS and every handler must have run to its end at least once; running twice
+ * is allowed (that is what at-least-once means) and reported.
+ *
+ * The broker is a private one (the run's shared Kafka cannot be restarted under other tests). The
+ * kill schedule comes from a seeded PRNG: the seed is printed, and TASKFLEET_CHAOS_SEED=<seed>
+ * replays the same schedule (the moments a kill lands within a task or a rebalance still vary).
+ */
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { ResultRecord } from 'taskfleet';
+import { KafkaBroker } from '../../../worker/src/brokers/kafka/broker.ts';
+import { appKeys } from '../../../worker/src/brokers/redis/keys.ts';
+import { startKafka } from '../../stack/kafka.ts';
+import { freePort } from '../../stack/process.ts';
+import { buildComponents, stackDirPrefix } from '../../stack/stack.ts';
+import { testApp } from '../../support/app.ts';
+import { spawnWorker, type WorkerProcess } from '../../support/cli.ts';
+import { eventually } from '../../support/eventually.ts';
+import { seededRandom } from '../../support/random.ts';
+import { useRedis } from '../../support/stack.ts';
+
+const TASKS = 20_000;
+const PARTITIONS = 12;
+const WORKERS = 4;
+/**
+ * The consumer group's session timeout: a SIGKILLed worker's partitions (and the calls it held) go
+ * to the others this long after its last heartbeat.
+ */
+const VISIBILITY_TIMEOUT_MS = 2000;
+/** Calls each worker runs at once; it holds as many again prefetched, so a kill takes up to 16 down. */
+const CONCURRENCY = 8;
+/**
+ * From–to, ms, between rounds of chaos; a round kills one worker, and half the time a second one
+ * while the group rebalances. Kafka recovers slower than Redis: a dead member's partitions move only
+ * once its session times out (2 s), each death and each start makes the group rebalance, and a
+ * rebalancing group fetches nothing new. Rounds this often (each also waits for its moments, so
+ * they come every 2–5 s) keep the group rebalancing much of the run yet leave it stable stretches
+ * to work in: a run takes under a minute on two cores, broker restart included.
+ */
+const KILL_EVERY_MS = [500, 2000] as const;
+/** Chance that a round's kill is followed by a second one while the group rebalances. */
+const REBALANCE_KILL_CHANCE = 0.5;
+/** How long a kill waits for its victim to have calls in flight (an idle one is killed all the same). */
+const BUSY_WAIT_MS = 2000;
+/** How long the second kill of a round waits for the group to rebalance (joins take a session timeout or so). */
+const REBALANCE_WAIT_MS = 4000;
+/** Bounds a run that stops making progress; a passing run is far quicker (see the reported duration). */
+const CHAOS_DEADLINE_MS = 180_000;
+const fixture = fileURLToPath(new URL('./fixtures/at-least-once.tasks.ts', import.meta.url));
+
+test(`at-least-once on Kafka: ${TASKS} tasks all succeed through SIGKILLs mid-batch and mid-rebalance and a broker restart`, {
+  timeout: 240_000,
+}, async (t) => {
+  const seed = Number(process.env.TASKFLEET_CHAOS_SEED ?? randomInt(2 ** 31));
+  t.diagnostic(`chaos seed ${seed} (replay with TASKFLEET_CHAOS_SEED=${seed})`);
+  const random = seededRandom(seed);
+  const between = ([from, to]: readonly [number, number]) => from + Math.floor(random() * (to - from));
+
+  // A Kafka of this test's own, to restart. Its directory is named like a stack's, with this process
+  // as owner, so that the stack's sweep removes it if this process dies before its cleanup.
+  await buildComponents(['kafka']);
+  const dir = await mkdtemp(join(tmpdir(), stackDirPrefix));
+  await writeFile(join(dir, 'owner.pid'), String(process.pid));
+  const kafka = await startKafka(dir);
+  after(async () => {
+    await Promise.all(kafka.services.map((s) => s.stop()));
+    await rm(dir, { recursive: true, force: true });
+  });
+  const began = Date.now();
+
+  const { url: redisUrl } = await useRedis();
+  const brokerUrl = `kafka://${kafka.endpoint.brokers.join(',')}?partitions=${PARTITIONS}`;
+  const app = await testApp({ broker: brokerUrl, backend: redisUrl });
+  const broker: KafkaBroker = app.broker instanceof KafkaBroker ? app.broker : assert.fail('the app is on Kafka');
+  const topics = await broker.topics(app.defaultQueue);
+  // The handler runs in the worker processes (fixtures/at-least-once.tasks.ts); here it is only a name.
+  const recordRun = app.task('record_run', (): string => {
+    throw new Error('record_run runs on the fixture workers, not in the test process');
+  });
+  const redis = app.control.redis;
+  const keys = appKeys(app.prefix);
+  const ids: string[] = [];
+  for (let sent = 0; sent < TASKS; sent += 1000) {
+    const batch = await recordRun.applyBulk(Array.from({ length: Math.min(1000, TASKS - sent) }, () => [] as []));
+    ids.push(...batch.map((r) => r.id));
+  }
+  const partitions = await (await broker.admin()).fetchTopicOffsets(topics.main);
+  assert.equal(partitions.length, PARTITIONS, `the queue's topic ${topics.main} has ${PARTITIONS} partitions`);
+
+  const env = {
+    TASKFLEET_BROKER: brokerUrl,
+    TASKFLEET_BACKEND: redisUrl,
+    TASKFLEET_PREFIX: app.prefix,
+    TASKFLEET_QUEUE: app.defaultQueue,
+  };
+  // Each worker serves /metrics, where the test reads whether it has calls in flight.
+  const spawn = async () =>
+    spawnWorker(
+      [
+        ...['--app', fixture, '--concurrency', String(CONCURRENCY), '--metrics-port', String(await freePort())],
+        ...['--visibility-timeout', String(VISIBILITY_TIMEOUT_MS)],
+      ],
+      env,
+    );
+  const fleet: WorkerProcess[] = await Promise.all(Array.from({ length: WORKERS }, spawn));
+  const crashed = () => fleet.find((w) => !w.running);
+
+  /** The calls the worker is running now; undefined while it has not started (it holds nothing then). */
+  const inFlight = async (worker: WorkerProcess): Promise<number | undefined> => {
+    const address = worker.logs.find((r) => r.msg === 'worker started')?.metrics;
+    if (typeof address !== 'string') return undefined;
+    const text = await fetch(`${address}/metrics`).then(
+      (r) => r.text(),
+      () => '',
+    );
+    const line = text.split('\n').find((l) => l.startsWith('taskfleet_tasks_in_flight{'));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  /** Whether the queue's consumer group is between generations: members joining, or awaiting their assignment. */
+  const rebalancing = async (): Promise<boolean> => {
+    const { groups } = await (await broker.admin()).describeGroups([topics.group]);
+    return ['PreparingRebalance', 'CompletingRebalance'].includes(groups[0]?.state ?? '');
+  };
+  /** Polls `moment` until it holds or `ms` pass; whether it held. */
+  const awaitMoment = async (moment: () => Promise<boolean>, ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (await moment().catch(() => false)) return true;
+      if (Date.now() > deadline) return false;
+      await sleep(20);
+    }
+  };
+  const kill = async (slot: number): Promise<void> => {
+    const victim = fleet[slot] as WorkerProcess;
+    victim.signal('SIGKILL');
+    const { signal } = await victim.exit();
+    assert.equal(signal, 'SIGKILL', `worker ${victim.pid} ended by itself:\n${victim.output()}`);
+    fleet[slot] = await spawn();
+  };
+
+  /** The ids whose result is not yet SUCCESS; a SUCCESS must carry the handler's return value. */
+  const notYetSucceeded = async (candidates: string[]): Promise<string[]> => {
+    const left: string[] = [];
+    for (let i = 0; i < candidates.length; i += 1000) {
+      const batch = candidates.slice(i, i + 1000);
+      const texts = await redis.mget(batch.map((id) => keys.result(id)));
+      texts.forEach((text, j) => {
+        const id = batch[j] as string;
+        const record = text === null ? undefined : (JSON.parse(text) as ResultRecord);
+        if (record?.state === 'SUCCESS') assert.equal(record.result, id, `the result of ${id}`);
+        else left.push(id);
+      });
+    }
+    return left;
+  };
+
+  /**
+   * Kills and the broker restart take turns. A worker started while the broker is down may exit (it
+   * loses the broker between its first contact and joining the group), which is not what the
+   * restart is about; and the round's checks read the group's offsets from the broker.
+   */
+  let turn = Promise.resolve();
+  const exclusively = <T>(step: () => Promise<T>): Promise<T> => {
+    const result = turn.then(step);
+    turn = result.then(
+      () => {},
+      () => {},
+    );
+    return result;
+  };
+
+  // Once, at the first turn after a quarter of the tasks have run (a round holds its turn a few
+  // seconds at most, so this lands mid-run however fast the run): the broker goes down (a controlled
+  // shutdown) and comes back on the same ports and data, under workers holding calls. They ride it
+  // out on their own.
+  let ended = false;
+  after(() => {
+    ended = true;
+  });
+  const brokerRestart = (async () => {
+    while (!ended && (await redis.hlen(`${app.prefix}:runs`)) < TASKS / 4) await sleep(50);
+    if (ended) return undefined;
+    return exclusively(async () => {
+      await Promise.all(fleet.map((w) => w.log('worker started')));
+      const ran = await redis.hlen(`${app.prefix}:runs`);
+      const down = Date.now();
+      await kafka.restart();
+      const downMs = Date.now() - down;
+      t.diagnostic(`broker restarted after ${ran} of ${TASKS} tasks ran: ${downMs} ms until it answered again`);
+      return { ran, downMs };
+    });
+  })();
+  brokerRestart.catch(() => {}); // awaited after the chaos; a failure before that is the test's own
+
+  let pending = ids;
+  let kills = 0;
+  let killsMidBatch = 0;
+  let killsDuringRebalance = 0;
+  for (;;) {
+    // The chaos schedule itself, not a wait for an effect: a round every KILL_EVERY_MS.
+    await sleep(between(KILL_EVERY_MS));
+    const done = await exclusively(async () => {
+      const dead = crashed();
+      assert.ok(!dead, `worker ${dead?.pid} exited without being killed:\n${dead?.output()}`);
+      pending = await notYetSucceeded(pending);
+      if (pending.length === 0) return true;
+      // A record is committed only after its result is stored: once the group has committed every
+      // record, a task that has not succeeded by then never will. Say so now rather than at the deadline.
+      const backlog = await broker.backlog(app.defaultQueue);
+      if (backlog.ready + backlog.inFlight + backlog.delayed === 0) {
+        const lost = await notYetSucceeded(pending);
+        // A record whose workers kept dying on it is dead-lettered as poison: committed, recorded FAILURE.
+        const letters = await broker.deadLetters(app.defaultQueue, { limit: TASKS });
+        const poison = new Set<string | undefined>(letters.map((l) => l.taskId));
+        const deadLettered = lost.filter((id) => poison.has(id)).length;
+        assert.deepEqual(
+          lost.slice(0, 5),
+          [],
+          `${lost.length} tasks were committed and never succeeded: ${deadLettered} dead-lettered, ${lost.length - deadLettered} lost`,
+        );
+      }
+      if (Date.now() - began > CHAOS_DEADLINE_MS) {
+        const letters = await broker.deadLetters(app.defaultQueue, { limit: 5 });
+        assert.fail(
+          `${pending.length} tasks still not SUCCESS after ${kills} kills; backlog ${JSON.stringify(backlog)}; ` +
+            `dead letters ${JSON.stringify(letters)}; e.g. ${pending.slice(0, 3).join(', ')}`,
+        );
+      }
+
+      // Mid-batch: the victim, chosen at random, is killed as soon as it is seen running calls. Not the
+      // busiest worker: near the end only the owner of the last partitions with work is busy, and killing
+      // it every round would keep any owner from ever getting through them.
+      const slot = Math.floor(random() * WORKERS);
+      const busy = async () => ((await inFlight(fleet[slot] as WorkerProcess)) ?? 0) > 0;
+      if (await awaitMoment(busy, BUSY_WAIT_MS)) killsMidBatch++;
+      await kill(slot);
+      kills++;
+      // During a rebalance: the death and the start just now make the group rebalance (the start at
+      // once, the death when its session times out); another worker dies in the middle of it.
+      if (random() < REBALANCE_KILL_CHANCE) {
+        const other = (slot + 1 + Math.floor(random() * (WORKERS - 1))) % WORKERS;
+        if (await awaitMoment(rebalancing, REBALANCE_WAIT_MS)) killsDuringRebalance++;
+        await kill(other);
+        kills++;
+      }
+      return false;
+    });
+    if (done) break;
+  }
+  const succeededAt = Date.now();
+  const restart = await brokerRestart;
+
+  // Redeliveries of calls that had already succeeded when their worker died run again and are
+  // committed: with no more kills, the group must commit every record.
+  await eventually('the queue to drain: nothing ready, in flight or delayed', async () => {
+    const b = await broker.backlog(app.defaultQueue);
+    return b.ready === 0 && b.inFlight === 0 && b.delayed === 0;
+  });
+  assert.deepEqual(await broker.deadLetters(app.defaultQueue), [], 'no task was dead-lettered');
+
+  // A worker still loading its modules has no SIGTERM handler yet (and holds nothing): stop started ones.
+  await Promise.all(fleet.map((w) => w.log('worker started')));
+  for (const worker of fleet) worker.signal('SIGTERM');
+  const exits = await Promise.all(fleet.map((w) => w.exit()));
+  exits.forEach((exit, i) => {
+    assert.deepEqual(exit, { code: 0, signal: null }, `SIGTERM ends a worker with 0:\n${fleet[i]?.output()}`);
+  });
+
+  const runs = await redis.hgetall(`${app.prefix}:runs`);
+  const starts = await redis.hgetall(`${app.prefix}:starts`);
+  const never = ids.filter((id) => !(Number(runs[id]) >= 1));
+  assert.deepEqual(never.slice(0, 10), [], `${never.length} tasks reached SUCCESS without their handler running`);
+  assert.equal(Object.keys(runs).length, TASKS, 'only the enqueued tasks ran');
+  const totalRuns = Object.values(runs).reduce((n, v) => n + Number(v), 0);
+  const totalStarts = Object.values(starts).reduce((n, v) => n + Number(v), 0);
+  const duplicates = Object.values(runs).filter((v) => Number(v) > 1).length;
+  // Runs cut short by a kill: proof that the kills landed mid-task, which the test is about.
+  const interrupted = totalStarts - totalRuns;
+  const figures = {
+    seed,
+    tasks: TASKS,
+    partitions: PARTITIONS,
+    workers: WORKERS,
+    kills,
+    killsMidBatch,
+    killsDuringRebalance,
+    brokerRestarts: restart === undefined ? 0 : 1,
+    brokerRestartAfterRuns: restart?.ran,
+    brokerDownS: restart === undefined ? undefined : restart.downMs / 1000,
+    ranMoreThanOnce: duplicates,
+    extraRuns: totalRuns - TASKS,
+    interruptedRuns: interrupted,
+    allSucceededAfterS: (succeededAt - began) / 1000,
+    durationS: (Date.now() - began) / 1000,
+  };
+  t.diagnostic(`chaos figures ${JSON.stringify(figures)}`);
+  console.log('kafka at-least-once chaos:', figures);
+  assert.ok(restart && restart.ran < TASKS, 'the broker was restarted mid-run');
+  assert.ok(killsMidBatch > 0, 'some kills landed while the worker ran calls');
+  assert.ok(killsDuringRebalance > 0, 'some kills landed while the group rebalanced');
+  assert.ok(interrupted > 0, 'some kills landed while a handler was running');
+});
