@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Backlog, KafkaBroker, type KafkaBrokerOptions, RedisBroker } from 'taskfleet';
+import { type Backlog, KafkaBroker, type KafkaBrokerOptions, RedisBroker, redact } from 'taskfleet';
 
 /** What the operator learns about a queue from its broker at one instant. */
 export interface BrokerReading {
@@ -50,7 +50,10 @@ export class ProbePool {
     try {
       const broker = target.kind === 'kafka' ? this.kafkaBroker(target) : this.broker(target);
       const backlog = await withTimeout(
-        broker.backlog(target.queue),
+        (async () => {
+          if (broker instanceof RedisBroker) await connected(broker);
+          return broker.backlog(target.queue);
+        })(),
         timeoutMs,
         `probe of ${target.queue} timed out after ${timeoutMs} ms`,
       );
@@ -128,6 +131,39 @@ export class ProbePool {
   async close(): Promise<void> {
     await Promise.all([...this.#brokers.values()].map((b) => b.broker.close()));
     this.#brokers.clear();
+  }
+}
+
+/**
+ * Waits until a Redis connection is ready. The probe's connection fails commands at once while it is
+ * not (no offline queue), so a first probe sent while it still connects would fail for nothing; and
+ * when Redis cannot be reached, the connection's own error says why better than a refused command.
+ */
+async function connected(broker: RedisBroker): Promise<void> {
+  const redis = broker.redis;
+  if (redis.status === 'ready') return;
+  let lastError: Error | undefined;
+  const onError = (error: Error) => {
+    lastError = error;
+  };
+  redis.on('error', onError);
+  let check: NodeJS.Timeout | undefined;
+  let ready: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      ready = resolve;
+      redis.once('ready', ready);
+      // Refused or unknown host: the connection goes on retrying, and says why in each error.
+      check = setInterval(() => {
+        if (lastError && redis.status === 'reconnecting') {
+          reject(new Error(`cannot connect to Redis at ${redact(broker.url)}: ${lastError.message}`));
+        }
+      }, 20);
+    });
+  } finally {
+    clearInterval(check);
+    if (ready) redis.off('ready', ready);
+    redis.off('error', onError);
   }
 }
 
