@@ -11,7 +11,7 @@ export NODE_OPTIONS := --conditions=source
 
 NODE_TEST := node --test --test-reporter=spec
 GLOBAL_SETUP := --test-global-setup=test/support/global-setup.ts
-UNIT_TESTS := 'worker/src/**/*.test.ts' 'operator/src/**/*.test.ts' 'test/stack/**/*.test.ts'
+UNIT_TESTS := 'worker/src/**/*.test.ts' 'operator/src/**/*.test.ts' 'test/stack/**/*.test.ts' 'demo/**/*.test.ts'
 INTEGRATION_TESTS := 'test/integration/**/*.test.ts' 'test/conformance/**/*.test.ts'
 E2E_TESTS := $(wildcard test/e2e/*.test.ts test/e2e/*/*.test.ts)
 
@@ -71,10 +71,8 @@ else
 endif
 
 .PHONY: demo
-demo: stack-build ## start the local stack and show what runs where (Ctrl-C stops it)
-	@echo 'The Taskfleet demo (a burst of tasks scaling a worker fleet 0 -> N -> 0) is not built yet.'
-	@echo 'What exists today is the real local stack it will run on; here it is:'
-	node test/stack/supervisor.ts
+demo: stack-build ## bursts of tasks scale a worker fleet 0 -> N -> 0, live; writes docs/demo.svg (~3 min; Ctrl-C stops it)
+	node demo/main.ts
 
 .PHONY: crds
 crds: deps ## generate crds/ from the TaskQueue schema (operator/src/api/schema.ts)

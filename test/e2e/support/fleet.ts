@@ -5,27 +5,29 @@
  * starts is stopped and removed when the test file ends.
  */
 
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type Task, Taskfleet } from 'taskfleet';
 import { KubeClient } from '../../../operator/src/runtime/kube-client.ts';
 import { inFlightOf, type PodEvent, PodRunner } from '../../stack/pod-runner.ts';
+import {
+  type FleetSample,
+  installChart,
+  type Json,
+  sampleFleet,
+  taskQueueManifest,
+  taskQueuePath,
+  uninstallChart,
+} from '../../stack/taskqueue.ts';
 import { eventually } from '../../support/eventually.ts';
 import { kubectl } from '../../support/kube.ts';
 import { useHelm, useKafka, useKube, useRedis } from '../../support/stack.ts';
 
-const run = promisify(execFile);
-const chart = new URL('../../../charts/taskfleet', import.meta.url).pathname;
 const fixtures = new URL('../fixtures/', import.meta.url).pathname;
-
-// biome-ignore lint/suspicious/noExplicitAny: kubectl's JSON, read in assertions and reports
-export type Json = Record<string, any>;
 
 export interface FleetOptions {
   broker: 'redis' | 'kafka';
@@ -45,17 +47,12 @@ export interface FleetOptions {
   workerEnv?: Record<string, string>;
 }
 
-export interface Sample {
+export interface Sample extends FleetSample {
   /** ms since the fleet started. */
   t: number;
-  ready: number;
+  /** Ready and delayed together. */
   waiting: number;
-  inFlight: number;
-  /** Calls completed a second, as the operator measured. */
-  completion: number;
-  desired: number;
-  replicas: number;
-  readyReplicas: number;
+  /** Worker pods the pod runner runs. */
   pods: number;
 }
 
@@ -118,53 +115,30 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
   after(() => runner.stop());
 
   // The operator, as users install it; its pods run on the pod runner under the chart's ServiceAccount.
-  const release = namespace;
-  await run(
-    helm.bin,
-    [
-      'install',
-      release,
-      chart,
-      '--namespace',
-      namespace,
-      '--set',
-      `replicaCount=${options.operators ?? 2}`,
-      '--set',
-      'leaderElection.leaseDurationSeconds=4',
-      '--wait=false',
-    ],
-    { env: { ...process.env, ...helm.env, KUBECONFIG: kube.kubeconfig } },
-  );
-  after(() =>
-    run(helm.bin, ['uninstall', release, '--namespace', namespace], {
-      env: { ...process.env, ...helm.env, KUBECONFIG: kube.kubeconfig },
-    }).catch(() => {}),
-  );
+  const helmTarget = { bin: helm.bin, env: helm.env, kubeconfig: kube.kubeconfig };
+  const release = {
+    release: namespace,
+    namespace,
+    values: { replicaCount: options.operators ?? 2, 'leaderElection.leaseDurationSeconds': 4 },
+  };
+  await installChart(helmTarget, release);
+  after(() => uninstallChart(helmTarget, release).catch(() => {}));
 
   const broker: Json =
     options.broker === 'redis'
       ? { redis: { url: redisUrl, prefix } }
       : { kafka: { brokers: (await useKafka()).brokers, prefix, partitions: options.partitions ?? 8 } };
-  const spec: Json = {
+  const manifest = taskQueueManifest({
+    name,
+    namespace,
     queue,
     broker,
     resultBackend: { redis: { url: redisUrl, prefix } },
-    worker: {
-      concurrency: options.concurrency ?? 8,
-      terminationGracePeriodSeconds: options.grace ?? 20,
-      template: {
-        spec: {
-          containers: [
-            {
-              name: 'worker',
-              image: 'ghcr.io/taskfleet/worker:dev',
-              args: ['--app', '/app/e2e.tasks.ts'],
-              env: Object.entries(options.workerEnv ?? {}).map(([name, value]) => ({ name, value })),
-            },
-          ],
-        },
-      },
-    },
+    image: 'ghcr.io/taskfleet/worker:dev',
+    app: '/app/e2e.tasks.ts',
+    concurrency: options.concurrency ?? 8,
+    terminationGracePeriodSeconds: options.grace ?? 20,
+    ...(options.workerEnv ? { env: options.workerEnv } : {}),
     scaling: {
       pollIntervalSeconds: 1,
       minReplicas: 0,
@@ -174,10 +148,8 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
       ...options.scaling,
       scaleDown: { stabilizationSeconds: 5, ...options.scaling?.scaleDown },
     },
-  };
-  await kubectl(['apply', '-n', namespace, '-f', '-'], {
-    input: JSON.stringify({ apiVersion: 'taskfleet.dev/v1alpha1', kind: 'TaskQueue', metadata: { name }, spec }),
   });
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
 
   const brokerUrl =
     options.broker === 'redis'
@@ -190,26 +162,17 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
   const config = new KubeConfig();
   config.loadFromFile(kube.kubeconfig);
   const client = new KubeClient(config);
-  const taskQueue = () => client.get<Json>(`/apis/taskfleet.dev/v1alpha1/namespaces/${namespace}/taskqueues/${name}`);
+  const taskQueue = () => client.get<Json>(taskQueuePath(namespace, name));
   const timeline: Sample[] = [];
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
       try {
-        const [tq, deployment] = await Promise.all([
-          taskQueue(),
-          client.find<Json>(`/apis/apps/v1/namespaces/${namespace}/deployments/${name}-workers`),
-        ]);
-        const backlog = tq.status?.backlog ?? {};
+        const sample = await sampleFleet(client, namespace, name);
         timeline.push({
+          ...sample,
           t: Date.now() - startedAt,
-          ready: backlog.ready ?? 0,
-          waiting: (backlog.ready ?? 0) + (backlog.delayed ?? 0),
-          inFlight: backlog.inFlight ?? 0,
-          completion: tq.status?.rates?.completion ?? 0,
-          desired: tq.status?.desiredReplicas ?? 0,
-          replicas: deployment?.spec?.replicas ?? 0,
-          readyReplicas: deployment?.status?.readyReplicas ?? 0,
+          waiting: sample.ready + sample.delayed,
           pods: runner.pods.filter((p) => p.namespace === namespace && !p.name.includes('operator')).length,
         });
       } catch {}
