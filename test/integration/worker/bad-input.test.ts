@@ -149,12 +149,15 @@ test('a Redis that may evict keys (maxmemory-policy allkeys-lru) is reported, by
   );
 });
 
-test('a broker URL that is not Redis is refused at once, naming it', () => {
+test('a broker URL that is neither Redis nor Kafka is refused at once, naming it', () => {
   assert.throws(
     () => new Taskfleet({ broker: 'http://x' }),
     (error: ConfigError) => {
       assert.ok(error instanceof ConfigError);
-      assert.equal(error.message, 'broker "http://x" is not supported: use a redis:// or rediss:// URL');
+      assert.equal(
+        error.message,
+        'broker "http://x" is not supported: use a redis:// or rediss:// URL, or kafka:// (kafkas://) for Kafka',
+      );
       return true;
     },
   );
