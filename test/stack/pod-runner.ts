@@ -276,7 +276,13 @@ export class PodRunner {
     const kubeconfig = await this.#serviceAccountKubeconfig(pod, podDir);
     const child = spawn(
       'setpriv',
-      ['--pdeathsig', 'KILL', '--', local.command, ...local.args.map((a) => rewrite(a, mounts))],
+      [
+        '--pdeathsig',
+        'KILL',
+        '--',
+        local.command,
+        ...local.args.map((a) => (a.startsWith(repo) ? a : rewrite(a, mounts))),
+      ],
       {
         cwd: local.cwd ?? repo,
         env: {
@@ -530,7 +536,10 @@ function decode(base64: string): string {
   return Buffer.from(base64, 'base64').toString('utf8');
 }
 
-/** A value pointing into a mounted volume, pointed at the volume's local copy. */
+/**
+ * A value pointing into a mounted volume, pointed at the volume's local copy. (Not this checkout's own
+ * paths, which `resolve` chose: a volume mounted at /tmp must not capture a checkout under /tmp.)
+ */
 function rewrite(value: string, mounts: Map<string, string>): string {
   for (const [from, to] of mounts) {
     if (value === from || value.startsWith(`${from}/`)) return to + value.slice(from.length);

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { ResultRecord } from 'taskfleet';
 import { appKeys } from '../../../worker/src/brokers/redis/keys.ts';
 import { testApp } from '../../support/app.ts';
+import { stopAndCount } from '../../support/chaos.ts';
 import { spawnWorker, type WorkerProcess } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
 import { seededRandom } from '../../support/random.ts';
@@ -126,37 +127,18 @@ test(`at-least-once: ${TASKS} tasks all succeed while workers are SIGKILLed at r
   });
   assert.deepEqual(await app.broker.deadLetters(app.defaultQueue), [], 'no task was dead-lettered');
 
-  // A worker still loading its modules has no SIGTERM handler yet (and holds nothing): stop started ones.
-  await Promise.all(fleet.map((w) => w.log('worker started')));
-  for (const worker of fleet) worker.signal('SIGTERM');
-  const exits = await Promise.all(fleet.map((w) => w.exit()));
-  exits.forEach((exit, i) => {
-    assert.deepEqual(exit, { code: 0, signal: null }, `SIGTERM ends a worker with 0:\n${fleet[i]?.output()}`);
-  });
-
-  const runs = await redis.hgetall(`${app.prefix}:runs`);
-  const starts = await redis.hgetall(`${app.prefix}:starts`);
-  const never = ids.filter((id) => !(Number(runs[id]) >= 1));
-  assert.deepEqual(never.slice(0, 10), [], `${never.length} tasks reached SUCCESS without their handler running`);
-  assert.equal(Object.keys(runs).length, TASKS, 'only the enqueued tasks ran');
-  const totalRuns = Object.values(runs).reduce((n, v) => n + Number(v), 0);
-  const totalStarts = Object.values(starts).reduce((n, v) => n + Number(v), 0);
-  const duplicates = Object.values(runs).filter((v) => Number(v) > 1).length;
-  // Runs cut short by a kill: proof that the kills landed mid-task, which the test is about.
-  const interrupted = totalStarts - totalRuns;
+  const counts = await stopAndCount(fleet, redis, app.prefix, ids);
   const figures = {
     seed,
     tasks: TASKS,
     workers: WORKERS,
     kills,
-    ranMoreThanOnce: duplicates,
-    extraRuns: totalRuns - TASKS,
-    interruptedRuns: interrupted,
+    ...counts,
     allSucceededAfterS: (succeededAt - began) / 1000,
     durationS: (Date.now() - began) / 1000,
   };
   t.diagnostic(`chaos figures ${JSON.stringify(figures)}`);
   console.log('at-least-once chaos:', figures);
   assert.ok(kills > 0, 'the chaos loop killed workers');
-  assert.ok(interrupted > 0, 'some kills landed while a handler was running');
+  assert.ok(counts.interruptedRuns > 0, 'some kills landed while a handler was running');
 });
