@@ -1,4 +1,5 @@
 import { createLogger, Taskfleet, Worker } from '../../worker/src/index.ts';
+import { onCompletion } from '../support/completions.ts';
 import type { ChildConfig, Producer, StartConsumer } from '../support/protocol.ts';
 
 /** Taskfleet as users get it by default: a result backend on the broker's Redis, results stored. */
@@ -35,14 +36,7 @@ export const startConsumer: StartConsumer = async (config: ChildConfig, hooks) =
     concurrency: config.concurrency,
     logger: createLogger('warn', {}, (line) => process.stderr.write(line)),
   });
-  // The worker counts an outcome right after its message is acknowledged: that is the completion.
-  // Hooking the counter measures the worker as it ships, without an event API added for the bench.
-  const counter = worker.metrics.tasks;
-  const inc = counter.inc.bind(counter) as (labels: Record<string, string>) => void;
-  counter.inc = ((labels: Record<string, string>) => {
-    inc(labels);
-    hooks.completed(labels.outcome === 'success');
-  }) as typeof counter.inc;
+  onCompletion(worker, (success) => hooks.completed(success));
   await worker.start();
   return async () => {
     await worker.stop({ graceMs: 1000 });

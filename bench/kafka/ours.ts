@@ -1,5 +1,6 @@
 import { queueTopics } from '../../worker/src/brokers/kafka/config.ts';
 import { createLogger, Taskfleet, Worker } from '../../worker/src/index.ts';
+import { onCompletion } from '../support/completions.ts';
 import { type ChildConfig, PARTITIONS, type Producer, type StartConsumer } from './protocol.ts';
 
 /**
@@ -43,14 +44,7 @@ export const startConsumer: StartConsumer = async (config: ChildConfig, hooks) =
     // 'error': the one warning it would give here is that there is no result backend, which is the setup.
     logger: createLogger('error', {}, (line) => process.stderr.write(line)),
   });
-  // As in the Redis bench: the worker counts an outcome right after its delivery is settled, so
-  // hooking the counter measures the worker as it ships, without an event API added for the bench.
-  const counter = worker.metrics.tasks;
-  const inc = counter.inc.bind(counter) as (labels: Record<string, string>) => void;
-  counter.inc = ((labels: Record<string, string>) => {
-    inc(labels);
-    hooks.completed(labels.outcome === 'success');
-  }) as typeof counter.inc;
+  onCompletion(worker, (success) => hooks.completed(success));
   await worker.start();
   return async () => {
     await worker.stop({ graceMs: 1000 });

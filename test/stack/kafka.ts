@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { certificateAuthority } from './pki.ts';
 import { freePort, type Service, startService, waitUntil } from './process.ts';
 import { cachePath, versions } from './versions.ts';
 
@@ -160,39 +161,8 @@ export async function startKafka(dir: string): Promise<RunningKafka> {
  * with its key in one PEM key store (`broker.pem`).
  */
 async function makeCertificates(pki: string): Promise<void> {
-  const openssl = (...args: string[]) => run('openssl', args, { cwd: pki });
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const days = ['-days', '30'];
-  await openssl(
-    'req',
-    '-x509',
-    ...ecKey,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    ...days,
-    '-subj',
-    '/CN=taskfleet-kafka-ca',
-  );
-  await writeFile(join(pki, 'broker.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  await openssl('req', '-new', ...ecKey, '-keyout', 'broker.key', '-out', 'broker.csr', '-subj', '/CN=localhost');
-  await openssl(
-    'x509',
-    '-req',
-    '-in',
-    'broker.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'broker.crt',
-    ...days,
-    '-extfile',
-    'broker.ext',
-  );
+  const issue = await certificateAuthority(pki, 'taskfleet-kafka-ca');
+  await issue('broker', '/CN=localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   const [key, certificate] = await Promise.all([readFile(join(pki, 'broker.key')), readFile(join(pki, 'broker.crt'))]);
   await writeFile(join(pki, 'broker.pem'), Buffer.concat([key, certificate]));
 }

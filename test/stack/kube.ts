@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { certificateAuthority, openssl } from './pki.ts';
 import { freePort, type Service, StackError, startService, waitUntil } from './process.ts';
 import { cachePath } from './versions.ts';
 
@@ -21,8 +20,6 @@ export interface KubeEndpoint {
   /** The service-account signing key (PEM file), for tests that mint tokens. */
   serviceAccountKeyFile: string;
 }
-
-const run = promisify(execFile);
 
 /**
  * A Kubernetes control plane as envtest starts it, plus kube-controller-manager so that Deployments
@@ -131,50 +128,15 @@ export async function startKube(dir: string): Promise<{ endpoint: KubeEndpoint; 
 
 /** A CA, the API server's serving certificate, an admin client certificate and the service-account key pair. */
 async function makePki(pki: string): Promise<void> {
-  const openssl = (...args: string[]) => run('openssl', args, { cwd: pki });
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(
-    'req',
-    '-x509',
-    ...ecKey,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '30',
-    '-subj',
-    '/CN=taskfleet-stack-ca',
-  );
-  const sign = async (name: string, subject: string, extensions: string) => {
-    await writeFile(join(pki, `${name}.ext`), extensions);
-    await openssl('req', '-new', ...ecKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
-    await openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '30',
-      '-extfile',
-      `${name}.ext`,
-    );
-  };
-  await sign(
+  const issue = await certificateAuthority(pki, 'taskfleet-stack-ca');
+  await issue(
     'apiserver',
     '/CN=kube-apiserver',
     'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n',
   );
-  await sign('admin', '/O=system:masters/CN=taskfleet-admin', 'extendedKeyUsage=clientAuth\n');
-  await openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key');
-  await openssl('pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
+  await issue('admin', '/O=system:masters/CN=taskfleet-admin', 'extendedKeyUsage=clientAuth\n');
+  await openssl(pki, 'genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key');
+  await openssl(pki, 'pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
 }
 
 async function adminCredentials(pki: string): Promise<{ cert: Buffer; key: Buffer }> {

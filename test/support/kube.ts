@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { KubeEndpoint } from '../stack/kube.ts';
+import type { Json } from '../stack/taskqueue.ts';
 import { useKube } from './stack.ts';
 
 const run = promisify(execFile);
@@ -50,4 +51,44 @@ export async function tokenConfig(token: string): Promise<KubeConfig> {
     currentContext: 'token',
   });
   return config;
+}
+
+export type { Json };
+
+/** Reads of one namespace's objects as kubectl gives them, for assertions. */
+export function inNamespace(namespace: string) {
+  /** The object, or undefined when it does not exist. */
+  const get = async (kind: string, name: string): Promise<Json | undefined> => {
+    try {
+      return JSON.parse(await kubectl(['get', kind, name, '-n', namespace, '-o', 'json']));
+    } catch (error) {
+      if (/NotFound/.test((error as Error).message)) return undefined;
+      throw error;
+    }
+  };
+  return {
+    get,
+    replicas: async (deployment: string) => (await get('deployment', deployment))?.spec?.replicas as number | undefined,
+    /** The Events of an object, as `Reason: message`. */
+    events: async (name: string) =>
+      (
+        JSON.parse(
+          await kubectl([
+            'get',
+            'events',
+            '-n',
+            namespace,
+            '--field-selector',
+            `involvedObject.name=${name}`,
+            '-o',
+            'json',
+          ]),
+        ).items as Json[]
+      ).map((e) => `${e.reason}: ${e.message}`),
+  };
+}
+
+/** A TaskQueue's condition of that type. */
+export function condition(tq: Json | undefined, type: string): Json | undefined {
+  return (tq?.status?.conditions as Json[] | undefined)?.find((c) => c.type === type);
 }

@@ -15,7 +15,7 @@ import { type Delivery, KafkaBroker } from 'taskfleet';
 import { createEnvelope } from '../../../worker/src/message/envelope.ts';
 import { eventually } from '../../support/eventually.ts';
 import { kafkaLag } from '../../support/kafka-lag.ts';
-import { kubectl } from '../../support/kube.ts';
+import { condition, inNamespace, type Json, kubectl } from '../../support/kube.ts';
 import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useKafka } from '../../support/stack.ts';
 
@@ -35,37 +35,7 @@ after(async () => {
   await admin.disconnect();
 });
 
-interface Json {
-  // biome-ignore lint/suspicious/noExplicitAny: reading kubectl's JSON in assertions
-  [key: string]: any;
-}
-
-const get = async (kind: string, name: string): Promise<Json | undefined> => {
-  try {
-    return JSON.parse(await kubectl(['get', kind, name, '-n', namespace, '-o', 'json']));
-  } catch (error) {
-    if (/NotFound/.test((error as Error).message)) return undefined;
-    throw error;
-  }
-};
-const replicas = async (name: string) => (await get('deployment', name))?.spec?.replicas as number | undefined;
-const condition = (tq: Json | undefined, type: string) =>
-  (tq?.status?.conditions as Json[] | undefined)?.find((c) => c.type === type);
-const events = async (name: string) =>
-  (
-    JSON.parse(
-      await kubectl([
-        'get',
-        'events',
-        '-n',
-        namespace,
-        '--field-selector',
-        `involvedObject.name=${name}`,
-        '-o',
-        'json',
-      ]),
-    ).items as Json[]
-  ).map((e) => `${e.reason}: ${e.message}`);
+const { get, replicas, events } = inNamespace(namespace);
 const env = (deployment: Json | undefined) =>
   Object.fromEntries(
     ((deployment?.spec.template.spec.containers[0].env ?? []) as Json[]).map((e) => [e.name, e.value ?? e.valueFrom]),

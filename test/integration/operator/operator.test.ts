@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { Taskfleet } from 'taskfleet';
 import { eventually } from '../../support/eventually.ts';
-import { kubectl } from '../../support/kube.ts';
+import { condition, inNamespace, type Json, kubectl } from '../../support/kube.ts';
 import { type OperatorProcess, operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useRedis } from '../../support/stack.ts';
 
@@ -21,37 +21,7 @@ let kubeconfig: string;
 let leader: OperatorProcess;
 let app: Taskfleet;
 
-interface Json {
-  // biome-ignore lint/suspicious/noExplicitAny: reading kubectl's JSON in assertions
-  [key: string]: any;
-}
-
-const get = async (kind: string, name: string): Promise<Json | undefined> => {
-  try {
-    return JSON.parse(await kubectl(['get', kind, name, '-n', namespace, '-o', 'json']));
-  } catch (error) {
-    if (/NotFound/.test((error as Error).message)) return undefined;
-    throw error;
-  }
-};
-const replicas = async (name: string) => (await get('deployment', name))?.spec?.replicas as number | undefined;
-const condition = (tq: Json | undefined, type: string) =>
-  (tq?.status?.conditions as Json[] | undefined)?.find((c) => c.type === type);
-const events = async (name: string) =>
-  (
-    JSON.parse(
-      await kubectl([
-        'get',
-        'events',
-        '-n',
-        namespace,
-        '--field-selector',
-        `involvedObject.name=${name}`,
-        '-o',
-        'json',
-      ]),
-    ).items as Json[]
-  ).map((e) => `${e.reason}: ${e.message}`);
+const { get, replicas, events } = inNamespace(namespace);
 
 function applyQueue(name: string, spec: Json): Promise<string> {
   return kubectl(['apply', '-f', '-'], {

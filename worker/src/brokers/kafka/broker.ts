@@ -35,6 +35,7 @@ import {
 } from './config.ts';
 import { HEADER, KafkaConsumer, type KafkaDelivery } from './consumer.ts';
 import { decodeLedgerMetadata, partitionProgress } from './ledger.ts';
+import { committedFor, headersOf } from './records.ts';
 import { retrying } from './retry.ts';
 
 /** Dead-letter record headers, beside the original's `task` and `id`. */
@@ -288,11 +289,9 @@ export class KafkaBroker implements Broker {
       [topics.main, main],
       [topics.delay, delay],
     ] as const) {
-      const group = committed.find((c) => c.topic === topic)?.partitions ?? [];
       for (const { partition, high, low } of offsets) {
-        const c = group.find((p) => p.partition === partition);
-        const offset = c && Number(c.offset) >= 0 ? Number(c.offset) : undefined;
-        const progress = partitionProgress(offset, c?.metadata, Number(low), Number(high));
+        const { offset, metadata } = committedFor(committed, topic, partition);
+        const progress = partitionProgress(offset, metadata, Number(low), Number(high));
         if (topic === topics.main) backlog.ready += progress.waiting;
         else backlog.delayed += progress.waiting;
         backlog.inFlight += progress.handed;
@@ -323,12 +322,10 @@ export class KafkaBroker implements Broker {
     let purged = 0;
     const markers: { topic: string; partition: number; offset: number }[] = [];
     for (const topic of names) {
-      const group = committed.find((c) => c.topic === topic)?.partitions ?? [];
       const cut: { partition: number; offset: string }[] = [];
       for (const { partition, high, low } of await admin.fetchTopicOffsets(topic)) {
-        const c = group.find((p) => p.partition === partition);
-        const offset = c && Number(c.offset) >= 0 ? Number(c.offset) : undefined;
-        const count = (end: number) => partitionProgress(offset, c?.metadata, Number(low), end).waiting;
+        const { offset, metadata } = committedFor(committed, topic, partition);
+        const count = (end: number) => partitionProgress(offset, metadata, Number(low), end).waiting;
         if (count(Number(high)) === 0) continue;
         if (consumers === 0) {
           purged += count(Number(high));
@@ -361,9 +358,8 @@ export class KafkaBroker implements Broker {
       const topics = [...new Set(waiting.map((m) => m.topic))];
       const committed = await retrying(() => admin.fetchOffsets({ groupId, topics }));
       waiting = waiting.filter((m) => {
-        const c = committed.find((t) => t.topic === m.topic)?.partitions.find((p) => p.partition === m.partition);
-        if (!c) return true;
-        return !(Number(c.offset) > m.offset || decodeLedgerMetadata(c.metadata).done.includes(m.offset));
+        const { offset, metadata } = committedFor(committed, m.topic, m.partition);
+        return !((offset ?? -1) > m.offset || decodeLedgerMetadata(metadata).done.includes(m.offset));
       });
       if (waiting.length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -452,10 +448,7 @@ export class KafkaBroker implements Broker {
           const end = ends.get(partition);
           if (end === undefined) return;
           if (Number(message.offset) < end) {
-            const headers: Record<string, string> = {};
-            for (const [name, value] of Object.entries(message.headers ?? {})) {
-              if (value !== undefined) headers[name] = String(Array.isArray(value) ? value[0] : value);
-            }
+            const headers = headersOf(message.headers);
             records.push({
               offset: message.offset,
               value: message.value?.toString('utf8') ?? '',

@@ -5,6 +5,7 @@ import type { Consumer, ConsumerOptions, Delivery, Settlement } from '../broker.
 import { type MemberClaim, type Partitions, stickyAssigner } from './assigner.ts';
 import type { QueueTopics } from './config.ts';
 import { PartitionLedger } from './ledger.ts';
+import { committedFor, type GroupOffsets, headersOf } from './records.ts';
 import { retrying } from './retry.ts';
 
 /** Record headers Taskfleet writes. A record without `task` was not sent by Taskfleet. */
@@ -73,10 +74,7 @@ export class KafkaDelivery implements Delivery {
     this.receipt = `${owner.topic}/${owner.partition}/${message.offset}`;
     this.raw = message.value?.toString('utf8') ?? '';
     this.key = message.key?.toString('utf8');
-    this.headers = {};
-    for (const [name, value] of Object.entries(message.headers ?? {})) {
-      if (value !== undefined) this.headers[name] = String(Array.isArray(value) ? value[0] : value);
-    }
+    this.headers = headersOf(message.headers);
     this.notBefore = Number(this.headers[HEADER.notBefore] ?? 0) || 0;
     // Held in the delay topic until due: its wait in the queue starts then.
     this.enqueuedAt = Math.max(Number(message.timestamp), this.notBefore);
@@ -121,6 +119,8 @@ export class KafkaConsumer implements Consumer {
   readonly #session: number;
   readonly #consumer: KafkaJsConsumer;
   readonly #owned = new Map<string, Owned>();
+  /** The group's commits as read for the current assignment, per topic (see #load). */
+  readonly #committed = new Map<string, Promise<GroupOffsets>>();
   #assignment: Partitions = {};
   #buffered = 0;
   #pausedForBuffer = false;
@@ -233,12 +233,14 @@ export class KafkaConsumer implements Consumer {
   #disown(): void {
     for (const owned of this.#owned.values()) this.#buffered -= owned.ready.length + owned.delayed.length;
     this.#owned.clear();
+    this.#committed.clear();
     this.#assignment = {};
     this.#pausedForBuffer = false;
   }
 
   #assigned(assignment: Partitions): void {
     this.#assignment = assignment;
+    this.#committed.clear();
     this.#healthy = true;
     for (const [key, owned] of this.#owned) {
       if (!(assignment[owned.topic] ?? []).includes(owned.partition)) {
@@ -302,16 +304,22 @@ export class KafkaConsumer implements Consumer {
   /** A partition newly owned: its ledger starts from the group's committed offset and metadata. */
   async #load(topic: string, partition: number): Promise<Owned> {
     const admin = await this.#host.admin();
-    const [committed] = await retrying(() => admin.fetchOffsets({ groupId: this.#topics.group, topics: [topic] }));
-    const entry = committed?.partitions.find((p) => p.partition === partition);
-    const offset = entry && Number(entry.offset) >= 0 ? Number(entry.offset) : undefined;
+    // One request per topic and assignment, not one per partition: a join hands out many at once. What it
+    // reads cannot change meanwhile, since the partitions' previous owners are fenced by the new generation.
+    let committed = this.#committed.get(topic);
+    if (!committed) {
+      committed = retrying(() => admin.fetchOffsets({ groupId: this.#topics.group, topics: [topic] }));
+      this.#committed.set(topic, committed);
+      committed.catch(() => this.#committed.delete(topic));
+    }
+    const { offset, metadata } = committedFor(await committed, topic, partition);
     const key = `${topic}:${partition}`;
     const existing = this.#owned.get(key);
     if (existing) return existing;
     const owned: Owned = {
       topic,
       partition,
-      ledger: new PartitionLedger(offset, entry?.metadata),
+      ledger: new PartitionLedger(offset, metadata),
       ready: [],
       delayed: [],
       inFlight: 0,
