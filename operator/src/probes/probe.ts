@@ -146,24 +146,21 @@ async function connected(broker: RedisBroker): Promise<void> {
   const onError = (error: Error) => {
     lastError = error;
   };
-  redis.on('error', onError);
-  let check: NodeJS.Timeout | undefined;
-  let ready: (() => void) | undefined;
+  let onReady: (() => void) | undefined;
+  let onRetry: (() => void) | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
-      ready = resolve;
-      redis.once('ready', ready);
-      // Refused or unknown host: the connection goes on retrying, and says why in each error.
-      check = setInterval(() => {
-        if (lastError && redis.status === 'reconnecting') {
-          reject(new Error(`cannot connect to Redis at ${redact(broker.url)}: ${lastError.message}`));
-        }
-      }, 20);
+      onReady = resolve;
+      // Refused or unknown host: the connection retries, having said why in its error.
+      onRetry = () => reject(new Error(`cannot connect to Redis at ${redact(broker.url)}: ${lastError?.message}`));
+      redis.on('error', onError);
+      redis.once('ready', onReady);
+      redis.once('reconnecting', onRetry);
     });
   } finally {
-    clearInterval(check);
-    if (ready) redis.off('ready', ready);
     redis.off('error', onError);
+    if (onReady) redis.off('ready', onReady);
+    if (onRetry) redis.off('reconnecting', onRetry);
   }
 }
 
