@@ -3,7 +3,7 @@ export { Taskfleet, type TaskfleetOptions } from './app.ts';
 export type { Backlog, Broker, Consumer, ConsumerOptions, DeadLetter, Delivery, Settlement } from './brokers/broker.ts';
 export { KafkaBroker } from './brokers/kafka/broker.ts';
 export { isKafkaUrl, type KafkaBrokerOptions, kafkaOptionsFromUrl } from './brokers/kafka/config.ts';
-export { redact } from './brokers/redact.ts';
+export { redact, redactText } from './brokers/redact.ts';
 export { RedisBroker } from './brokers/redis/broker.ts';
 export { Chain, Chord, chain, chord, Group, group } from './canvas.ts';
 export { Control, type WorkerHeartbeat } from './control.ts';
