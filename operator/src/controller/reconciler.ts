@@ -13,6 +13,7 @@ import {
   type BrokerReading,
   type BrokerTarget,
   type KafkaTarget,
+  ProbeFailedError,
   type ProbePool,
   type RedisTarget,
   ratesBetween,
@@ -196,7 +197,8 @@ export class Reconciler {
     const probeStarted = performance.now();
     try {
       target = await this.#brokerTarget(tq);
-      reading = await this.#probes.read(target);
+      // The namespace shares the probe slots fairly with the other tenants' TaskQueues.
+      reading = await this.#probes.read(target, { namespace });
       this.#metrics.probeDuration.observe({ broker: target.kind }, (performance.now() - probeStarted) / 1000);
       const { backlog } = reading;
       const rates = ratesBetween(state.reading, reading);
@@ -218,11 +220,16 @@ export class Reconciler {
       );
     } catch (error) {
       const message = (error as Error).message;
-      this.#metrics.probeErrors.inc({ namespace, taskqueue: name });
-      observation = { ok: false, error: message, currentReplicas: current };
+      // A target backing off after failures is not probed: its last failure is reported again, and the
+      // condition says when the next probe goes out. The Event names the failure only, so that a steady
+      // failure is not an Event per probe.
+      const detail = error instanceof ProbeFailedError ? error.detail : message;
+      if (!(error instanceof ProbeFailedError) || error.probed)
+        this.#metrics.probeErrors.inc({ namespace, taskqueue: name });
+      observation = { ok: false, error: detail, currentReplicas: current };
       const reason = error instanceof BrokerConfigError ? error.reason : 'ProbeFailed';
       condition('BrokerReachable', 'False', reason, message);
-      await this.#event(tq, state, 'Warning', reason, message);
+      await this.#event(tq, state, 'Warning', reason, detail);
     }
 
     // Periodic tasks fire from the leader's reconcile: at most every poll, and at the next tick if sooner.

@@ -185,7 +185,8 @@ export class Operator {
   /** Starts acting: every known TaskQueue is reconciled now, then on each change and poll. */
   #lead(): void {
     if (this.#queue) return;
-    const queue = new WorkQueue();
+    // A namespace's share of the loops is a quarter of them: four tenants can use them all at once.
+    const queue = new WorkQueue({ perNamespace: Math.max(1, Math.ceil((this.#options.workers ?? 16) / 4)) });
     this.#queue = queue;
     this.metrics.leader.set(1);
     for (const tq of this.#informer?.list() ?? []) queue.add(`${tq.metadata.namespace}/${tq.metadata.name}`);

@@ -77,8 +77,9 @@ export class KafkaBroker implements Broker {
       clientId: 'taskfleet',
       brokers,
       logLevel: logLevel.NOTHING,
-      connectionTimeout: 3000,
-      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 8 },
+      connectionTimeout: this.options.connectionTimeoutMs ?? 3000,
+      ...(this.options.requestTimeoutMs !== undefined ? { requestTimeout: this.options.requestTimeoutMs } : {}),
+      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: this.options.retries ?? 8 },
     };
     if (tls) config.ssl = tls === true ? true : { ...tls };
     // kafkajs's own names for the mechanisms; the password is never logged (logLevel NOTHING, describeKafka).

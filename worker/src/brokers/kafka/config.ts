@@ -21,6 +21,12 @@ export interface KafkaBrokerOptions extends KafkaConnectionOptions {
   replicationFactor?: number;
   /** @defaultValue 1 MiB */
   maxMessageBytes?: number;
+  /** How long opening a connection to a broker may take. @defaultValue 3000 */
+  connectionTimeoutMs?: number;
+  /** How long a broker may take to answer a request. @defaultValue 30_000 (kafkajs') */
+  requestTimeoutMs?: number;
+  /** Retries of a request that failed for a reason that may pass. @defaultValue 8 */
+  retries?: number;
 }
 
 /** True for the URLs the Kafka adapter takes: `kafka://` and `kafkas://` (TLS). */
