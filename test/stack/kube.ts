@@ -19,7 +19,31 @@ export interface KubeEndpoint {
   caFile: string;
   /** The service-account signing key (PEM file), for tests that mint tokens. */
   serviceAccountKeyFile: string;
+  /**
+   * The API server's audit log (JSON lines, one audit.k8s.io/v1 Event each): the Metadata of every request
+   * on Secrets and on deployments/scale (see {@link AUDIT_POLICY}), so that a test can tell what a
+   * client read or scaled.
+   */
+  auditLog: string;
 }
+
+/**
+ * What the stack's API server audits: who read or wrote a Secret, and who scaled a Deployment — the two
+ * things a confused operator could be made to do for someone else — at Metadata level (never a body), and
+ * nothing else, so that the log stays small and cheap to write.
+ */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    resources:
+      - group: ""
+        resources: [secrets]
+      - group: apps
+        resources: [deployments/scale]
+  - level: None
+`;
 
 /**
  * A Kubernetes control plane as envtest starts it, plus kube-controller-manager so that Deployments
@@ -38,6 +62,8 @@ export async function startKube(dir: string): Promise<{ endpoint: KubeEndpoint; 
     await freePort(),
   ];
   await makePki(pki);
+  const [auditPolicy, auditLog] = [join(home, 'audit-policy.yaml'), join(home, 'audit.log')];
+  await writeFile(auditPolicy, AUDIT_POLICY);
   const services: Service[] = [];
   try {
     const etcd = startService('etcd', dir, join(cachePath('etcd'), 'bin', 'etcd'), [
@@ -78,6 +104,10 @@ export async function startKube(dir: string): Promise<{ endpoint: KubeEndpoint; 
       // The default reconciler refuses a loopback advertise address; nothing here needs the kubernetes Service endpoints.
       '--endpoint-reconciler-type=none',
       '--profiling=false',
+      `--audit-policy-file=${auditPolicy}`,
+      `--audit-log-path=${auditLog}`,
+      // Written before the response is sent: a test reads what happened as soon as its request returns.
+      '--audit-log-mode=blocking',
       '--v=1',
     ]);
     services.push(apiserver);
@@ -117,6 +147,7 @@ export async function startKube(dir: string): Promise<{ endpoint: KubeEndpoint; 
         etcdVersion,
         caFile: join(pki, 'ca.crt'),
         serviceAccountKeyFile: join(pki, 'sa.key'),
+        auditLog,
       },
       services,
     };
