@@ -11,39 +11,31 @@ export interface PolicyRule {
 }
 
 export interface OperatorRbacRules {
-  /** The ClusterRole's: TaskQueues and worker objects in any namespace. */
-  clusterRules: PolicyRule[];
+  /** Wherever TaskQueues are watched: the ClusterRole's (every namespace) or each watched namespace's Role. */
+  namespaceRules: PolicyRule[];
+  /** Beside namespaceRules, only with the chart's `secrets.read: true`. */
+  secretRules: PolicyRule[];
   /** The leader-election Role's, in the operator's namespace. */
   leaderElectionRules: PolicyRule[];
 }
 
+const groups = ['namespaceRules', 'secretRules', 'leaderElectionRules'] as const;
+
 export async function operatorRbacRules(): Promise<OperatorRbacRules> {
   const rules = load(await readFile(rbacRulesFile, 'utf8')) as Partial<OperatorRbacRules> | null;
-  if (!rules?.clusterRules?.length || !rules.leaderElectionRules?.length) {
-    throw new Error(`${rbacRulesFile} must hold clusterRules and leaderElectionRules`);
+  for (const group of groups) {
+    if (!rules?.[group]?.length)
+      throw new Error(`${rbacRulesFile} must hold ${groups.join(', ')}: ${group} is missing`);
   }
   return rules as OperatorRbacRules;
 }
 
-/**
- * The ClusterRole `taskfleet-operator` and the Role `taskfleet-operator-leader-election` holding those
- * rules, as one manifest for `kubectl apply -n <namespace> -f -` (what the chart renders, without Helm).
- */
-export async function operatorRolesManifest(): Promise<string> {
-  const { clusterRules, leaderElectionRules } = await operatorRbacRules();
-  const metadata = (name: string) => ({ name, labels: { 'app.kubernetes.io/name': 'taskfleet-operator' } });
-  const role = (kind: string, name: string, rules: PolicyRule[]) => ({
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind,
-    metadata: metadata(name),
-    rules,
-  });
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'List',
-    items: [
-      role('ClusterRole', 'taskfleet-operator', clusterRules),
-      role('Role', 'taskfleet-operator-leader-election', leaderElectionRules),
-    ],
-  });
+/** The rules of the role the operator gets where it watches TaskQueues, as the chart composes them. */
+export async function watchedNamespaceRules({
+  readSecrets = true,
+}: {
+  readSecrets?: boolean;
+} = {}): Promise<PolicyRule[]> {
+  const { namespaceRules, secretRules } = await operatorRbacRules();
+  return readSecrets ? [...namespaceRules, ...secretRules] : namespaceRules;
 }

@@ -67,8 +67,32 @@ app.kubernetes.io/component: operator
 {{/* The operator's RBAC rules, from the one source the tests use too. */}}
 {{- define "taskfleet.rbacRules" -}}
 {{- $rules := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
-{{- if or (hasKey $rules "Error") (not $rules.clusterRules) (not $rules.leaderElectionRules) }}
-{{- fail "files/rbac-rules.yaml must hold clusterRules and leaderElectionRules" }}
+{{- if or (hasKey $rules "Error") (not $rules.namespaceRules) (not $rules.secretRules) (not $rules.leaderElectionRules) }}
+{{- fail "files/rbac-rules.yaml must hold namespaceRules, secretRules and leaderElectionRules" }}
 {{- end }}
 {{- toYaml $rules }}
+{{- end }}
+
+{{/* The rules of the operator's role where it watches TaskQueues: namespaceRules, plus secretRules when it may read Secrets. */}}
+{{- define "taskfleet.watchedNamespaceRules" -}}
+{{- $rules := include "taskfleet.rbacRules" . | fromYaml }}
+{{- $watched := $rules.namespaceRules }}
+{{- if .Values.secrets.read }}
+{{- $watched = concat $watched $rules.secretRules }}
+{{- end }}
+{{- toYaml $watched }}
+{{- end }}
+
+{{/* The username the API server gives the operator's ServiceAccount, as admission policies match it. */}}
+{{- define "taskfleet.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "taskfleet.serviceAccountName" .) }}
+{{- end }}
+
+{{/* The admission policy bindings' validationActions, as JSON; Deny and Warn together is refused as the API server would. */}}
+{{- define "taskfleet.validationActions" -}}
+{{- $actions := .Values.admissionPolicies.validationActions }}
+{{- if and (has "Deny" $actions) (has "Warn" $actions) }}
+{{- fail "admissionPolicies.validationActions: Deny and Warn cannot be set together (a refused request shows no warning): use [Deny], or [Warn] and/or [Audit] to only report violations" }}
+{{- end }}
+{{- toJson $actions }}
 {{- end }}

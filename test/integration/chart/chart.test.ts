@@ -13,12 +13,11 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { load, loadAll } from 'js-yaml';
 import { Taskfleet } from 'taskfleet';
+import { startChartOperator } from '../../support/chart-operator.ts';
 import { eventually } from '../../support/eventually.ts';
 import { helm } from '../../support/helm.ts';
 import { kubectl } from '../../support/kube.ts';
-import { startOperator } from '../../support/operator.ts';
-import { operatorRbacRules } from '../../support/operator-rbac.ts';
-import { serviceAccountKubeconfig } from '../../support/service-account.ts';
+import { operatorRbacRules, watchedNamespaceRules } from '../../support/operator-rbac.ts';
 import { useKube, useRedis } from '../../support/stack.ts';
 
 interface Json {
@@ -44,11 +43,13 @@ const redisUrl = (await useRedis()).url;
 const template = (...args: string[]) =>
   helm(['template', release, chart, '--namespace', namespace, '--kube-version', kube.version, ...args]);
 const render = async (...args: string[]) => loadAll(await template(...args)).filter(Boolean) as Json[];
-const find = (docs: Json[], kind: string) => {
-  const found = docs.filter((d) => d.kind === kind);
-  assert.equal(found.length, 1, `one ${kind} in ${docs.map((d) => d.kind).join(', ')}`);
+/** The one object of that kind (and name) among what the chart rendered. */
+const find = (docs: Json[], kind: string, name?: string) => {
+  const found = docs.filter((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
+  assert.equal(found.length, 1, `one ${kind} ${name ?? ''} in ${docs.map((d) => d.kind).join(', ')}`);
   return found[0]!;
 };
+const kinds = (docs: Json[]) => docs.map((d) => d.kind).sort();
 const get = async (kind: string, name: string, ns?: string): Promise<Json | undefined> => {
   try {
     return JSON.parse(await kubectl(['get', kind, name, ...(ns ? ['-n', ns] : []), '-o', 'json']));
@@ -74,6 +75,8 @@ test('helm lint is clean, with --strict too, and with every option on', async ()
       '--strict',
       '--set',
       'metrics.serviceMonitor.enabled=true,metrics.workerPodMonitor.enabled=true,dashboard.enabled=true',
+      '--set',
+      'networkPolicy.enabled=true,watchNamespaces={team-a,team-b},secrets.read=false,workerResources.requests.cpu=1',
     ],
   ]) {
     const out = await helm(['lint', chart, ...args]);
@@ -98,6 +101,30 @@ test('bad values fail helm lint and helm template with the schema message naming
     [['--set', 'podLabels.team=7'], /at '\/podLabels\/team': got number, want string/],
     [['--set-json', 'extraEnv=[{"name":"RETRIES","value":3}]'], /at '\/extraEnv\/0\/value': got number, want string/],
     [['--set-json', 'resources={"request":{"cpu":"1"}}'], /at '\/resources': additional properties 'request'/],
+    [['--set', 'watchNamespaces={Team_A}'], /at '\/watchNamespaces\/0': 'Team_A' does not match pattern/],
+    [['--set', 'watchNamespaces={a,a}'], /at '\/watchNamespaces': items at 0 and 1 are equal/],
+    [['--set', 'secrets.read=no'], /at '\/secrets\/read': got string, want boolean/],
+    [
+      ['--set-json', 'workerResources={"request":{"cpu":"1"}}'],
+      /at '\/workerResources': additional properties 'request'/,
+    ],
+    [
+      ['--set', 'admissionPolicies.validationActions={Block}'],
+      /at '\/admissionPolicies\/validationActions\/0': value must be one of 'Deny', 'Warn', 'Audit'/,
+    ],
+    [
+      ['--set', 'admissionPolicies.taskQueueReferences.enable=false'],
+      /at '\/admissionPolicies\/taskQueueReferences': additional properties 'enable'/,
+    ],
+    [
+      ['--set-json', 'networkPolicy.brokers=[{"protocol":"TCP"}]'],
+      /at '\/networkPolicy\/brokers\/0': missing property 'port'/,
+    ],
+    [
+      ['--set', 'networkPolicy.apiServer.cidrs={kubernetes.default}'],
+      /at '\/networkPolicy\/apiServer\/cidrs\/0': 'kubernetes.default' does not match pattern/,
+    ],
+    [['--set', 'podDisruptionBudget.maxUnavailable=0'], /at '\/podDisruptionBudget\/maxUnavailable': 'oneOf' failed/],
   ];
   for (const [args, message] of cases) {
     await assert.rejects(helm(['lint', chart, ...args]), message, `helm lint ${args.join(' ')}`);
@@ -109,6 +136,10 @@ test('bad values fail helm lint and helm template with the schema message naming
     /replicaCount is 2 but leaderElection.enabled is false: every replica would act at once/,
   );
   await assert.rejects(
+    template('--set', 'admissionPolicies.validationActions={Deny,Warn}'),
+    /admissionPolicies.validationActions: Deny and Warn cannot be set together/,
+  );
+  await assert.rejects(
     template('--set', 'serviceAccount.create=false'),
     /serviceAccount.name: name the existing ServiceAccount to run the operator as/,
   );
@@ -117,20 +148,79 @@ test('bad values fail helm lint and helm template with the schema message naming
 
 test('by default: two replicas with leader election, the one source of RBAC, a locked-down container', async () => {
   const docs = await render();
-  const { clusterRules, leaderElectionRules } = await operatorRbacRules();
-  assert.deepEqual(find(docs, 'ClusterRole').rules, clusterRules);
+  const { leaderElectionRules } = await operatorRbacRules();
+  // Every namespace: one ClusterRole with the namespace rules and the Secrets rule.
+  const clusterRole = find(docs, 'ClusterRole', operatorName);
+  assert.deepEqual(clusterRole.rules, await watchedNamespaceRules({ readSecrets: true }));
+  assert.ok(clusterRole.rules.some((r: Json) => r.resources.includes('secrets')));
   assert.deepEqual(find(docs, 'Role').rules, leaderElectionRules);
   const subject = [{ kind: 'ServiceAccount', name: operatorName, namespace }];
   assert.deepEqual(find(docs, 'ClusterRoleBinding').subjects, subject);
-  assert.equal(find(docs, 'ClusterRoleBinding').roleRef.name, find(docs, 'ClusterRole').metadata.name);
+  assert.equal(find(docs, 'ClusterRoleBinding').roleRef.name, operatorName);
   assert.deepEqual(find(docs, 'RoleBinding').subjects, subject);
   assert.equal(find(docs, 'RoleBinding').roleRef.name, find(docs, 'Role').metadata.name);
   assert.equal(find(docs, 'ServiceAccount').metadata.name, operatorName);
   assert.deepEqual(
-    docs.map((d) => d.kind).sort(),
-    ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'],
-    'no monitors or dashboard unless asked for',
+    kinds(docs),
+    [
+      'ClusterRole',
+      'ClusterRole',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Deployment',
+      'PodDisruptionBudget',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+      'ValidatingAdmissionPolicyBinding',
+    ],
+    'no monitors, dashboard or NetworkPolicy unless asked for',
   );
+
+  // TaskQueue rights for `edit` and `admin`, never for `view`.
+  const editor = find(docs, 'ClusterRole', `${release}-taskfleet-taskqueue-editor`);
+  assert.equal(editor.metadata.labels['rbac.authorization.k8s.io/aggregate-to-edit'], 'true');
+  assert.equal(editor.metadata.labels['rbac.authorization.k8s.io/aggregate-to-admin'], 'true');
+  assert.equal(editor.metadata.labels['rbac.authorization.k8s.io/aggregate-to-view'], undefined);
+  assert.deepEqual(editor.rules, [
+    {
+      apiGroups: ['taskfleet.dev'],
+      resources: ['taskqueues'],
+      verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'],
+    },
+  ]);
+
+  // Reading them: a ClusterRole aggregated nowhere, to bind where wanted.
+  const viewer = find(docs, 'ClusterRole', `${release}-taskfleet-taskqueue-viewer`);
+  assert.equal(
+    Object.keys(viewer.metadata.labels).some((l) => l.startsWith('rbac.authorization.k8s.io/aggregate-to')),
+    false,
+  );
+  assert.deepEqual(viewer.rules, [
+    { apiGroups: ['taskfleet.dev'], resources: ['taskqueues'], verbs: ['get', 'list', 'watch'] },
+  ]);
+
+  // Both admission policies, bound, refusing what they find.
+  for (const policy of [`${release}-taskfleet-taskqueue-references`, `${release}-taskfleet-operator-writes`]) {
+    assert.equal(find(docs, 'ValidatingAdmissionPolicy', policy).spec.failurePolicy, 'Fail');
+    const binding = find(docs, 'ValidatingAdmissionPolicyBinding', policy).spec;
+    assert.deepEqual(binding, { policyName: policy, validationActions: ['Deny'] });
+  }
+  const references = find(docs, 'ValidatingAdmissionPolicy', `${release}-taskfleet-taskqueue-references`).spec;
+  assert.deepEqual(references.matchConstraints.resourceRules, [
+    { apiGroups: ['taskfleet.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['taskqueues'] },
+  ]);
+  const writes = find(docs, 'ValidatingAdmissionPolicy', `${release}-taskfleet-operator-writes`).spec;
+  assert.deepEqual(writes.matchConditions, [
+    {
+      name: 'the-operator',
+      expression: `request.userInfo.username == 'system:serviceaccount:${namespace}:${operatorName}'`,
+    },
+  ]);
 
   const deployment = find(docs, 'Deployment');
   assert.equal(deployment.spec.replicas, 2);
@@ -150,6 +240,7 @@ test('by default: two replicas with leader election, the one source of RBAC, a l
     TASKFLEET_LEADER_ELECT: 'true',
     TASKFLEET_LEASE_DURATION: '15000',
     TASKFLEET_LOG_LEVEL: 'info',
+    TASKFLEET_READ_SECRETS: 'true',
     NODE_OPTIONS: '--max-old-space-size=128 --max-semi-space-size=2',
   });
   assert.deepEqual(pod.securityContext, {
@@ -168,6 +259,151 @@ test('by default: two replicas with leader election, the one source of RBAC, a l
   const service = find(docs, 'Service');
   assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels);
   assert.deepEqual(service.spec.ports, [{ name: 'metrics', port: 8080, targetPort: 'metrics', protocol: 'TCP' }]);
+
+  // Two replicas: drains evict them one at a time.
+  const budget = find(docs, 'PodDisruptionBudget').spec;
+  assert.deepEqual(budget, { maxUnavailable: 1, selector: { matchLabels: deployment.spec.selector.matchLabels } });
+  assert.deepEqual(kinds(await render('--set', 'replicaCount=1')).includes('PodDisruptionBudget'), false);
+});
+
+test('least privilege: watchNamespaces gives a Role per namespace instead of the ClusterRole, secrets.read=false drops the Secrets rule', async () => {
+  const { leaderElectionRules } = await operatorRbacRules();
+  const subject = [{ kind: 'ServiceAccount', name: operatorName, namespace }];
+  const watched = [appNamespace, namespace];
+  const args = ['--set', `watchNamespaces={${watched.join(',')}}`];
+  const docs = await render(...args);
+  assert.equal(
+    docs.some((d) => d.kind === 'ClusterRoleBinding' || (d.kind === 'ClusterRole' && d.metadata.name === operatorName)),
+    false,
+    'no cluster-wide role for the operator',
+  );
+  const roles = docs.filter((d) => d.kind === 'Role' && d.metadata.name === operatorName);
+  assert.deepEqual(roles.map((r) => r.metadata.namespace).sort(), [...watched].sort());
+  for (const role of roles) assert.deepEqual(role.rules, await watchedNamespaceRules({ readSecrets: true }));
+  const bindings = docs.filter((d) => d.kind === 'RoleBinding' && d.metadata.name === operatorName);
+  assert.deepEqual(bindings.map((b) => b.metadata.namespace).sort(), [...watched].sort());
+  for (const binding of bindings) {
+    assert.deepEqual(binding.subjects, subject);
+    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: operatorName });
+  }
+  assert.deepEqual(find(docs, 'Role', `${operatorName}-leader-election`).rules, leaderElectionRules);
+  assert.equal(env(find(docs, 'Deployment')).TASKFLEET_WATCH_NAMESPACES, watched.join(','));
+
+  const withoutSecrets = await render('--set', 'secrets.read=false');
+  const rules = find(withoutSecrets, 'ClusterRole', operatorName).rules as Json[];
+  assert.deepEqual(rules, await watchedNamespaceRules({ readSecrets: false }));
+  assert.equal(
+    rules.some((r) => r.resources.includes('secrets')),
+    false,
+    'no rule on secrets',
+  );
+  assert.equal(env(find(withoutSecrets, 'Deployment')).TASKFLEET_READ_SECRETS, 'false');
+  const both = await render(...args, '--set', 'secrets.read=false');
+  for (const role of both.filter((d) => d.kind === 'Role' && d.metadata.name === operatorName)) {
+    assert.equal(
+      role.rules.some((r: Json) => r.resources.includes('secrets')),
+      false,
+    );
+  }
+
+  // The API server takes them: Roles in existing namespaces, bound to the chart's ServiceAccount.
+  const dryRun = await kubectl(['apply', '--dry-run=server', '-f', '-'], {
+    input: await template(...args, '--set', 'secrets.read=false'),
+  });
+  for (const ns of watched) {
+    assert.match(dryRun, new RegExp(`role.rbac.authorization.k8s.io/${operatorName} created \\(server dry run\\)`));
+    assert.ok(dryRun.includes(`rolebinding.rbac.authorization.k8s.io/${operatorName} created`), ns);
+  }
+  assert.doesNotMatch(dryRun, new RegExp(`clusterrole.rbac.authorization.k8s.io/${operatorName} `));
+});
+
+test('options: NetworkPolicy, PodDisruptionBudget, worker resources, admission policies off or only reporting', async () => {
+  const args = [
+    '--set',
+    'networkPolicy.enabled=true,networkPolicy.apiServer.cidrs={10.0.0.1/32},podDisruptionBudget.maxUnavailable=50%',
+    '--set',
+    'admissionPolicies.validationActions={Warn,Audit}',
+    '--set-json',
+    'networkPolicy.brokers=[{"port":6379},{"port":9093,"to":[{"ipBlock":{"cidr":"10.20.0.0/16"}}]}]',
+    '--set-json',
+    'networkPolicy.metrics.from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]',
+    '--set-json',
+    'workerResources={"requests":{"cpu":"250m","memory":"256Mi"},"limits":{"memory":"512Mi"}}',
+  ];
+  const docs = await render(...args);
+  const policy = find(docs, 'NetworkPolicy').spec;
+  assert.deepEqual(policy.podSelector.matchLabels, find(docs, 'Deployment').spec.selector.matchLabels);
+  assert.deepEqual(policy.policyTypes, ['Ingress', 'Egress']);
+  assert.deepEqual(policy.ingress, [
+    {
+      ports: [{ port: 'metrics', protocol: 'TCP' }],
+      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+    },
+  ]);
+  assert.deepEqual(policy.egress, [
+    {
+      ports: [
+        { port: 443, protocol: 'TCP' },
+        { port: 6443, protocol: 'TCP' },
+      ],
+      to: [{ ipBlock: { cidr: '10.0.0.1/32' } }],
+    },
+    {
+      ports: [
+        { port: 53, protocol: 'UDP' },
+        { port: 53, protocol: 'TCP' },
+      ],
+      to: [
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+          podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+        },
+      ],
+    },
+    { ports: [{ port: 6379, protocol: 'TCP' }] },
+    { ports: [{ port: 9093, protocol: 'TCP' }], to: [{ ipBlock: { cidr: '10.20.0.0/16' } }] },
+  ]);
+  assert.equal(find(docs, 'PodDisruptionBudget').spec.maxUnavailable, '50%');
+  assert.deepEqual(JSON.parse(env(find(docs, 'Deployment')).TASKFLEET_WORKER_RESOURCES), {
+    requests: { cpu: '250m', memory: '256Mi' },
+    limits: { memory: '512Mi' },
+  });
+  for (const binding of docs.filter((d) => d.kind === 'ValidatingAdmissionPolicyBinding')) {
+    assert.deepEqual(binding.spec.validationActions, ['Warn', 'Audit']);
+  }
+  const dryRun = await kubectl(['apply', '--dry-run=server', '-f', '-'], { input: await template(...args) });
+  assert.match(dryRun, new RegExp(`networkpolicy.networking.k8s.io/${operatorName} created \\(server dry run\\)`));
+  assert.match(dryRun, new RegExp(`poddisruptionbudget.policy/${operatorName} created \\(server dry run\\)`));
+
+  const off = await render(
+    '--set',
+    'admissionPolicies.taskQueueReferences.enabled=false,admissionPolicies.operatorWrites.enabled=false',
+    '--set',
+    'rbac.aggregateToEdit=false,podDisruptionBudget.enabled=false',
+  );
+  for (const kind of ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'PodDisruptionBudget']) {
+    assert.equal(kinds(off).includes(kind), false, `no ${kind}`);
+  }
+  assert.deepEqual(
+    off.filter((d) => d.kind === 'ClusterRole').map((d) => d.metadata.name),
+    [operatorName, `${release}-taskfleet-taskqueue-viewer`],
+    'no aggregated ClusterRole',
+  );
+  assert.equal('TASKFLEET_WORKER_RESOURCES' in env(find(off, 'Deployment')), false, "the operator's own default");
+  const notes = await helm([
+    'install',
+    release,
+    chart,
+    '--dry-run',
+    '--namespace',
+    namespace,
+    '--set',
+    'admissionPolicies.taskQueueReferences.enabled=false',
+  ]);
+  assert.match(
+    notes,
+    /The admission policy taskqueue-references is off: anyone who may create a TaskQueue can make the operator/,
+  );
 });
 
 test('options: image, pull secrets, scheduling, env, monitors and the Grafana dashboard', async () => {
@@ -295,6 +531,11 @@ test("helm install: the CRD from crds/, the operator's ServiceAccount and RBAC, 
   const crdBefore = await get('crd', 'taskqueues.taskfleet.dev');
   const notes = await helm(['install', release, chart, '--namespace', namespace]);
   assert.match(notes, /kubectl get taskqueues -A/);
+  assert.match(
+    notes,
+    /watches TaskQueues\nin every namespace \(a ClusterRole\)\.\nIt reads the Secrets TaskQueues name/,
+  );
+  assert.match(notes, /Whoever creates or changes a TaskQueue must themselves be allowed to get the Secrets it names/);
   assert.match(notes, new RegExp(`kubectl -n ${namespace} rollout status deployment/${operatorName}`));
 
   // Helm installs crds/ only where the CRD is missing: in a shared cluster another test may have been first.
@@ -323,13 +564,20 @@ test("helm install: the CRD from crds/, the operator's ServiceAccount and RBAC, 
   assert.ok(await get('role', `${operatorName}-leader-election`, namespace));
   assert.ok(await get('rolebinding', `${operatorName}-leader-election`, namespace));
   assert.ok(await get('service', `${operatorName}-metrics`, namespace));
+  assert.ok(await get('poddisruptionbudget', operatorName, namespace));
+  assert.ok(await get('clusterrole', `${release}-taskfleet-taskqueue-editor`));
+  for (const policy of [`${release}-taskfleet-taskqueue-references`, `${release}-taskfleet-operator-writes`]) {
+    assert.ok(await get('validatingadmissionpolicy', policy));
+    assert.ok(await get('validatingadmissionpolicybinding', policy));
+  }
   assert.equal((await get('deployment', operatorName, namespace))?.spec.replicas, 2);
 
-  // What a pod of that Deployment would be: the operator with the ServiceAccount's token and nothing more.
-  const kubeconfig = await serviceAccountKubeconfig(kube, namespace, operatorName, {
-    file: join(kube.kubeconfig, '..', `chart-${id}.kubeconfig`),
+  // What a pod of that Deployment would be: the operator with the ServiceAccount's token and nothing more,
+  // under the chart's admission policy on that ServiceAccount, with the Deployment's environment.
+  const operator = await startChartOperator(namespace, operatorName, {
+    identity: 'chart-operator',
+    extraEnv: { TASKFLEET_LEASE_DURATION: '4000' },
   });
-  const operator = startOperator(kubeconfig, namespace, 'chart-operator', { TASKFLEET_LEASE_DURATION: '4000' });
   await app
     .task('noop', () => null)
     .applyBulk(
@@ -419,6 +667,13 @@ test('helm upgrade changes the Deployment; helm uninstall removes the operator a
     ['rolebinding', `${operatorName}-leader-election`, namespace],
     ['clusterrole', operatorName],
     ['clusterrolebinding', operatorName],
+    ['clusterrole', `${release}-taskfleet-taskqueue-editor`],
+    ['clusterrole', `${release}-taskfleet-taskqueue-viewer`],
+    ['poddisruptionbudget', operatorName, namespace],
+    ['validatingadmissionpolicy', `${release}-taskfleet-taskqueue-references`],
+    ['validatingadmissionpolicybinding', `${release}-taskfleet-taskqueue-references`],
+    ['validatingadmissionpolicy', `${release}-taskfleet-operator-writes`],
+    ['validatingadmissionpolicybinding', `${release}-taskfleet-operator-writes`],
   ] as const) {
     assert.equal(await get(kind, name, ns), undefined, `${kind} ${name} is gone`);
   }
