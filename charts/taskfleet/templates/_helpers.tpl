@@ -96,3 +96,18 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- toJson $actions }}
 {{- end }}
+
+{{/*
+Values this chart's templates read that an older chart did not have. `helm upgrade --reuse-values` keeps
+the old chart's defaults, so they would be missing and a template would fail on a nil value: say why.
+*/}}
+{{- define "taskfleet.checkValues" -}}
+{{- $missing := list }}
+{{- range $key := list "secrets" "admissionPolicies" "networkPolicy" "podDisruptionBudget" }}
+{{- if not (hasKey $.Values $key) }}{{ $missing = append $missing $key }}{{ end }}
+{{- end }}
+{{- if not (hasKey .Values.rbac "aggregateToEdit") }}{{ $missing = append $missing "rbac.aggregateToEdit" }}{{ end }}
+{{- if $missing }}
+{{- fail (printf "the values have no %s: they come from an older Taskfleet chart (helm upgrade --reuse-values keeps the old chart's defaults). Upgrade with --reset-then-reuse-values, or pass your values file again with -f" (join ", " $missing)) }}
+{{- end }}
+{{- end }}

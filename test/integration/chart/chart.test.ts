@@ -135,6 +135,12 @@ test('bad values fail helm lint and helm template with the schema message naming
     template('--set', 'replicaCount=2,leaderElection.enabled=false'),
     /replicaCount is 2 but leaderElection.enabled is false: every replica would act at once/,
   );
+  // `helm upgrade --reuse-values` from an older chart renders with that chart's defaults, without this one's
+  // new keys (`key=null` removes a key, as they are removed there).
+  await assert.rejects(
+    template('--set', 'secrets=null,admissionPolicies=null'),
+    /the values have no secrets, admissionPolicies: they come from an older Taskfleet chart \(helm upgrade --reuse-values keeps the old chart's defaults\)\. Upgrade with --reset-then-reuse-values/,
+  );
   await assert.rejects(
     template('--set', 'admissionPolicies.validationActions={Deny,Warn}'),
     /admissionPolicies.validationActions: Deny and Warn cannot be set together/,
