@@ -8,15 +8,20 @@ const crd = new URL('../../crds/taskqueues.taskfleet.dev.yaml', import.meta.url)
 /** Installs the project's CRDs into a cluster and waits until they are served. */
 export async function installCrdsInto(kube: KubeEndpoint): Promise<void> {
   await kubectlWith(kube, ['apply', '--server-side', '--force-conflicts', '-f', crd]);
+  await crdEstablished(kube, 'taskqueues.taskfleet.dev');
+}
+
+/** Waits until the CRD `name` (e.g. `taskqueues.taskfleet.dev`) is Established: its resource is served. */
+export async function crdEstablished(kube: KubeEndpoint, name: string): Promise<void> {
   // Not `kubectl wait`: on a CRD just created, before the API server has written any condition, it
   // fails ("status.conditions accessor error") instead of waiting.
   await eventually(
-    'the TaskQueue CRD to be Established',
+    `the CRD ${name} to be Established`,
     async () =>
       (
         await kubectlWith(kube, [
           'get',
-          'crd/taskqueues.taskfleet.dev',
+          `crd/${name}`,
           '-o',
           'jsonpath={.status.conditions[?(@.type=="Established")].status}',
         ])

@@ -55,12 +55,16 @@ export async function tokenConfig(token: string): Promise<KubeConfig> {
 
 export type { Json };
 
-/** Reads of one namespace's objects as kubectl gives them, for assertions. */
-export function inNamespace(namespace: string) {
+/**
+ * Reads of one namespace's objects as kubectl gives them, for assertions: in the stack's cluster, or in
+ * `kube` (a private control plane, test/support/private-kube.ts).
+ */
+export function inNamespace(namespace: string, kube?: KubeEndpoint) {
+  const kubectlIn = (args: readonly string[]) => (kube ? kubectlWith(kube, args) : kubectl(args));
   /** The object, or undefined when it does not exist. */
   const get = async (kind: string, name: string): Promise<Json | undefined> => {
     try {
-      return JSON.parse(await kubectl(['get', kind, name, '-n', namespace, '-o', 'json']));
+      return JSON.parse(await kubectlIn(['get', kind, name, '-n', namespace, '-o', 'json']));
     } catch (error) {
       if (/NotFound/.test((error as Error).message)) return undefined;
       throw error;
@@ -73,7 +77,7 @@ export function inNamespace(namespace: string) {
     events: async (name: string) =>
       (
         JSON.parse(
-          await kubectl([
+          await kubectlIn([
             'get',
             'events',
             '-n',

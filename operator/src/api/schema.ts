@@ -3,6 +3,7 @@
  * with descriptions, defaults, bounds and CEL rules, so the API server itself rejects bad specs.
  * `make crds` writes it to crds/; the lint step fails when crds/ has drifted from it.
  */
+import { DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX_LENGTH, SECRET_KEY, SECRET_KEY_MAX_LENGTH } from './names.ts';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from './types.ts';
 
 type Schema = Record<string, unknown>;
@@ -24,25 +25,47 @@ const object = (description: string, properties: Record<string, Schema>, extra: 
   ...extra,
 });
 
+/**
+ * The name of an object in the TaskQueue's namespace, as the API server validates names: a DNS-1123
+ * subdomain. The operator puts it into a request path, so nothing else (`/`, `..`) may pass.
+ */
+const objectName = (description: string): Schema =>
+  string(`${description} A DNS-1123 subdomain, at most 253 characters.`, {
+    minLength: 1,
+    maxLength: DNS1123_SUBDOMAIN_MAX_LENGTH,
+    pattern: DNS1123_SUBDOMAIN,
+  });
+
 const secretKeyRef = object(
   'A key of a Secret in the TaskQueue’s namespace. The operator passes it to workers by reference; its value is never copied into the Deployment.',
   {
     secretKeyRef: object(
       'The Secret and key.',
-      { name: string('Name of the Secret.', { minLength: 1 }), key: string('Key in the Secret.', { minLength: 1 }) },
+      {
+        name: objectName('Name of the Secret, in the TaskQueue’s namespace.'),
+        key: string('Key in the Secret: letters, digits, -, _ and ., at most 253 characters.', {
+          minLength: 1,
+          maxLength: SECRET_KEY_MAX_LENGTH,
+          pattern: SECRET_KEY,
+        }),
+      },
       { required: ['name', 'key'] },
     ),
   },
   { required: ['secretKeyRef'] },
 );
 
+/** Query parameters that carry credentials, as the redaction of 'taskfleet' masks them. */
+const CREDENTIAL_PARAMS = 'password|pass|passwd|pwd|secret|token|access_token|auth|apikey|api_key|key|sasl_password';
+
 const redisConnection = (what: string): Schema =>
   object(
     `${what} on Redis. Set exactly one of url and urlFrom.`,
     {
-      url: string('redis:// or rediss:// URL. Put a URL with a password in a Secret and use urlFrom.', {
-        pattern: '^rediss?://',
-      }),
+      url: string(
+        'redis:// or rediss:// URL, without credentials: it is in the TaskQueue, which anyone with view on the namespace reads. Put a URL with a password in a Secret and use urlFrom.',
+        { pattern: '^rediss?://', maxLength: 2048 },
+      ),
       urlFrom: secretKeyRef,
       prefix: string('Prefix of the Redis keys the workers use.', {
         default: 'tf',
@@ -52,6 +75,21 @@ const redisConnection = (what: string): Schema =>
     {
       'x-kubernetes-validations': [
         { rule: 'has(self.url) != has(self.urlFrom)', message: 'set exactly one of url and urlFrom' },
+        // On the connection, not on url itself: the API server's error then shows "object", not the URL —
+        // which would put the password into kubectl's output, CI logs and audit logs.
+        {
+          // A user name alone is refused too: a lone userinfo (redis://s3cret@host) is a password to Redis.
+          rule: "!has(self.url) || !self.url.matches('^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@')",
+          fieldPath: '.url',
+          message:
+            'the URL carries credentials (user information before @): put the URL in a Secret and set urlFrom instead of url',
+        },
+        {
+          rule: `!has(self.url) || !self.url.matches('(?i)[?&](${CREDENTIAL_PARAMS})=')`,
+          fieldPath: '.url',
+          message:
+            'the URL carries credentials (a password= or token= query parameter): put the URL in a Secret and set urlFrom instead of url',
+        },
       ],
     },
   );
@@ -122,7 +160,7 @@ const kafkaConnection = object(
         mechanism: string('The SASL mechanism.', { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] }),
         secretRef: object(
           'A Secret in the TaskQueue’s namespace with the keys username and password.',
-          { name: string('Name of the Secret.', { minLength: 1 }) },
+          { name: objectName('Name of the Secret.') },
           { required: ['name'] },
         ),
       },
@@ -335,7 +373,7 @@ const spec = object(
       {
         apiVersion: string('API version of the target.', { default: 'apps/v1', enum: ['apps/v1'] }),
         kind: string('Kind of the target.', { default: 'Deployment', enum: ['Deployment'] }),
-        name: string('Name of the Deployment, in the TaskQueue’s namespace.', { minLength: 1 }),
+        name: objectName('Name of the Deployment, in the TaskQueue’s namespace.'),
       },
       { required: ['name'] },
     ),

@@ -5,6 +5,7 @@ import { TaskfleetError } from 'taskfleet';
 import type { KafkaConnection, TaskQueue, TaskQueueSpec, WorkerSpec } from '../api/types.ts';
 import {
   buildWorkerDeployment,
+  DEFAULT_WORKER_RESOURCES,
   FIELD_MANAGER,
   KAFKA_TLS_DIR,
   KAFKA_TLS_VOLUME,
@@ -517,6 +518,40 @@ describe('the user’s template', () => {
     workerOf(d).command?.push('--verbose');
     podSpecOf(d).nodeSelector!.pool = 'other';
     assert.deepEqual(tq, before);
+  });
+});
+
+describe('resources of the worker container', () => {
+  test('a container that sets none gets the defaults: requests 100m CPU and 128Mi, a 512Mi memory limit', () => {
+    const d = buildWorkerDeployment(taskQueue());
+    assert.deepEqual(workerOf(d).resources, {
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { memory: '512Mi' },
+    });
+    assert.deepEqual(workerOf(d).resources, DEFAULT_WORKER_RESOURCES);
+    workerOf(d).resources!.requests!.cpu = '1';
+    assert.equal(DEFAULT_WORKER_RESOURCES.requests?.cpu, '100m', 'the defaults are copied, not shared');
+  });
+
+  test('the template’s resources win whole, even {}; other containers get none', () => {
+    const own = { limits: { cpu: '2' } };
+    const tq = taskQueue({ container: { resources: own } });
+    tq.spec.worker?.template.spec?.containers.push({ name: 'proxy', image: 'proxy:1' });
+    const d = buildWorkerDeployment(tq);
+    assert.deepEqual(workerOf(d).resources, own);
+    assert.equal(podSpecOf(d).containers[1]?.resources, undefined);
+    assert.deepEqual(workerOf(buildWorkerDeployment(taskQueue({ container: { resources: {} } }))).resources, {});
+  });
+
+  test('the operator’s defaults (--worker-resources) replace ours; {} adds none', () => {
+    const defaultResources = { requests: { cpu: '50m', memory: '64Mi' } };
+    assert.deepEqual(workerOf(buildWorkerDeployment(taskQueue(), { defaultResources })).resources, defaultResources);
+    assert.equal(workerOf(buildWorkerDeployment(taskQueue(), { defaultResources: {} })).resources, undefined);
+    const own = { requests: { cpu: '1' } };
+    assert.deepEqual(
+      workerOf(buildWorkerDeployment(taskQueue({ container: { resources: own } }), { defaultResources })).resources,
+      own,
+    );
   });
 });
 

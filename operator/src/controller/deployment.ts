@@ -19,6 +19,7 @@ import type {
   V1PodSecurityContext,
   V1PodSpec,
   V1Probe,
+  V1ResourceRequirements,
   V1SecurityContext,
   V1Volume,
   V1VolumeMount,
@@ -39,6 +40,26 @@ export const WORKER_DEFAULTS = {
   prefix: 'tf',
   kafkaPartitions: 12,
 } as const;
+
+/**
+ * Resources of a worker container that sets none: enough for a Node process running I/O-bound tasks, with
+ * a memory limit so that one leaking worker cannot take its node down. No CPU limit: throttling a worker
+ * makes its calls slow and its probes time out, while the CPU request already places it fairly.
+ * `--worker-resources` (the operator's) replaces them; a container's own `resources` wins over both.
+ */
+export const DEFAULT_WORKER_RESOURCES: V1ResourceRequirements = {
+  requests: { cpu: '100m', memory: '128Mi' },
+  limits: { memory: '512Mi' },
+};
+
+/** How the operator builds every worker Deployment (its flags), beside what each TaskQueue says. */
+export interface WorkerDeploymentOptions {
+  /**
+   * Resources of a worker container whose template sets no `resources`; `{}` adds none.
+   * @defaultValue DEFAULT_WORKER_RESOURCES
+   */
+  defaultResources?: V1ResourceRequirements;
+}
 
 /** Name of the port the worker serves /metrics, /healthz and /readyz on. */
 export const METRICS_PORT_NAME = 'metrics';
@@ -100,7 +121,7 @@ export function shutdownGraceMs(terminationGracePeriodSeconds: number): number {
  * @throws TaskfleetError (code MISSING_METADATA) when `tq` was not read from the API server (no
  *   namespace or uid): a bug in the caller, not in the spec.
  */
-export function buildWorkerDeployment(tq: TaskQueue): V1Deployment {
+export function buildWorkerDeployment(tq: TaskQueue, options: WorkerDeploymentOptions = {}): V1Deployment {
   const { name, namespace, uid } = tq.metadata;
   if (!namespace || !uid) {
     throw new TaskfleetError(
@@ -186,7 +207,17 @@ export function buildWorkerDeployment(tq: TaskQueue): V1Deployment {
           ...podSpec,
           terminationGracePeriodSeconds: grace,
           securityContext: podSecurityDefaults(podSpec.securityContext),
-          containers: [workerContainer(tq, first, broker, metricsPort, grace), ...others],
+          containers: [
+            workerContainer(
+              tq,
+              first,
+              broker,
+              metricsPort,
+              grace,
+              options.defaultResources ?? DEFAULT_WORKER_RESOURCES,
+            ),
+            ...others,
+          ],
           ...(broker.volume ? { volumes: withVolume(podSpec.volumes ?? [], broker.volume) } : {}),
         },
       },
@@ -201,6 +232,7 @@ function workerContainer(
   broker: BrokerSettings,
   metricsPort: number,
   grace: number,
+  defaultResources: V1ResourceRequirements,
 ): V1Container {
   const path = 'spec.worker.template.spec.containers[0]';
   const userEnv = container.env ?? [];
@@ -232,6 +264,10 @@ function workerContainer(
     readinessProbe:
       container.readinessProbe ?? probe('/readyz', { periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 }),
     securityContext: containerSecurityDefaults(container.securityContext),
+    // Whole or not at all: requests from one source and limits from another would make a pair nobody chose.
+    ...(container.resources === undefined && Object.keys(defaultResources).length > 0
+      ? { resources: structuredClone(defaultResources) }
+      : {}),
     ...(broker.mount ? { volumeMounts: withMount(container.volumeMounts ?? [], broker.mount) } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import type { V1ResourceRequirements } from '@kubernetes/client-node';
 import {
   ConfigError,
   Control,
@@ -20,11 +21,16 @@ import {
   scalingBacklog,
 } from '../probes/probe.ts';
 import { KubeApiError, type KubeClient } from '../runtime/kube-client.ts';
+import { apiPath } from '../runtime/kube-path.ts';
 import type { OperatorMetrics } from '../runtime/metrics.ts';
 import { decide, EMPTY_HISTORY, type History, type Observation } from '../scaling/policy.ts';
 import { hashOf } from './canonical.ts';
 import { buildWorkerDeployment, FIELD_MANAGER, workerDeploymentName } from './deployment.ts';
 import { TaskQueueSpecError } from './errors.ts';
+import { managedNameConflict, type ScalerRef, scaleTargetOwner, targetOwnedMessage } from './ownership.ts';
+import { Scrubber } from './scrub.ts';
+import { credentialProblem, pemProblem, redisUrlProblem } from './secret-values.ts';
+import { invalidName } from './spec-names.ts';
 import { type ConditionUpdate, sameStatus, setConditions } from './status.ts';
 
 /** A problem only the user can fix (a missing Secret, an unsupported broker): a condition, not a retry loop. */
@@ -33,6 +39,20 @@ class BrokerConfigError extends TaskfleetError {
   readonly reason: string;
   constructor(reason: string, message: string) {
     super('BROKER_CONFIG', message);
+    this.reason = reason;
+  }
+}
+
+/**
+ * A Deployment the operator may not scale or apply, because another owns it: reason `TargetOwned` (a
+ * scaleTargetRef driven by an HPA, a ScaledObject or another TaskQueue) or `DeploymentConflict` (the
+ * managed name taken by a Deployment this TaskQueue does not control). A condition, never a retry loop.
+ */
+class TargetRefusedError extends TaskfleetError {
+  override name = 'TargetRefusedError';
+  readonly reason: 'TargetOwned' | 'DeploymentConflict';
+  constructor(reason: 'TargetOwned' | 'DeploymentConflict', message: string) {
+    super('TARGET_REFUSED', message);
     this.reason = reason;
   }
 }
@@ -63,6 +83,10 @@ export interface ReconcilerCache {
   taskQueue(namespace: string, name: string): TaskQueue | undefined;
   /** A managed Deployment, and the {@link driftHash} of it taken before the cache slimmed it down. */
   deployment(namespace: string, name: string): { deployment: Deployment; drift: string } | undefined;
+  /** The TaskQueues of a namespace (to find another that scales the same Deployment). */
+  taskQueues(namespace: string): readonly TaskQueue[];
+  /** The HorizontalPodAutoscalers and KEDA ScaledObjects of a namespace, by what they scale. */
+  scalers(namespace: string): ScalerRef[];
 }
 
 /** The last server-side apply of a queue's Deployment: what was sent and what the server made of it. */
@@ -99,6 +123,13 @@ export interface ReconcilerOptions {
   metrics: OperatorMetrics;
   /** Who writes the Events. */
   identity: string;
+  /**
+   * Read Secrets to probe brokers (`--read-secrets`). false: the operator never reads a Secret; a queue
+   * whose probe needs one reports BrokerReachable=False, reason SecretsNotRead. @defaultValue true
+   */
+  readSecrets?: boolean;
+  /** Resources of worker containers that set none (`--worker-resources`). @defaultValue DEFAULT_WORKER_RESOURCES */
+  workerResources?: V1ResourceRequirements;
   now?: () => number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -121,10 +152,14 @@ export class Reconciler {
   readonly #probes: ProbePool;
   readonly #metrics: OperatorMetrics;
   readonly #identity: string;
+  readonly #readSecrets: boolean;
+  readonly #workerResources: V1ResourceRequirements | undefined;
   readonly #now: () => number;
   readonly #log: (msg: string, fields?: Record<string, unknown>) => void;
   readonly #state = new Map<string, QueueState>();
   readonly #controls = new Map<string, Control>();
+  /** namespace/name → the scrubber of the reconcile running for it (never two at once for one key). */
+  readonly #scrubbers = new Map<string, Scrubber>();
 
   constructor(options: ReconcilerOptions) {
     this.#kube = options.kube;
@@ -133,11 +168,40 @@ export class Reconciler {
     this.#probes = options.probes;
     this.#metrics = options.metrics;
     this.#identity = options.identity;
+    this.#readSecrets = options.readSecrets ?? true;
+    this.#workerResources = options.workerResources;
     this.#now = options.now ?? Date.now;
     this.#log = options.log ?? (() => {});
   }
 
+  /**
+   * One reconcile, with its {@link Scrubber}: every value read from a Secret on the way is recorded in it,
+   * and every condition, Event, log line and error leaving the reconcile is scrubbed by it.
+   */
   async reconcile(key: string): Promise<Result> {
+    const scrub = new Scrubber();
+    this.#scrubbers.set(key, scrub);
+    try {
+      return await this.#reconcile(key, scrub);
+    } catch (error) {
+      throw scrub.error(error);
+    } finally {
+      this.#scrubbers.delete(key);
+    }
+  }
+
+  /** The scrubber of the reconcile running for `tq` (a fresh one outside a reconcile). */
+  #scrub(tq: TaskQueue): Scrubber {
+    return this.#scrubbers.get(`${tq.metadata.namespace}/${tq.metadata.name}`) ?? new Scrubber();
+  }
+
+  /** A log line of a reconcile, scrubbed. */
+  #say(tq: TaskQueue, msg: string, fields?: Record<string, unknown>): void {
+    const scrub = this.#scrub(tq);
+    this.#log(scrub.text(msg), scrub.fields(fields));
+  }
+
+  async #reconcile(key: string, scrub: Scrubber): Promise<Result> {
     const [namespace, name] = key.split('/') as [string, string];
     const tq = this.#cache.taskQueue(namespace, name);
     if (!tq || (tq.metadata as { deletionTimestamp?: string }).deletionTimestamp) {
@@ -154,10 +218,20 @@ export class Reconciler {
     // Decided one by one, set together (so unchanged ones keep their transition times).
     const updates: ConditionUpdate[] = [];
     const condition = (type: ConditionType, status: Condition['status'], reason: string, message: string) => {
-      updates.push({ type, status, reason, message });
+      updates.push({ type, status, reason, message: scrub.text(message) });
     };
     const at = new Date(now);
     const conditions = () => setConditions(tq.status?.conditions ?? [], updates, generation, at);
+
+    // Names the current CRD refuses, on a TaskQueue admitted under an older one: nothing is read or sent
+    // for it (no Secret, no Deployment), since the name would go into a request path.
+    const badName = invalidName(tq);
+    if (badName) {
+      condition('Ready', 'False', 'InvalidSpec', badName.message);
+      await this.#event(tq, state, 'Warning', 'InvalidSpec', badName.message);
+      await this.#writeStatus(tq, { ...tq.status, observedGeneration: generation, conditions: conditions() });
+      return {}; // terminal until the spec changes
+    }
 
     // Admitted only under a CRD older than this operator (the API server refuses it now); say so and wait.
     if (tq.spec.broker.kafka && tq.spec.schedules?.length) {
@@ -174,6 +248,13 @@ export class Reconciler {
     try {
       deployment = await this.#target(key, tq, state, now);
     } catch (error) {
+      if (error instanceof TargetRefusedError) {
+        condition('Ready', 'False', error.reason, error.message);
+        await this.#event(tq, state, 'Warning', error.reason, error.message);
+        await this.#writeStatus(tq, { ...tq.status, observedGeneration: generation, conditions: conditions() });
+        // The other owner may go away (an HPA deleted): look again every poll; nothing was written.
+        return { requeueAfterMs: pollMs };
+      }
       if (!(error instanceof TaskQueueSpecError)) throw error;
       condition('Ready', 'False', 'InvalidSpec', error.message);
       await this.#event(tq, state, 'Warning', 'InvalidSpec', error.message);
@@ -219,11 +300,13 @@ export class Reconciler {
         `${backlog.ready} ready, ${backlog.delayed} delayed, ${backlog.inFlight} in flight${backlog.partitions !== undefined ? `, ${backlog.partitions} partitions` : ''}`,
       );
     } catch (error) {
-      const message = (error as Error).message;
+      // Client errors (ioredis, kafkajs) may quote what they were given: scrubbed before anything keeps
+      // it (the decision's reason goes into status.lastScaleReason too).
+      const message = scrub.text((error as Error).message);
       // A target backing off after failures is not probed: its last failure is reported again, and the
       // condition says when the next probe goes out. The Event names the failure only, so that a steady
       // failure is not an Event per probe.
-      const detail = error instanceof ProbeFailedError ? error.detail : message;
+      const detail = error instanceof ProbeFailedError ? scrub.text(error.detail) : message;
       if (!(error instanceof ProbeFailedError) || error.probed)
         this.#metrics.probeErrors.inc({ namespace, taskqueue: name });
       observation = { ok: false, error: detail, currentReplicas: current };
@@ -246,15 +329,24 @@ export class Reconciler {
     if (decision.replicas === current) state.history = decision.history;
     let lastScale: { time: string; reason: string } | undefined;
     if (decision.replicas !== current) {
-      if (decision.replicas < current && tq.spec.scaling?.spareBusyWorkers !== false) {
+      // Without Secrets (--read-secrets=false), ranking needs an inline backend url: the heartbeats are there.
+      const rankable = this.#readSecrets || tq.spec.resultBackend?.redis?.url !== undefined;
+      if (decision.replicas < current && tq.spec.scaling?.spareBusyWorkers !== false && rankable) {
         await this.#markBusyPods(tq, deployment).catch((error) =>
-          this.#log('could not rank pods by in-flight calls', { key, error: (error as Error).message }),
+          this.#say(tq, 'could not rank pods by in-flight calls', { key, error: (error as Error).message }),
         );
       }
       // Decided on this version of the Deployment: if it has moved on (the cache was behind), the API
       // server answers 409 and the reconcile runs again, rather than scaling twice on a stale count.
       await this.#kube.patch(
-        `/apis/apps/v1/namespaces/${namespace}/deployments/${deployment.metadata.name}/scale`,
+        apiPath({
+          group: 'apps',
+          version: 'v1',
+          resource: 'deployments',
+          namespace,
+          name: deployment.metadata.name,
+          subresource: 'scale',
+        }),
         {
           metadata: { resourceVersion: deployment.metadata.resourceVersion },
           spec: { replicas: decision.replicas },
@@ -272,7 +364,7 @@ export class Reconciler {
         direction: decision.replicas > current ? 'up' : 'down',
       });
       await this.#event(tq, state, 'Normal', 'Scaled', message, true);
-      this.#log('scaled', { key, from: current, to: decision.replicas, reason: decision.reason });
+      this.#say(tq, 'scaled', { key, from: current, to: decision.replicas, reason: decision.reason });
     }
 
     // 4. What a user reads: status, conditions, metrics.
@@ -416,7 +508,7 @@ export class Reconciler {
     }
     const { scheduler } = state.scheduler;
     const report = await scheduler.tick(now);
-    for (const fire of report.fired) this.#log('schedule fired', { schedule: fire.schedule, taskId: fire.taskId });
+    for (const fire of report.fired) this.#say(tq, 'schedule fired', { schedule: fire.schedule, taskId: fire.taskId });
     const status = (await scheduler.status()).map((s) => ({
       name: s.name,
       ...(s.lastFire ? { lastFire: new Date(s.lastFire.tick).toISOString(), lastTaskId: s.lastFire.taskId } : {}),
@@ -433,17 +525,33 @@ export class Reconciler {
    * has changed in the cluster since (a drift or a deletion the informer saw), or after `resyncMs`.
    * Otherwise it is read from the informer's cache, and the reconcile sends nothing to the API server.
    * A `scaleTargetRef` Deployment is read with a GET.
+   *
+   * Neither is done for a Deployment another owns ({@link TargetRefusedError}): a scaleTargetRef that an
+   * HPA, a ScaledObject or another TaskQueue drives, or a managed name taken by a Deployment this
+   * TaskQueue does not control, which a forced apply would otherwise take over.
    */
   async #target(key: string, tq: TaskQueue, state: QueueState, now: number): Promise<Deployment | undefined> {
     const namespace = tq.metadata.namespace as string;
-    const deployments = `/apis/apps/v1/namespaces/${namespace}/deployments`;
-    if (!tq.spec.worker) return this.#kube.find<Deployment>(`${deployments}/${tq.spec.scaleTargetRef?.name}`);
+    const deployment = (name: string) =>
+      apiPath({ group: 'apps', version: 'v1', resource: 'deployments', namespace, name });
+    if (!tq.spec.worker) {
+      const target = tq.spec.scaleTargetRef?.name as string;
+      const others = { scalers: this.#cache.scalers(namespace), taskQueues: this.#cache.taskQueues(namespace) };
+      // From the caches first: a target another autoscaler drives is refused without a request.
+      let owner = scaleTargetOwner(tq, others);
+      if (owner) throw new TargetRefusedError('TargetOwned', targetOwnedMessage(target, owner));
+      const live = await this.#kube.find<Deployment>(deployment(target));
+      owner = live && scaleTargetOwner(tq, { ...others, deployment: live });
+      if (owner) throw new TargetRefusedError('TargetOwned', targetOwnedMessage(target, owner));
+      return live;
+    }
     const { uid, generation } = tq.metadata;
+    const options = this.#workerResources ? { defaultResources: this.#workerResources } : {};
     // Built once per generation; only its hash is kept between polls (the object is built again to apply).
     let desired: unknown;
     let built = state.built;
     if (!built || built.uid !== uid || built.generation !== generation) {
-      desired = buildWorkerDeployment(tq);
+      desired = buildWorkerDeployment(tq, options);
       built = { uid, generation, hash: hashOf(desired) };
       state.built = built;
     }
@@ -462,8 +570,14 @@ export class Reconciler {
     ) {
       return live;
     }
-    desired ??= buildWorkerDeployment(tq);
-    const result = await this.#kube.apply<Deployment>(`${deployments}/${name}`, desired, FIELD_MANAGER);
+    desired ??= buildWorkerDeployment(tq, options);
+    // The cache holds only Deployments labelled as managed: one it does not show as ours is read, so that a
+    // user's Deployment of that name is never overwritten by the forced apply. (Created between this read
+    // and the apply, it would be; docs/security.md says so.)
+    const controlled = live?.metadata.ownerReferences?.some((o) => o.controller && o.uid === uid);
+    const conflict = managedNameConflict(tq, controlled ? live : await this.#kube.find<Deployment>(deployment(name)));
+    if (conflict) throw new TargetRefusedError('DeploymentConflict', conflict);
+    const result = await this.#kube.apply<Deployment>(deployment(name), desired, FIELD_MANAGER);
     state.applied = { desired: built.hash, live: driftHash(result), uid: result.metadata.uid, at: now };
     return result;
   }
@@ -483,6 +597,14 @@ export class Reconciler {
     return { kind: 'redis', url, prefix: redis.prefix ?? 'tf', queue };
   }
 
+  /** With `--read-secrets=false`: the error of a probe that would need the Secret `field` names. */
+  #secretsNotRead(field: string, instead: string): BrokerConfigError {
+    return new BrokerConfigError(
+      'SecretsNotRead',
+      `${field} names a Secret, and this operator reads no Secrets (--read-secrets=false): it cannot measure this queue, so the replicas follow spec.scaling.fallback. To measure it, ${instead}`,
+    );
+  }
+
   async #kafkaTarget(
     tq: TaskQueue,
     kafka: NonNullable<TaskQueue['spec']['broker']['kafka']>,
@@ -497,23 +619,38 @@ export class Reconciler {
       );
     }
     const target: KafkaTarget = { kind: 'kafka', brokers: kafka.brokers, prefix, queue };
+    if (!this.#readSecrets) {
+      if (kafka.sasl) {
+        throw this.#secretsNotRead(
+          `${field}.sasl.secretRef`,
+          'the operator needs a listener it may use without credentials: run it with --read-secrets=true, or rely on fallback replicas',
+        );
+      }
+      const file = (['caFrom', 'certFrom', 'keyFrom'] as const).find((f) => kafka.tls?.[f]);
+      if (file) {
+        throw this.#secretsNotRead(
+          `${field}.tls.${file}`,
+          'use a listener whose certificate the system CAs trust, without a client certificate (tls.enabled only)',
+        );
+      }
+    }
     // Each Secret is read once per probe, however many keys are taken from it.
     const secrets = new Map<string, Promise<Record<string, string> | undefined>>();
-    const read = (ref: SecretKeySelector, where: string) => {
+    const read = (ref: SecretKeySelector, where: string, problem: (value: string) => string | undefined) => {
       const { name, key } = ref.secretKeyRef;
       let secret = secrets.get(name);
       if (!secret) {
         secret = this.#secretData(tq, name);
         secrets.set(name, secret);
       }
-      return this.#secretKey(secret, name, key, where);
+      return this.#secretKey(tq, secret, name, key, where, problem);
     };
     const { tls, sasl } = kafka;
     if (tls?.enabled) {
       const [ca, cert, key] = await Promise.all([
-        tls.caFrom && read(tls.caFrom, `${field}.tls.caFrom`),
-        tls.certFrom && read(tls.certFrom, `${field}.tls.certFrom`),
-        tls.keyFrom && read(tls.keyFrom, `${field}.tls.keyFrom`),
+        tls.caFrom && read(tls.caFrom, `${field}.tls.caFrom`, (v) => pemProblem(v, 'CERTIFICATE')),
+        tls.certFrom && read(tls.certFrom, `${field}.tls.certFrom`, (v) => pemProblem(v, 'CERTIFICATE')),
+        tls.keyFrom && read(tls.keyFrom, `${field}.tls.keyFrom`, (v) => pemProblem(v, 'PRIVATE KEY')),
       ]);
       target.tls =
         ca !== undefined || cert !== undefined
@@ -527,8 +664,8 @@ export class Reconciler {
     if (sasl) {
       const ref = (key: string) => ({ secretKeyRef: { name: sasl.secretRef.name, key } });
       const [username, password] = await Promise.all([
-        read(ref('username'), `${field}.sasl.secretRef`),
-        read(ref('password'), `${field}.sasl.secretRef`),
+        read(ref('username'), `${field}.sasl.secretRef`, credentialProblem),
+        read(ref('password'), `${field}.sasl.secretRef`, credentialProblem),
       ]);
       target.sasl = { mechanism: sasl.mechanism, username, password };
     }
@@ -541,38 +678,64 @@ export class Reconciler {
     from: { secretKeyRef: { name: string; key: string } } | undefined,
     field: string,
   ): Promise<string> {
-    if (value !== undefined) return value;
+    if (value !== undefined) {
+      // Inline, so no secret; the current CRD checks the scheme, an older one may not have.
+      if (redisUrlProblem(value)) {
+        throw new BrokerConfigError('InvalidSpec', `${field}.url is not a redis:// or rediss:// URL`);
+      }
+      return value;
+    }
     if (!from) throw new BrokerConfigError('InvalidSpec', `${field} has neither url nor urlFrom`);
+    if (!this.#readSecrets) {
+      throw this.#secretsNotRead(
+        `${field}.urlFrom`,
+        `set ${field}.url to a URL without credentials instead (a Redis the operator's and the workers' pods may use without a password)`,
+      );
+    }
     const { name, key } = from.secretKeyRef;
-    return this.#secretKey(this.#secretData(tq, name), name, key, `${field}.urlFrom`);
+    return this.#secretKey(tq, this.#secretData(tq, name), name, key, `${field}.urlFrom`, redisUrlProblem);
   }
 
   /** A Secret's data (base64 values), or undefined when it does not exist. */
   async #secretData(tq: TaskQueue, name: string): Promise<Record<string, string> | undefined> {
+    // Never reached with --read-secrets=false: every caller refuses first, and this is the last guard.
+    if (!this.#readSecrets) throw new BrokerConfigError('SecretsNotRead', 'this operator reads no Secrets');
     const secret = await this.#kube.find<{ data?: Record<string, string> }>(
-      `/api/v1/namespaces/${tq.metadata.namespace}/secrets/${name}`,
+      apiPath({ group: '', version: 'v1', resource: 'secrets', namespace: tq.metadata.namespace as string, name }),
     );
     return secret ? (secret.data ?? {}) : undefined;
   }
 
-  /** One key of a Secret, decoded; a missing Secret or key is a SecretNotFound condition naming `field`. */
+  /**
+   * One key of a Secret, decoded and recorded in the reconcile's scrubber. A missing Secret or key is a
+   * SecretNotFound condition naming `field`; a value `problem` finds wrong is InvalidSecretValue, in words
+   * that describe it and never quote it.
+   */
   async #secretKey(
+    tq: TaskQueue,
     data: Promise<Record<string, string> | undefined>,
     name: string,
     key: string,
     field: string,
+    problem: (value: string) => string | undefined,
   ): Promise<string> {
     const values = await data;
     if (!values) throw new BrokerConfigError('SecretNotFound', `Secret ${name} (${field}) does not exist`);
     const encoded = values[key];
     if (encoded === undefined)
       throw new BrokerConfigError('SecretNotFound', `Secret ${name} has no key ${key} (${field})`);
-    return Buffer.from(encoded, 'base64').toString('utf8');
+    const value = this.#scrub(tq).secret(Buffer.from(encoded, 'base64').toString('utf8'));
+    const wrong = problem(value);
+    if (wrong) throw new BrokerConfigError('InvalidSecretValue', `Secret ${name} key ${key} (${field}) ${wrong}`);
+    return value;
   }
 
   /**
    * Before a scale-down, tells the ReplicaSet controller which pods are busy: pod-deletion-cost = the
-   * calls each pod is running (from worker heartbeats), so idle pods are removed first.
+   * calls each pod is running now, so idle pods are removed first. Now, not as of the last heartbeat
+   * (up to an interval old, in which a busy worker goes idle and an idle one busy): the workers are asked
+   * for a heartbeat at once, and waited for briefly (see {@link #inFlightByPod}). What this does not
+   * guarantee is in docs/scaling.md (spareBusyWorkers).
    */
   async #markBusyPods(tq: TaskQueue, deployment: Deployment): Promise<void> {
     const backend = tq.spec.resultBackend?.redis;
@@ -580,24 +743,60 @@ export class Reconciler {
     if (!backend || !labels) return; // no heartbeats without a result backend: nothing to rank by
     const url = await this.#secretOrValue(tq, backend.url, backend.urlFrom, 'spec.resultBackend.redis');
     const control = this.#control(url, backend.prefix ?? 'tf');
-    const busy = new Map((await control.workers()).map((w) => [w.hostname, w.active.length]));
     const selector = Object.entries(labels)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
     const pods = await this.#kube.get<{
-      items: { metadata: { name: string; annotations?: Record<string, string> } }[];
-    }>(`/api/v1/namespaces/${tq.metadata.namespace}/pods?labelSelector=${encodeURIComponent(selector)}`);
+      items: { metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string } }[];
+    }>(apiPath({ group: '', version: 'v1', resource: 'pods', namespace: tq.metadata.namespace as string }), {
+      labelSelector: selector,
+    });
+    const live = pods.items.filter((pod) => !pod.metadata.deletionTimestamp); // those going already do not count
+    const busy = await this.#inFlightByPod(control, tq.spec.queue ?? tq.metadata.name, live);
     await Promise.all(
-      pods.items.map(async (pod) => {
+      live.map(async (pod) => {
         const cost = String(busy.get(pod.metadata.name) ?? 0);
         if (pod.metadata.annotations?.[POD_DELETION_COST] === cost) return;
         await this.#kube.patch(
-          `/api/v1/namespaces/${tq.metadata.namespace}/pods/${pod.metadata.name}`,
+          apiPath({
+            group: '',
+            version: 'v1',
+            resource: 'pods',
+            namespace: tq.metadata.namespace as string,
+            name: pod.metadata.name,
+          }),
           { metadata: { annotations: { [POD_DELETION_COST]: cost } } },
           'merge',
         );
       }),
     );
+  }
+
+  /**
+   * Calls in flight per pod, fresh: every worker of the queue is asked to write its heartbeat now
+   * (Control.report), and those running in the Deployment's pods are waited for, 500 ms at most. A
+   * worker that does not answer in time is counted from its last heartbeat; a pod without a worker (not
+   * started yet) is idle. Of two heartbeats with one pod's name (a container restarted: the old one's
+   * heartbeat has not expired yet), the fresh one counts, else the newer.
+   */
+  async #inFlightByPod(
+    control: Control,
+    queue: string,
+    pods: readonly { metadata: { name: string } }[],
+  ): Promise<Map<string, number>> {
+    const names = new Set(pods.map((p) => p.metadata.name));
+    const { workers, answered } = await control.report(queue, {
+      timeoutMs: 500,
+      expect: (w) => names.has(w.hostname),
+    });
+    const best = new Map<string, { fresh: boolean; at: number; active: number }>();
+    for (const w of workers) {
+      const fresh = answered.has(w.id);
+      const current = best.get(w.hostname);
+      if (current && (current.fresh > fresh || (current.fresh === fresh && current.at >= w.at))) continue;
+      best.set(w.hostname, { fresh, at: w.at, active: w.active.length });
+    }
+    return new Map([...best].map(([pod, { active }]) => [pod, active]));
   }
 
   #control(url: string, prefix: string): Control {
@@ -618,7 +817,14 @@ export class Reconciler {
   async #writeStatus(tq: TaskQueue, status: TaskQueueStatus): Promise<void> {
     if (sameStatus(tq.status, status)) return;
     await this.#kube.patch(
-      `/apis/${GROUP}/${VERSION}/namespaces/${tq.metadata.namespace}/${PLURAL}/${tq.metadata.name}/status`,
+      apiPath({
+        group: GROUP,
+        version: VERSION,
+        resource: PLURAL,
+        namespace: tq.metadata.namespace as string,
+        name: tq.metadata.name,
+        subresource: 'status',
+      }),
       { metadata: { resourceVersion: tq.metadata.resourceVersion }, status },
       'merge',
     );
@@ -633,36 +839,44 @@ export class Reconciler {
     message: string,
     always = false,
   ) {
+    message = this.#scrub(tq).text(message);
     const now = this.#now();
     const last = state.events.get(reason);
     if (!always && last && last.message === message && now - last.at < 300_000) return;
     state.events.set(reason, { message, at: now });
+    // What the Event says, the log says too (as often), for whoever reads the operator rather than the namespace.
+    if (type === 'Warning') {
+      this.#say(tq, 'warning', { taskqueue: `${tq.metadata.namespace}/${tq.metadata.name}`, reason, message });
+    }
     const time = new Date(now).toISOString();
     try {
-      await this.#kube.post(`/api/v1/namespaces/${tq.metadata.namespace}/events`, {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${tq.metadata.name}.`, namespace: tq.metadata.namespace },
-        involvedObject: {
-          apiVersion: API_VERSION,
-          kind: KIND,
-          name: tq.metadata.name,
-          namespace: tq.metadata.namespace,
-          uid: tq.metadata.uid,
+      await this.#kube.post(
+        apiPath({ group: '', version: 'v1', resource: 'events', namespace: tq.metadata.namespace as string }),
+        {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { generateName: `${tq.metadata.name}.`, namespace: tq.metadata.namespace },
+          involvedObject: {
+            apiVersion: API_VERSION,
+            kind: KIND,
+            name: tq.metadata.name,
+            namespace: tq.metadata.namespace,
+            uid: tq.metadata.uid,
+          },
+          type,
+          reason,
+          message,
+          source: { component: 'taskfleet-operator' },
+          reportingComponent: 'taskfleet.dev/operator',
+          reportingInstance: this.#identity,
+          firstTimestamp: time,
+          lastTimestamp: time,
+          count: 1,
         },
-        type,
-        reason,
-        message,
-        source: { component: 'taskfleet-operator' },
-        reportingComponent: 'taskfleet.dev/operator',
-        reportingInstance: this.#identity,
-        firstTimestamp: time,
-        lastTimestamp: time,
-        count: 1,
-      });
+      );
     } catch (error) {
       if (!(error instanceof KubeApiError)) throw error;
-      this.#log('could not record an event', { reason, error: error.message });
+      this.#say(tq, 'could not record an event', { reason, error: error.message });
     }
   }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { assertSafePath } from './kube-path.ts';
 
 /** An error answer of the API server, with its HTTP code and Status reason. */
 export class KubeApiError extends Error {
@@ -29,7 +30,9 @@ const contentTypes: Record<PatchType, string> = {
  * A small JSON client over the KubeConfig's credentials. The operator speaks plain JSON to the API
  * server rather than through the generated models: they drop fields they do not know (CRD extensions,
  * our own status) and format timestamps the server refuses (Lease MicroTime), and every request here is
- * simple enough to say in a path and a body.
+ * simple enough to say in a path and a body. The operator builds every path with `apiPath`
+ * (kube-path.ts), which validates and encodes each name; `request` refuses, before sending, any path
+ * that URL resolution or the API server would read otherwise than written (`..`, `%2F`).
  */
 export class KubeClient {
   readonly #config: KubeConfig;
@@ -47,14 +50,14 @@ export class KubeClient {
     this.#server = new URL(cluster.server);
   }
 
-  get<T>(path: string): Promise<T> {
-    return this.request<T>('GET', path);
+  get<T>(path: string, query: Record<string, string> = {}): Promise<T> {
+    return this.request<T>('GET', path, undefined, undefined, query);
   }
 
   /** GET that answers undefined for 404. */
-  async find<T>(path: string): Promise<T | undefined> {
+  async find<T>(path: string, query: Record<string, string> = {}): Promise<T | undefined> {
     try {
-      return await this.get<T>(path);
+      return await this.get<T>(path, query);
     } catch (error) {
       if (error instanceof KubeApiError && error.code === 404) return undefined;
       throw error;
@@ -115,6 +118,7 @@ export class KubeClient {
     contentType = 'application/json',
     query: Record<string, string> = {},
   ): Promise<T> {
+    assertSafePath(path);
     const url = new URL(path, this.#server);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const payload = body === undefined ? undefined : JSON.stringify(body);

@@ -1,4 +1,5 @@
 import { KubeApiError, type KubeClient, microTime } from './kube-client.ts';
+import { apiPath } from './kube-path.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -55,8 +56,15 @@ export class LeaderElector {
     return this.#leading;
   }
 
-  get #path(): string {
-    return `/apis/coordination.k8s.io/v1/namespaces/${this.#o.namespace}/leases`;
+  /** The leases of the namespace, or with `name` the lease itself. */
+  #path(name?: string): string {
+    return apiPath({
+      group: 'coordination.k8s.io',
+      version: 'v1',
+      resource: 'leases',
+      namespace: this.#o.namespace,
+      ...(name !== undefined ? { name } : {}),
+    });
   }
 
   start(): void {
@@ -82,9 +90,9 @@ export class LeaderElector {
     const { name, identity } = this.#o;
     const now = microTime(new Date());
     const durationSeconds = Math.ceil(this.#o.leaseDurationMs / 1000);
-    const lease = await this.#kube.find<Lease>(`${this.#path}/${name}`);
+    const lease = await this.#kube.find<Lease>(this.#path(name));
     if (!lease) {
-      await this.#kube.post(this.#path, {
+      await this.#kube.post(this.#path(), {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name, namespace: this.#o.namespace },
@@ -111,7 +119,7 @@ export class LeaderElector {
     }
     const ours = holder === identity;
     try {
-      await this.#kube.put(`${this.#path}/${name}`, {
+      await this.#kube.put(this.#path(name), {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: lease.metadata,
@@ -151,9 +159,9 @@ export class LeaderElector {
     if (!this.#leading) return;
     this.#setLeading(false);
     try {
-      const lease = await this.#kube.get<Lease>(`${this.#path}/${this.#o.name}`);
+      const lease = await this.#kube.get<Lease>(this.#path(this.#o.name));
       if (lease.spec?.holderIdentity === this.#o.identity) {
-        await this.#kube.put(`${this.#path}/${this.#o.name}`, {
+        await this.#kube.put(this.#path(this.#o.name), {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: lease.metadata,

@@ -1,16 +1,12 @@
 import { hostname } from 'node:os';
-import {
-  type Informer,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  makeInformer,
-  type ObjectCache,
-} from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1ResourceRequirements } from '@kubernetes/client-node';
 import { createLogger, type Logger } from 'taskfleet';
 import { GROUP, KIND, PLURAL, type TaskQueue, VERSION } from '../api/types.ts';
+import type { ScalerRef } from '../controller/ownership.ts';
 import { type Deployment, driftHash, Reconciler } from '../controller/reconciler.ts';
+import { scrubbingLogger } from '../controller/scrub.ts';
 import { ProbePool } from '../probes/probe.ts';
+import { type InformerOptions, Informers } from './informers.ts';
 import { KubeApiError, KubeClient } from './kube-client.ts';
 import { LeaderElector } from './leader.ts';
 import { OperatorMetrics } from './metrics.ts';
@@ -31,13 +27,26 @@ export interface OperatorOptions {
   resyncMs?: number;
   /** Broker probes in flight at once. @defaultValue 32 */
   probeConcurrency?: number;
+  /**
+   * Watch TaskQueues (and the objects they use) in these namespaces only, with one informer each, so that
+   * namespaced Roles suffice (`--watch-namespaces`). @defaultValue [] (every namespace)
+   */
+  watchNamespaces?: readonly string[];
+  /** Read Secrets to probe brokers (`--read-secrets`). @defaultValue true */
+  readSecrets?: boolean;
+  /** Resources of worker containers that set none (`--worker-resources`). @defaultValue DEFAULT_WORKER_RESOURCES */
+  workerResources?: V1ResourceRequirements;
   logger?: Logger;
 }
 
 /** The label every Deployment the operator manages carries: its informer watches only these. */
 export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=taskfleet';
 
-type Cached<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+/** What the operator caches of an HPA or a ScaledObject: only what it scales. */
+interface Scaler {
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  spec?: { scaleTargetRef?: { apiVersion?: string; kind?: string; name?: string } };
+}
 
 /**
  * The operator: a TaskQueue informer feeding one work queue, `workers` reconcile loops, and leader
@@ -56,8 +65,10 @@ export class Operator {
   readonly #reconciler: Reconciler;
   #queue: WorkQueue | undefined;
   #loops: Promise<void>[] = [];
-  #informer: Cached<TaskQueue> | undefined;
-  #deployments: Cached<Deployment> | undefined;
+  #informer: Informers<TaskQueue> | undefined;
+  #deployments: Informers<Deployment> | undefined;
+  #hpas: Informers<Scaler> | undefined;
+  #scaledObjects: Informers<Scaler> | undefined;
   /** namespace/name → driftHash of the cached version of a managed Deployment. */
   readonly #drift = new Map<string, string>();
   #elector: LeaderElector | undefined;
@@ -68,7 +79,11 @@ export class Operator {
     this.#config = config;
     this.#options = options;
     this.identity = options.identity ?? hostname();
-    this.log = (options.logger ?? createLogger()).child({ component: 'operator', identity: this.identity });
+    // Every line passes the scrubber (credentials in URLs masked); a reconcile's lines also mask the values
+    // of the Secrets it read (Reconciler).
+    this.log = scrubbingLogger(
+      (options.logger ?? createLogger()).child({ component: 'operator', identity: this.identity }),
+    );
     this.kube = new KubeClient(config, {
       onRequest: (verb, resource) => this.metrics.apiRequests.inc({ verb, resource }),
     });
@@ -82,11 +97,18 @@ export class Operator {
           const drift = this.#drift.get(`${namespace}/${name}`);
           return deployment && drift ? { deployment, drift } : undefined;
         },
+        taskQueues: (namespace) => this.#informer?.list(namespace) ?? [],
+        scalers: (namespace) => [
+          ...scalerRefs('HorizontalPodAutoscaler', this.#hpas?.list(namespace)),
+          ...scalerRefs('ScaledObject', this.#scaledObjects?.list(namespace)),
+        ],
       },
       ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
       probes: this.#probes,
       metrics: this.metrics,
       identity: this.identity,
+      ...(options.readSecrets === false ? { readSecrets: false } : {}),
+      ...(options.workerResources ? { workerResources: options.workerResources } : {}),
       log: (msg, fields) => this.log.info(msg, fields),
     });
   }
@@ -101,8 +123,7 @@ export class Operator {
   }
 
   async start(): Promise<void> {
-    const path = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
-    this.#informer = this.#cached<TaskQueue>('TaskQueue', path);
+    this.#informer = this.#cached<TaskQueue>({ what: 'TaskQueue', group: GROUP, version: VERSION, resource: PLURAL });
     const key = (tq: TaskQueue) => `${tq.metadata.namespace}/${tq.metadata.name}`;
     const enqueue = (tq: TaskQueue) => this.#queue?.add(key(tq));
     // Only spec changes (a new generation) wake a reconcile early: our own status writes must not, or a
@@ -123,7 +144,13 @@ export class Operator {
     });
     // A managed Deployment that is deleted is recreated at once, not at the owner's next poll. Other
     // changes (its status, mostly) wake nothing: the owner's next poll sees them in the cache.
-    this.#deployments = this.#cached<Deployment>('Deployment', '/apis/apps/v1/deployments', MANAGED_SELECTOR);
+    this.#deployments = this.#cached<Deployment>({
+      what: 'Deployment',
+      group: 'apps',
+      version: 'v1',
+      resource: 'deployments',
+      labelSelector: MANAGED_SELECTOR,
+    });
     const cacheKey = (d: Deployment) => `${d.metadata.namespace}/${d.metadata.name}`;
     const slim = (deployment: Deployment) => {
       this.#drift.set(cacheKey(deployment), driftHash(deployment));
@@ -139,7 +166,34 @@ export class Operator {
       const owner = deployment.metadata.ownerReferences?.find((o) => o.controller && o.kind === KIND);
       if (owner) this.#queue?.add(`${deployment.metadata.namespace}/${owner.name}`);
     });
-    await Promise.all([this.#informer.start(), this.#deployments.start()]);
+    // Who else scales a Deployment, so that a scaleTargetRef another autoscaler drives is refused. KEDA may
+    // not be installed: its informer then stays empty and looks again now and then.
+    const slimScaler = (scaler: Scaler) => {
+      scaler.spec = { ...(scaler.spec?.scaleTargetRef ? { scaleTargetRef: scaler.spec.scaleTargetRef } : {}) };
+      delete (scaler as { status?: unknown }).status;
+      delete (scaler.metadata as { annotations?: unknown }).annotations;
+    };
+    this.#hpas = this.#cached<Scaler>({
+      what: 'HorizontalPodAutoscaler',
+      group: 'autoscaling',
+      version: 'v2',
+      resource: 'horizontalpodautoscalers',
+      slim: slimScaler,
+    });
+    this.#scaledObjects = this.#cached<Scaler>({
+      what: 'ScaledObject (keda.sh)',
+      group: 'keda.sh',
+      version: 'v1alpha1',
+      resource: 'scaledobjects',
+      optional: true,
+      slim: slimScaler,
+    });
+    await Promise.all([
+      this.#informer.start(),
+      this.#deployments.start(),
+      this.#hpas.start(),
+      this.#scaledObjects.start(),
+    ]);
     this.#synced = true;
     if (this.#options.leaderElection === false) {
       this.#lead();
@@ -157,29 +211,13 @@ export class Operator {
     this.#elector.start();
   }
 
-  /**
-   * An informer (list, then watch) on `path`, restarted a second after a failure. Cached objects drop
-   * their managedFields, which nothing here reads and which are most of a Deployment's size.
-   */
-  #cached<T extends KubernetesObject>(what: string, path: string, labelSelector?: string): Cached<T> {
-    const query = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
-    const informer = makeInformer<T>(
-      this.#config,
-      path,
-      () => this.kube.get<KubernetesListObject<T>>(`${path}${query}`),
-      labelSelector,
-    );
-    const slim = (object: T) => {
-      if (object.metadata) delete object.metadata.managedFields;
-    };
-    informer.on('add', slim);
-    informer.on('update', slim);
-    informer.on('error', (error) => {
-      if (this.#stopping) return;
-      this.log.warn(`${what} watch failed; restarting it`, { error: (error as Error)?.message });
-      setTimeout(() => void informer.start().catch(() => {}), 1000).unref();
+  /** Informers of one resource: cluster-wide, or one per namespace of `watchNamespaces`. */
+  #cached<T extends KubernetesObject>(options: Omit<InformerOptions<T>, 'log' | 'stopping'>): Informers<T> {
+    return new Informers<T>(this.#config, this.kube, this.#options.watchNamespaces ?? [], {
+      ...options,
+      log: (level, msg, fields) => this.log[level](msg, fields),
+      stopping: () => this.#stopping,
     });
-    return informer;
   }
 
   /** Starts acting: every known TaskQueue is reconciled now, then on each change and poll. */
@@ -235,9 +273,18 @@ export class Operator {
     this.#stopping = true;
     await this.#elector?.stop();
     await this.#follow();
-    await Promise.all([this.#informer?.stop(), this.#deployments?.stop()]);
+    await Promise.all([
+      this.#informer?.stop(),
+      this.#deployments?.stop(),
+      this.#hpas?.stop(),
+      this.#scaledObjects?.stop(),
+    ]);
     await this.#reconciler.close();
     await this.#probes.close();
     this.kube.close();
   }
+}
+
+function scalerRefs(kind: ScalerRef['kind'], scalers: readonly Scaler[] | undefined): ScalerRef[] {
+  return (scalers ?? []).map((s) => ({ kind, name: s.metadata.name, target: s.spec?.scaleTargetRef }));
 }
