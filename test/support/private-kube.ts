@@ -1,5 +1,5 @@
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { after } from 'node:test';
 import type { KubeEndpoint } from '../stack/kube.ts';
 import { installCrdsInto } from './crds.ts';
 import { kubectlWith } from './kube.ts';
@@ -8,7 +8,9 @@ import { spawnStack, stackFileVariable, useKube } from './stack.ts';
 
 /**
  * A control plane only this test file uses: the file's own stack when it runs alone, else (under
- * `make test`, where files share one) a private one, stopped when the file ends. For tests that change
+ * `make test`, where files share one) a private one, torn down when the file's process exits, as the
+ * file's own stack is (test/support/stack.ts) — not in an after() hook, which would run before the hooks
+ * that still need it (they run in the order registered). For tests that change
  * what every other test would see (the CRD itself), or that need no other operator acting on their
  * TaskQueues: every operator a test starts watches every namespace unless told otherwise, and one started
  * with other flags (--read-secrets, --worker-resources) would disagree with it on the same objects.
@@ -16,7 +18,9 @@ import { spawnStack, stackFileVariable, useKube } from './stack.ts';
 export async function privateKube(): Promise<KubeEndpoint> {
   if (!process.env[stackFileVariable]) return useKube();
   const owned = await spawnStack(['kube']);
-  after(() => owned.stop());
+  // Neither the pipe nor the child may keep this process alive; its exit is what stops the stack.
+  owned.supervisor.unref();
+  (owned.supervisor.stdin as Socket).unref();
   if (!owned.info.kube) throw new Error('the private stack has no kube');
   return owned.info.kube;
 }

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { crdEstablished } from '../../support/crds.ts';
 import { eventually } from '../../support/eventually.ts';
 import { condition, inNamespace, type Json, kubectlWith } from '../../support/kube.ts';
@@ -26,7 +26,7 @@ const prefix = `owned-${randomUUID().slice(0, 6)}`;
 const { get, replicas, events } = inNamespace(namespace, kube);
 const worker = { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } };
 
-/** KEDA's ScaledObject, as far as the operator reads it: a stand-in CRD, unless KEDA's is there already. */
+/** KEDA's ScaledObject, as far as the operator reads it: a stand-in CRD. */
 const KEDA_CRD = {
   apiVersion: 'apiextensions.k8s.io/v1',
   kind: 'CustomResourceDefinition',
@@ -47,16 +47,10 @@ const KEDA_CRD = {
 };
 
 const { url: redisUrl } = await useRedis();
-// Before the operator starts: it lists ScaledObjects at start (and only every minute while they are not served).
-const kedaInstalled = await kubectl(['get', 'crd', 'scaledobjects.keda.sh']).then(
-  () => true,
-  () => false,
-);
-if (!kedaInstalled) {
-  await kubectl(['create', '-f', '-'], { input: JSON.stringify(KEDA_CRD) });
-  after(() => kubectl(['delete', 'crd', 'scaledobjects.keda.sh', '--wait=false']));
-  await crdEstablished(kube, 'scaledobjects.keda.sh');
-}
+// Before the operator starts: it lists ScaledObjects at start (and only every minute while they are not
+// served). The control plane is this file's alone, so the CRD goes with it.
+await kubectl(['create', '-f', '-'], { input: JSON.stringify(KEDA_CRD) });
+await crdEstablished(kube, 'scaledobjects.keda.sh');
 const kubeconfig = await privateOperatorKubeconfig(kube, namespace);
 const operator = startOperator(kubeconfig, namespace, 'operator-owned');
 
