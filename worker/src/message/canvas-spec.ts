@@ -7,6 +7,7 @@
  * its flow (`chain(a, group(b, c), d)` is sent as `[a, chord([b, c], d)]`, as Celery does).
  */
 import type { JsonValue } from './json.ts';
+import { isQueueName } from './names.ts';
 
 /** Most levels of nesting (chains, groups, chords, links inside one another) a workflow may have. */
 export const MAX_CANVAS_DEPTH = 32;
@@ -151,8 +152,13 @@ export function flowProblems(flow: unknown, field: string): string[] {
       }
       if (!isString(value.task) || !Array.isArray(value.args)) problems.push(`${path} must have a task and args`);
       if (value.id !== undefined && !isString(value.id)) problems.push(`${path}.id must be a non-empty string`);
-      if (value.queue !== undefined && !isString(value.queue)) problems.push(`${path}.queue must be a string`);
-      if (value.options !== undefined && !isRecord(value.options)) problems.push(`${path}.options must be an object`);
+      // Everything a worker later builds a message from is checked here, on arrival: a step it could
+      // not enqueue would otherwise fail only after its predecessor ran, every time it ran.
+      if (value.queue !== undefined && !isQueueName(value.queue)) problems.push(`${path}.queue ${QUEUE_RULE}`);
+      if (value.options !== undefined) {
+        if (isRecord(value.options)) problems.push(...optionProblems(value.options, `${path}.options`));
+        else problems.push(`${path}.options must be an object`);
+      }
       if (value.chord !== undefined && !isChordRef(value.chord)) problems.push(`${path}.chord must be a chord slot`);
       if (value.link !== undefined) flows(value.link, `${path}.link`, depth + 1);
       if (value.linkError !== undefined) flows(value.linkError, `${path}.linkError`, depth + 1);
@@ -162,7 +168,10 @@ export function flowProblems(flow: unknown, field: string): string[] {
     } else if (value.kind === 'chord') {
       if (!isString(value.id)) problems.push(`${path}.id must be a non-empty string`);
       if (!(Number.isInteger(value.size) && (value.size as number) >= 1)) problems.push(`${path}.size must be ≥ 1`);
-      if (value.shape !== undefined && typeof value.shape !== 'string') problems.push(`${path}.shape must be a string`);
+      else if ((value.size as number) > MAX_CANVAS_SIGNATURES)
+        problems.push(`${path}.size must be at most ${MAX_CANVAS_SIGNATURES}`);
+      if (value.shape !== undefined && !isShape(value.shape, value.size))
+        problems.push(`${path}.shape must be a list of size '#' slots, such as [#,[#,#]]`);
       flows(value.header, `${path}.header`, depth + 1, true);
       const body = value.body;
       if (!Array.isArray(body) || body.length === 0 || !isRecord(body[0]) || body[0].kind !== undefined) {
@@ -177,14 +186,52 @@ export function flowProblems(flow: unknown, field: string): string[] {
   return problems;
 }
 
+/** How a queue name must be written, for problems that name the field. */
+const QUEUE_RULE = "must be a queue name: 1–200 letters, digits, '_', '.', ':' or '-', starting with a letter or digit";
+
+/** What is wrong with a signature's options (SignatureSpec.options), one phrase per field. */
+function optionProblems(o: Record<string, unknown>, path: string): string[] {
+  const problems: string[] = [];
+  const need = (field: string, ok: boolean, what: string) => {
+    if (o[field] !== undefined && !ok) problems.push(`${path}.${field} must be ${what}`);
+  };
+  const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  need(
+    'priority',
+    Number.isInteger(o.priority) && (o.priority as number) >= 0 && (o.priority as number) <= 9,
+    'an integer from 0 to 9',
+  );
+  need('maxRetries', Number.isInteger(o.maxRetries) && (o.maxRetries as number) >= 0, 'an integer ≥ 0');
+  need('countdown', finite(o.countdown) && o.countdown >= 0, 'a number of ms ≥ 0');
+  need('expiresInMs', finite(o.expiresInMs) && o.expiresInMs >= 0, 'a number of ms ≥ 0');
+  need('eta', finite(o.eta), 'a timestamp in ms');
+  need('expiresAt', finite(o.expiresAt), 'a timestamp in ms');
+  need(
+    'headers',
+    typeof o.headers === 'object' &&
+      o.headers !== null &&
+      !Array.isArray(o.headers) &&
+      Object.values(o.headers).every((value) => typeof value === 'string'),
+    'an object of strings',
+  );
+  return problems;
+}
+
+/** A chord's shape: brackets, commas and exactly `size` slots (`#`), which complete-chord-member.lua fills. */
+function isShape(shape: unknown, size: unknown): boolean {
+  if (typeof shape !== 'string' || !/^[[\],#]*$/.test(shape)) return false;
+  let slots = 0;
+  for (const c of shape) if (c === '#') slots++;
+  return slots === size;
+}
+
 export function isChordRef(x: unknown): x is ChordRef {
   if (typeof x !== 'object' || x === null) return false;
   const r = x as Record<string, unknown>;
   return (
     typeof r.id === 'string' &&
     r.id.length > 0 &&
-    typeof r.queue === 'string' &&
-    r.queue.length > 0 &&
+    isQueueName(r.queue) &&
     Number.isInteger(r.index) &&
     (r.index as number) >= 0
   );

@@ -122,7 +122,8 @@ describe('createEnvelope', () => {
   test('refuses what a worker would dead-letter, at enqueue, naming the field', () => {
     const cases: [Partial<Parameters<typeof createEnvelope>[0]>, RegExp][] = [
       [{ task: '' }, /task must be a non-empty string/],
-      [{ queue: '' }, /queue must be a non-empty string/],
+      [{ queue: '' }, /queue must be a queue name/],
+      [{ queue: 'a/../b' }, /queue must be a queue name/],
       [{ id: '' }, /id must be a non-empty string/],
       [{ rootId: '' }, /rootId must be a non-empty string/],
       [{ parentId: '' }, /parentId must be a non-empty string/],
@@ -244,7 +245,14 @@ describe('decodeEnvelope', () => {
       [{ args: undefined }, 'args must be an array'],
       [{ kwargs: [] }, 'kwargs must be an object'],
       [{ kwargs: null }, 'kwargs must be an object'],
-      [{ queue: '' }, 'queue must be a non-empty string'],
+      [
+        { queue: '' },
+        "queue must be a queue name: 1–200 letters, digits, '_', '.', ':' or '-', starting with a letter or digit",
+      ],
+      [
+        { queue: 'team a' },
+        "queue must be a queue name: 1–200 letters, digits, '_', '.', ':' or '-', starting with a letter or digit",
+      ],
       [{ attempt: 0 }, 'attempt must be an integer ≥ 1'],
       [{ attempt: 1.5 }, 'attempt must be an integer ≥ 1'],
       [{ attempt: '1' }, 'attempt must be an integer ≥ 1'],
@@ -275,7 +283,31 @@ describe('decodeEnvelope', () => {
         'chain[0]: a group must be the last step of its flow',
       ],
       [{ chain: [{ kind: 'loop', id: 'g' }] }, 'chain[0].kind "loop" is not a task, group or chord'],
-      [{ chord: { id: 'c', index: -1, queue: 'q' } }, 'chord must be a chord slot {id, index, queue}'],
+      [
+        { chord: { id: 'c', index: -1, queue: 'q' } },
+        'chord must be a chord slot {id, index, queue} with a valid queue name',
+      ],
+      [
+        { chord: { id: 'c', index: 0, queue: '' } },
+        'chord must be a chord slot {id, index, queue} with a valid queue name',
+      ],
+      // The parts a worker builds messages from after the call ran are checked on arrival, naming the field.
+      [
+        { chain: [{ task: 'next', args: [], options: { priority: 12 } }] },
+        'chain[0].options.priority must be an integer from 0 to 9',
+      ],
+      [
+        { chain: [{ task: 'next', args: [], queue: 'x y' }] },
+        "chain[0].queue must be a queue name: 1–200 letters, digits, '_', '.', ':' or '-', starting with a letter or digit",
+      ],
+      [
+        { link: [[{ task: 'next', args: [], chord: { id: 'c', index: 0, queue: '' } }]] },
+        'link[0][0].chord must be a chord slot',
+      ],
+      [
+        { linkError: [[{ task: 'next', args: [], options: { priority: -1 } }]] },
+        'linkError[0][0].options.priority must be an integer from 0 to 9',
+      ],
       [{ link: {} }, 'link must be an array of flows'],
       [{ chordError: { index: 0 } }, 'chordError must be a chord failure'],
       [{ createdAt: '1' }, 'createdAt must be a timestamp in ms'],

@@ -9,6 +9,7 @@ import {
   isChordRef,
 } from './canvas-spec.ts';
 import { assertJson, type JsonValue } from './json.ts';
+import { isQueueName } from './names.ts';
 
 export type { ChordFailure, ChordRef, ChordSpec, Flow, GroupSpec, NodeSpec, SignatureSpec } from './canvas-spec.ts';
 
@@ -208,7 +209,11 @@ function envelopeProblems(m: Record<string, unknown>): string[] {
   need('task', isString(m.task), 'a non-empty string');
   need('args', Array.isArray(m.args), 'an array');
   need('kwargs', isRecord(m.kwargs), 'an object');
-  need('queue', isString(m.queue), 'a non-empty string');
+  need(
+    'queue',
+    isQueueName(m.queue),
+    "a queue name: 1–200 letters, digits, '_', '.', ':' or '-', starting with a letter or digit",
+  );
   need('attempt', Number.isInteger(m.attempt) && (m.attempt as number) >= 1, 'an integer ≥ 1');
   need(
     'maxRetries',
@@ -225,7 +230,11 @@ function envelopeProblems(m: Record<string, unknown>): string[] {
   // An empty chain is nothing left to run: accepted, as earlier versions did.
   if (m.chain !== undefined && !(Array.isArray(m.chain) && m.chain.length === 0))
     problems.push(...flowProblems(m.chain, 'chain'));
-  need('chord', m.chord === undefined || isChordRef(m.chord), 'a chord slot {id, index, queue}');
+  need(
+    'chord',
+    m.chord === undefined || isChordRef(m.chord),
+    'a chord slot {id, index, queue} with a valid queue name',
+  );
   for (const field of ['link', 'linkError'] as const) {
     const links = m[field];
     if (links === undefined) continue;

@@ -1,10 +1,9 @@
 import { ConfigError } from '../../errors.ts';
-
-const queueName = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
+import { isQueueName } from '../../message/names.ts';
 
 /** Checks a queue name: letters, digits and `_ . : -`, at most 200, so it is safe in keys and topics. */
 export function assertQueueName(queue: string): void {
-  if (!queueName.test(queue)) {
+  if (!isQueueName(queue)) {
     throw new ConfigError(
       `queue name ${JSON.stringify(queue)} is not valid: use 1–200 letters, digits, '_', '.', ':' or '-', starting with a letter or digit`,
     );
