@@ -17,6 +17,9 @@ test('redactText masks credentials of every URL in free text and every form of t
     'cannot connect to redis://u:***@h:1 nor rediss://***@h:2/0?password=***, giving up',
   );
   assert.equal(redactText('auth failed: password=hunter22 user=app'), 'auth failed: password=*** user=app');
+  // After any character that cannot continue a name, never inside a longer one.
+  assert.equal(redactText('AUTH failed (password=hunter22) "token=abc"'), 'AUTH failed (password=***) "token=***"');
+  assert.equal(redactText('mypassword=visible bypass=visible'), 'mypassword=visible bypass=visible');
   assert.equal(
     redactText('value "hunter22/ok" (encoded hunter22%2Fok) refused', ['hunter22/ok']),
     'value "***" (encoded ***) refused',

@@ -28,9 +28,12 @@ export function redact(url: string): string {
 
 /** `scheme://user:password@` → `scheme://user:***@`; `scheme://token@` → `scheme://***@`. */
 const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@?#]*)@/gi;
-/** `password=…` in a query string or a `key=value` text, up to the next separator. */
+/**
+ * `password=…` in a query string or a `key=value` text, up to the next separator; after any character
+ * that cannot be part of a longer name (`(password=…)` in an error message too), never inside one.
+ */
 const PARAM =
-  /([?&;\s]|^)(password|pass|passwd|pwd|secret|token|access_token|auth|apikey|api_key|sasl_password)=([^&\s#;,'"]*)/gi;
+  /([^A-Za-z0-9_]|^)(password|pass|passwd|pwd|secret|token|access_token|auth|apikey|api_key|sasl_password)=([^&\s#;,'")]*)/gi;
 
 /**
  * Free text (an error message, a log line, a condition) as it may be shown: credentials in any URL it

@@ -1,3 +1,4 @@
+import { redactText } from '../brokers/redact.ts';
 import { ConfigError } from '../errors.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -36,11 +37,15 @@ export function createLogger(
   };
 }
 
+/**
+ * Errors as their name, message and code; every string through redactText, so a URL's password or a
+ * `password=` that reached a message (a connection error quoting its URL, say) is never written.
+ */
 function errorReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Error) {
-    return { name: value.name, message: value.message, code: (value as { code?: unknown }).code };
+    return { name: value.name, message: redactText(value.message), code: (value as { code?: unknown }).code };
   }
-  return value;
+  return typeof value === 'string' ? redactText(value) : value;
 }
 
 export const silentLogger: Logger = createLogger('error', {}, () => {});
