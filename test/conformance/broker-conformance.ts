@@ -8,7 +8,7 @@
  * turn a hang into a failure; nothing here asserts how fast a broker is.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import type { Broker, Consumer, ConsumerOptions, Delivery } from '../../worker/src/brokers/broker.ts';
 import { createEnvelope, type Envelope, type NewEnvelope } from '../../worker/src/message/envelope.ts';
@@ -174,6 +174,7 @@ export function describeBrokerConformance(
       assert.equal(more.length, 0, 'the original was delivered again');
       assert.deepEqual(second?.envelope, retry);
       assert.equal(second?.envelope?.attempt, 2);
+      assert.equal(second?.deliveries, 1, 'a requeued message starts its delivery count afresh');
       await c.settle(second!, { kind: 'ack' });
       await assertBacklog(queue, { ready: 0, delayed: 0, inFlight: 0 });
       assert.deepEqual(await receiveFor(c, 3 * visibilityTimeoutMs), [], 'delivered again after the ack');
@@ -303,6 +304,111 @@ export function describeBrokerConformance(
       assert.equal(letter?.reason, 'poison');
       assert.equal(letter?.deliveries, 3);
       assert.equal(letter?.taskId, sent.id);
+      await assertBacklog(queue, { ready: 0, delayed: 0, inFlight: 0 });
+    });
+
+    test('release counts only when asked: a call put back after it ran is counted, past maxDeliveries poison', async (t) => {
+      const queue = target.queue();
+      const sent = envelope(queue);
+      await broker.publish([sent]);
+      const c = await consumer(t, queue, { maxDeliveries: 2 });
+      const [first] = await receiveSome(c, 10);
+      assert.equal(first?.deliveries, 1);
+      // Handed back before it started (a shutdown, a rebalance): not a delivery.
+      await c.release([first!]);
+      const [again] = await receiveSome(c, 10);
+      assert.deepEqual(again?.envelope, sent);
+      assert.equal(again?.deliveries, 1, 'a release that did not count was counted');
+      // Handed back after it ran without its outcome recorded: counted, across the re-add.
+      await c.release([again!], { counted: true });
+      const [second] = await receiveSome(c, 10);
+      assert.equal(second?.deliveries, 2);
+      assert.equal(second?.problem, undefined);
+      await c.release([second!], { counted: true });
+      const [third] = await receiveSome(c, 10);
+      assert.equal(third?.deliveries, 3);
+      assert.equal(third?.problem?.reason, 'poison');
+      assert.match(third?.problem?.message ?? '', /delivered 3 times \(the limit is 2\)/);
+      await c.settle(third!, { kind: 'dead-letter', reason: 'poison', detail: third!.problem!.message });
+      assert.equal((await broker.deadLetters(queue))[0]?.deliveries, 3);
+      await assertBacklog(queue, { ready: 0, delayed: 0, inFlight: 0 });
+    });
+
+    test('drop: a delivery that could not be settled is redelivered after the visibility timeout, counted', async (t) => {
+      const queue = target.queue();
+      const sent = envelope(queue);
+      await broker.publish([sent]);
+      const c = await consumer(t, queue, { visibilityTimeoutMs, maxDeliveries: 5 });
+      const [first] = await receiveSome(c, 10);
+      const droppedAt = Date.now();
+      c.drop(first!);
+      c.drop(first!); // twice changes nothing
+      const [again, ...more] = await receiveSome(c, 10);
+      assert.equal(more.length, 0);
+      assert.ok(Date.now() - droppedAt >= visibilityTimeoutMs, 'redelivered before the visibility timeout');
+      assert.deepEqual(again?.envelope, sent);
+      assert.equal(again?.deliveries, 2);
+      await c.settle(again!, { kind: 'ack' });
+      await assertBacklog(queue, { ready: 0, delayed: 0, inFlight: 0 });
+      assert.deepEqual(await receiveFor(c, 3 * visibilityTimeoutMs), [], 'delivered again after the ack');
+    });
+
+    test('a message too large to run is dead-lettered as its head, size and SHA-256; requeue leaves it', async (t) => {
+      if (!target.injectRaw) return t.skip('this adapter cannot publish a raw message');
+      const queue = target.queue();
+      const text = JSON.stringify({ ...envelope(queue), args: ['é'.repeat(10_000)] });
+      await target.injectRaw(queue, text);
+      const c = await consumer(t, queue, { maxMessageBytes: 8192 });
+      const [d] = await receiveSome(c, 10);
+      assert.equal(d?.problem?.reason, 'too-large');
+      await c.settle(d!, { kind: 'dead-letter', reason: 'too-large', detail: d!.problem!.message });
+      const [letter, ...others] = await broker.deadLetters(queue);
+      assert.equal(others.length, 0);
+      assert.equal(letter?.size, Buffer.byteLength(text));
+      assert.equal(letter?.sha256, createHash('sha256').update(text).digest('hex'));
+      assert.ok(Buffer.byteLength(letter?.raw ?? '') <= 4096, `kept ${Buffer.byteLength(letter?.raw ?? '')} bytes`);
+      assert.ok(
+        text.startsWith(letter?.raw ?? 'x') && Buffer.byteLength(letter?.raw ?? '') >= 4095,
+        'the head, cut at a character',
+      );
+      assert.equal(await broker.requeueDeadLetters(queue), 0, 'a head alone cannot run');
+      assert.equal((await broker.deadLetters(queue)).length, 1);
+      await assertBacklog(queue, { ready: 0, delayed: 0, inFlight: 0 });
+    });
+
+    test('requeueing every dead letter goes a page at a time, through those there when it began', async (t) => {
+      const queue = target.queue();
+      const sent = Array.from({ length: 250 }, (_, i) => envelope(queue, { args: [i] }));
+      await broker.publish(sent);
+      const c = await consumer(t, queue);
+      for (const d of await receiveAll(c, sent.length, 100)) {
+        await c.settle(d, { kind: 'dead-letter', reason: 'unknown-task', detail: 'no such task' });
+      }
+      const pages: number[] = [];
+      const late = envelope(queue, { args: ['late'] });
+      const requeued = await broker.requeueDeadLetters(queue, undefined, {
+        beforeEach: async (letters) => {
+          pages.push(letters.length);
+          if (pages.length > 1) return;
+          // Dead-lettered while the requeue runs: not among the letters it began with.
+          await broker.publish([late]);
+          const [d] = await receiveSome(c, 1);
+          await c.settle(d!, { kind: 'dead-letter', reason: 'unknown-task', detail: 'late' });
+        },
+      });
+      assert.equal(requeued, 250);
+      assert.ok(pages.every((n) => n <= 100) && pages.length >= 3, `pages ${pages}`);
+      assert.equal(
+        pages.reduce((a, b) => a + b, 0),
+        250,
+      );
+      assert.deepEqual(
+        (await broker.deadLetters(queue)).map((l) => l.taskId),
+        [late.id],
+      );
+      const again = await receiveAll(c, 250, 100);
+      assert.deepEqual(again.map((d) => d.envelope?.id).sort(), sent.map((e) => e.id).sort());
+      await Promise.all(again.map((d) => c.settle(d, { kind: 'ack' })));
       await assertBacklog(queue, { ready: 0, delayed: 0, inFlight: 0 });
     });
 

@@ -1,4 +1,5 @@
-import type { Broker } from './brokers/broker.ts';
+import type { Broker, DeadLetter } from './brokers/broker.ts';
+import { DEFAULT_MAX_DEAD_LETTERS } from './brokers/dead-letter.ts';
 import { KafkaBroker } from './brokers/kafka/broker.ts';
 import { isKafkaUrl, kafkaOptionsFromUrl, queueTopics } from './brokers/kafka/config.ts';
 import { RedisBroker } from './brokers/redis/broker.ts';
@@ -6,7 +7,14 @@ import { assertRedisUrl } from './brokers/redis/connection.ts';
 import { assertQueueName } from './brokers/redis/keys.ts';
 import { Control } from './control.ts';
 import { ConfigError, NoResultBackendError, TaskfleetError } from './errors.ts';
-import { createEnvelope, DEFAULT_MAX_MESSAGE_BYTES, type Envelope, type Flow } from './message/envelope.ts';
+import {
+  createEnvelope,
+  DEFAULT_ETA_HORIZON_MS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_RESULT_BYTES,
+  type Envelope,
+  type Flow,
+} from './message/envelope.ts';
 import { Task, TaskSignature } from './registered-task.ts';
 import { AsyncResult } from './result.ts';
 import { RedisResultBackend } from './results/redis-backend.ts';
@@ -32,6 +40,23 @@ export interface TaskfleetOptions {
   resultExpires?: number;
   /** @defaultValue 1 MiB */
   maxMessageBytes?: number;
+  /**
+   * A result (or chord member result) over this many bytes of JSON fails its call with
+   * `ResultTooLargeError` (code `RESULT_TOO_LARGE`) instead of being stored or passed on.
+   * @defaultValue TASKFLEET_MAX_RESULT_BYTES, else 1 MiB
+   */
+  maxResultBytes?: number;
+  /**
+   * Redis: about how many dead letters each queue keeps, oldest dropped first (`XADD … MAXLEN ~`).
+   * @defaultValue TASKFLEET_MAX_DEAD_LETTERS, else 10,000
+   */
+  maxDeadLetters?: number;
+  /**
+   * The furthest ahead a countdown or ETA may be, ms: further is refused at enqueue with
+   * `EtaBeyondHorizonError` (code `ETA_BEYOND_HORIZON`), and a retry delay further fails the call.
+   * @defaultValue TASKFLEET_ETA_HORIZON, else one year
+   */
+  etaHorizon?: number;
   /** Defaults for every task's options. */
   taskDefaults?: TaskOptions;
 }
@@ -73,6 +98,15 @@ export class Taskfleet {
   get maxMessageBytes(): number {
     return this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   }
+  get maxResultBytes(): number {
+    return this.#options.maxResultBytes ?? envInteger('TASKFLEET_MAX_RESULT_BYTES') ?? DEFAULT_MAX_RESULT_BYTES;
+  }
+  get maxDeadLetters(): number {
+    return this.#options.maxDeadLetters ?? envInteger('TASKFLEET_MAX_DEAD_LETTERS') ?? DEFAULT_MAX_DEAD_LETTERS;
+  }
+  get etaHorizon(): number {
+    return this.#options.etaHorizon ?? envInteger('TASKFLEET_ETA_HORIZON') ?? DEFAULT_ETA_HORIZON_MS;
+  }
 
   /** Overrides options before the first connection (the worker applies its flags this way). */
   configure(overrides: TaskfleetOptions): void {
@@ -100,6 +134,18 @@ export class Taskfleet {
     }
     if (this.backendUrl !== undefined) assertRedisUrl(this.backendUrl, 'the result backend URL');
     assertQueueName(this.defaultQueue);
+    for (const [field, env] of [
+      ['maxResultBytes', 'TASKFLEET_MAX_RESULT_BYTES'],
+      ['maxDeadLetters', 'TASKFLEET_MAX_DEAD_LETTERS'],
+      ['etaHorizon', 'TASKFLEET_ETA_HORIZON'],
+    ] as const) {
+      const value = this.#options[field] ?? envInteger(env);
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
+        throw new ConfigError(
+          `${field} must be a whole number ≥ 1, not ${value}${this.#options[field] === undefined ? ` (from ${env})` : ''}`,
+        );
+      }
+    }
   }
 
   /** Registers a task. The handler's argument and return types become the task's. */
@@ -176,7 +222,7 @@ export class Taskfleet {
     const options = { prefix: this.prefix, maxMessageBytes: this.maxMessageBytes };
     this.#broker ??= isKafkaUrl(this.brokerUrl)
       ? new KafkaBroker(this.brokerUrl, options)
-      : new RedisBroker(this.brokerUrl, options);
+      : new RedisBroker(this.brokerUrl, { ...options, maxDeadLetters: this.maxDeadLetters });
     return this.#broker;
   }
 
@@ -218,12 +264,11 @@ export class Taskfleet {
    * FAILURE recorded when they were dead-lettered, so waiting on them works again. Returns how many.
    */
   async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
-    if (this.hasBackend) {
-      const letters = await this.broker.deadLetters(queue, { limit: 1_000_000_000 });
-      const chosen = ids ? letters.filter((l) => ids.includes(l.id)) : letters;
-      await Promise.all(chosen.map((l) => (l.taskId ? this.backend.forget(l.taskId) : undefined)));
-    }
-    return this.broker.requeueDeadLetters(queue, ids);
+    // A page at a time, each page's results cleared just before it goes back: the store may hold many.
+    const forget = async (letters: readonly DeadLetter[]) => {
+      await Promise.all(letters.map((l) => (l.taskId ? this.backend.forget(l.taskId) : undefined)));
+    };
+    return this.broker.requeueDeadLetters(queue, ids, this.hasBackend ? { beforeEach: forget } : {});
   }
 
   /** Builds, checks and publishes one call. */
@@ -263,6 +308,7 @@ export class Taskfleet {
       args,
       queue,
       now,
+      etaHorizonMs: this.etaHorizon,
       ...(options.taskId !== undefined ? { id: options.taskId } : {}),
       ...(eta !== undefined ? { eta } : {}),
       ...(expires !== undefined ? { expires } : {}),
@@ -282,6 +328,12 @@ export class Taskfleet {
     await this.#backendBroker?.close();
     await this.#broker?.close();
   }
+}
+
+/** A whole number from the environment; undefined when unset, NaN when not a number (then refused). */
+function envInteger(name: string): number | undefined {
+  const value = process.env[name];
+  return value === undefined || value === '' ? undefined : Number(value);
 }
 
 function validateTaskOptions(name: string, o: TaskOptions): void {

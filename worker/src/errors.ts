@@ -81,6 +81,57 @@ export class ConfigError extends TaskfleetError {
   }
 }
 
+/**
+ * A countdown or ETA further ahead than the app's `etaHorizon` (one year unless configured): refused at
+ * enqueue, since a call parked that long is more likely a mistake (a year 9999, seconds taken for ms)
+ * than a plan, and would sit in the broker unseen until then.
+ */
+export class EtaBeyondHorizonError extends TaskfleetError {
+  override name = 'EtaBeyondHorizonError';
+  constructor(task: string, eta: number, now: number, horizonMs: number) {
+    const when = Number.isFinite(eta) && Math.abs(eta) <= 8.64e15 ? new Date(eta).toISOString() : String(eta);
+    super(
+      'ETA_BEYOND_HORIZON',
+      `task ${task}: its eta (${when}) is ${span(eta - now)} away, beyond the ${span(horizonMs)} horizon: schedule it nearer (a periodic task, app.schedule, suits work that recurs), or raise the app's etaHorizon (TASKFLEET_ETA_HORIZON, ms)`,
+    );
+  }
+}
+
+/**
+ * A result over the app's `maxResultBytes` (1 MiB unless configured): the call fails with it at once
+ * (no retry would make it smaller), and so does the chord it is a member of.
+ */
+export class ResultTooLargeError extends UnrecoverableError {
+  override name = 'ResultTooLargeError';
+  override readonly code: string = 'RESULT_TOO_LARGE';
+  constructor(task: string, bytes: number, maxBytes: number) {
+    super(
+      `the result of ${task} is ${bytes} bytes, over the ${maxBytes}-byte limit (maxResultBytes): return a reference (an ID, a URL) instead of the data`,
+    );
+  }
+}
+
+/**
+ * What follows a call — the rest of its chain, its links, its errbacks, its chord — could not be
+ * started or told, for a reason no retry fixes. `code` is the cause's (`INVALID_MESSAGE_TOO_LARGE`,
+ * `BAD_ENVELOPE`, `CONFIG`, …); the message says what the call had done and what could not follow.
+ */
+export class WorkflowError extends TaskfleetError {
+  override name = 'WorkflowError';
+  /** Whether the call itself had succeeded or failed when what follows could not be started. */
+  readonly after: 'success' | 'failure';
+  constructor(after: 'success' | 'failure', cause: unknown) {
+    const inner = cause instanceof Error ? cause : new Error(String(cause));
+    const code = (inner as { code?: unknown }).code;
+    super(
+      typeof code === 'string' ? code : 'WORKFLOW',
+      `${after === 'success' ? 'the call succeeded, but what follows it could not be enqueued' : 'the call failed, but its workflow could not be told'}: ${inner.message}`,
+      { cause },
+    );
+    this.after = after;
+  }
+}
+
 /** A feature that needs a result backend was used without one. */
 export class NoResultBackendError extends TaskfleetError {
   override name = 'NoResultBackendError';
@@ -144,15 +195,21 @@ export interface RecordedError {
   stack?: string;
 }
 
-/** Whatever a handler threw — an Error, a string, undefined — as a RecordedError. */
+/** The longest message, name and code a recorded error keeps, in characters; a stack keeps twice as much. */
+export const MAX_ERROR_CHARS = 4000;
+
+/**
+ * Whatever a handler threw — an Error, a string, undefined — as a RecordedError, each part bounded:
+ * results, chord failures and errback arguments carry it, and a handler may throw anything.
+ */
 export function recordError(thrown: unknown): RecordedError {
   if (thrown instanceof Error) {
     const code = (thrown as { code?: unknown }).code;
     return {
-      name: thrown.name,
-      message: thrown.message,
-      ...(typeof code === 'string' ? { code } : {}),
-      ...(thrown.stack ? { stack: thrown.stack } : {}),
+      name: cut(String(thrown.name), 200),
+      message: cut(String(thrown.message), MAX_ERROR_CHARS),
+      ...(typeof code === 'string' ? { code: cut(code, 200) } : {}),
+      ...(thrown.stack ? { stack: cut(String(thrown.stack), 2 * MAX_ERROR_CHARS) } : {}),
     };
   }
   let message: string;
@@ -161,5 +218,21 @@ export function recordError(thrown: unknown): RecordedError {
   } catch {
     message = String(thrown);
   }
-  return { name: 'NonErrorThrown', message: `the handler threw a non-Error value: ${message}` };
+  return { name: 'NonErrorThrown', message: cut(`the handler threw a non-Error value: ${message}`, MAX_ERROR_CHARS) };
+}
+
+/** A duration in words, in the largest unit that gives at least 2 of it: `3 days`, `90 minutes`. */
+function span(ms: number): string {
+  for (const [unit, size] of [
+    ['day', 86_400_000],
+    ['hour', 3_600_000],
+    ['minute', 60_000],
+  ] as const) {
+    if (ms >= 2 * size) return `${Math.round(ms / size).toLocaleString('en-US')} ${unit}s`;
+  }
+  return `${Math.round(ms / 1000)} s`;
+}
+
+function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

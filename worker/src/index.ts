@@ -11,10 +11,12 @@ export {
   CanvasError,
   ChordFailedError,
   ConfigError,
+  EtaBeyondHorizonError,
   GroupFailedError,
   NoResultBackendError,
   type RecordedError,
   ResultTimeoutError,
+  ResultTooLargeError,
   SerializationError,
   SoftTimeLimitExceededError,
   TaskFailedError,
@@ -22,6 +24,7 @@ export {
   TaskRevokedError,
   TimeLimitExceededError,
   UnrecoverableError,
+  WorkflowError,
 } from './errors.ts';
 export { GroupResult } from './group-result.ts';
 export { MAX_CANVAS_DEPTH, MAX_CANVAS_SIGNATURES } from './message/canvas-spec.ts';

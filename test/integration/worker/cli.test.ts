@@ -3,12 +3,14 @@
  * with flags or with TASKFLEET_* variables, read by their exit codes and their output.
  */
 import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type AsyncResult, type Taskfleet, TaskRevokedError, type WorkerHeartbeat } from 'taskfleet';
 import { queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
+import { createEnvelope } from '../../../worker/src/message/envelope.ts';
 import { testApp } from '../../support/app.ts';
 import { spawnWorker, taskfleet, type WorkerProcess } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
@@ -362,6 +364,73 @@ test('dlq list shows dead letters with their reason; dlq requeue puts them back 
   );
   assert.equal(JSON.parse(letters[1]?.raw as string).id, unknown.id);
   assert.equal((await s.app.broker.backlog(s.queue)).ready, 2);
+});
+
+test('dlq list and result print what producers wrote escaped: no terminal escape reaches the terminal', async () => {
+  const s = await setup();
+  const keys = queueKeys(s.app.prefix, s.queue);
+  const redis = s.app.control.redis;
+  // A task name that would retitle the terminal, clear it, set red with an 8-bit CSI and reverse the text.
+  const hostile = 'evil\u001b]0;pwned\u0007\u001b[2J\u009b31m\u202eexe';
+  const call = { ...createEnvelope({ task: hostile, args: [], queue: s.queue }), id: `id-\u001b[1m-${randomUUID()}` };
+  await redis.xadd(keys.lanes[1], '*', 'm', JSON.stringify(call));
+  const oversize = JSON.stringify(createEnvelope({ task: 'add', args: ['x'.repeat(1_100_000)], queue: s.queue }));
+  await redis.xadd(keys.lanes[1], '*', 'm', oversize);
+  s.worker();
+  await eventually('two dead letters', async () => (await s.app.broker.deadLetters(s.queue)).length === 2);
+
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: asserting their absence
+  const unprintable = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+  const list = await s.cli(['dlq', 'list', s.queue]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.doesNotMatch(list.stdout, unprintable);
+  assert.ok(list.stdout.includes('evil\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u202eexe'), list.stdout);
+  assert.ok(list.stdout.includes('id-\\x1b[1m-'), list.stdout);
+  // The oversize one is kept as its head: the listing says how much of how much, and its hash.
+  const size = Buffer.byteLength(oversize);
+  const sha = createHash('sha256').update(oversize).digest('hex');
+  assert.match(
+    list.stdout,
+    new RegExp(`too-large  add \\S+  delivered 1x  kept: its first 4096 of ${size} bytes, sha256 ${sha}`),
+  );
+  const json = await s.cli(['dlq', 'list', s.queue, '--json']);
+  assert.doesNotMatch(json.stdout, unprintable);
+  const letters = JSON.parse(json.stdout) as { task?: string; taskId?: string; size: number; sha256?: string }[];
+  assert.equal(letters.find((l) => l.taskId === call.id)?.task, hostile, 'the JSON is the same JSON');
+  // Settled concurrently: in either order.
+  assert.deepEqual(
+    letters.map((l) => [l.size, l.sha256]).sort(),
+    [
+      [Buffer.byteLength(JSON.stringify(call)), undefined],
+      [size, sha],
+    ].sort(),
+  );
+
+  const result = await s.cli(['result', call.id]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.doesNotMatch(result.stdout, unprintable);
+  assert.match(
+    result.stdout,
+    /FAILURE {2}attempts 1\nerror: DeadLettered: dead-lettered \(unknown-task\): no task named "evil\\u001b\]0;/,
+  );
+});
+
+test('taskfleet worker never prints its broker password, in the userinfo or a ?password= parameter', async () => {
+  // Nothing listens on port 1: the worker logs that it is connecting, then that it cannot reach it yet.
+  const url = 'redis://tenant:s3cret-userinfo@127.0.0.1:1/0?password=s3cret-query&db=0';
+  const worker = spawnWorker(['--app', fixture, '--metrics-port', '0'], {
+    TASKFLEET_BROKER: url,
+    TASKFLEET_BACKEND: url,
+  });
+  const connecting = await worker.log('connecting');
+  assert.equal(connecting.broker, 'redis://tenant:***@127.0.0.1:1/0?password=***&db=0');
+  assert.equal(connecting.backend, 'redis://tenant:***@127.0.0.1:1/0?password=***&db=0');
+  const waiting = await worker.log(/cannot reach the broker yet/);
+  assert.equal(waiting.broker, 'redis://tenant:***@127.0.0.1:1/0?password=***&db=0');
+  worker.signal('SIGTERM');
+  await worker.exit();
+  const output = [...worker.text, ...worker.logs.map((l) => JSON.stringify(l))].join('\n');
+  assert.doesNotMatch(output, /s3cret/);
 });
 
 test('usage errors exit 2 with a message that says what to do', async () => {

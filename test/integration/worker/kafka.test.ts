@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
-import { NoResultBackendError, Taskfleet, UnrecoverableError } from 'taskfleet';
+import { chain, group, NoResultBackendError, Taskfleet, UnrecoverableError } from 'taskfleet';
 import { KafkaBroker } from '../../../worker/src/brokers/kafka/broker.ts';
 import { createEnvelope, encodeEnvelope } from '../../../worker/src/message/envelope.ts';
 import { startWorker, testApp } from '../../support/app.ts';
@@ -185,4 +185,121 @@ test('a visibility timeout the brokers refuse as a session timeout fails the sta
   } finally {
     await broker.close();
   }
+});
+
+test('on Kafka too, an outcome no retry can record ends the call once: FAILURE saying why, nothing handed round', async () => {
+  const app = await testApp({ broker: await kafkaUrl('?partitions=2'), maxResultBytes: 4 * 1024 * 1024 });
+  const runs = new Map<string, number>();
+  const ran = (id: string) => runs.set(id, (runs.get(id) ?? 0) + 1);
+  const big = app.task('big', (ctx, bytes: number) => {
+    ran(ctx.id);
+    return 'x'.repeat(bytes);
+  });
+  const echo = app.task('echo', (ctx, value: unknown) => {
+    ran(ctx.id);
+    return value;
+  });
+  app.task('flaky', { maxRetries: 3, retryDelay: 10 }, (ctx) => {
+    ran(ctx.id);
+    throw new Error('try again');
+  });
+  await startWorker(app, { maxDeliveries: 3 });
+
+  // Its successor's message, with the 2 MiB result as its argument, is over the 1 MiB message limit.
+  const first = randomUUID();
+  const chained = await chain(big.s(2 * 1024 * 1024).set({ taskId: first }), echo.s()).delay();
+  await assert.rejects(chained.get({ timeout: 20_000 }), /an earlier step \(big .*\) failed/);
+  assert.equal((await app.result(first).info())?.error?.code, 'INVALID_MESSAGE_TOO_LARGE');
+  // A chord cannot run on Kafka: the step before it fails with that configuration error, once.
+  const before = randomUUID();
+  const withChord = await chain(echo.s(1).set({ taskId: before }), group(echo.s(), echo.s()), echo.s()).delay();
+  await assert.rejects(withChord.get({ timeout: 20_000 }), /an earlier step \(echo .*\) failed/);
+  assert.equal((await app.result(before).info())?.error?.code, 'CONFIG');
+  assert.match((await app.result(before).info())?.error?.message ?? '', /chords need a broker that can record/);
+  // A retry that cannot be sent (its queue is no Kafka topic name): the settlement fails, the call fails.
+  const broker = app.broker as KafkaBroker;
+  const stray = createEnvelope({ task: 'flaky', args: [], queue: 'no:topic' });
+  const kafka = new Kafka({ brokers: (await useKafka()).brokers, logLevel: logLevel.NOTHING });
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({
+    topic: (await broker.topics(app.defaultQueue)).main,
+    messages: [{ value: JSON.stringify(stray), headers: { task: 'flaky', id: stray.id } }],
+  });
+  await producer.disconnect();
+  const failure = await eventually('the stray retry to fail', async () => {
+    const info = await app.result(stray.id).info();
+    return info?.state === 'FAILURE' && info;
+  });
+  assert.equal(failure.error?.code, 'CONFIG');
+  assert.match(failure.error?.message ?? '', /queue "no:topic" cannot be a Kafka topic/);
+
+  await eventually('an empty backlog, nothing in flight', async () => {
+    const b = await app.broker.backlog(app.defaultQueue);
+    return b.ready + b.delayed + b.inFlight === 0 && b;
+  });
+  assert.deepEqual(
+    [first, before, stray.id].map((id) => runs.get(id)),
+    [1, 1, 1],
+  );
+});
+
+test('on Kafka, flow parts no worker could enqueue are dead-lettered as malformed, and the dead-letter topic is bounded', async () => {
+  const app = await testApp({ broker: await kafkaUrl('?partitions=1') });
+  let runs = 0;
+  app.task('echo', () => {
+    runs++;
+    return null;
+  });
+  await startWorker(app);
+  const broker = app.broker as KafkaBroker;
+  const topics = await broker.topics(app.defaultQueue);
+  const hostile = {
+    ...createEnvelope({ task: 'echo', args: [], queue: app.defaultQueue }),
+    chain: [{ task: 'echo', args: [], options: { priority: 12 } }],
+  };
+  const kafka = new Kafka({ brokers: (await useKafka()).brokers, logLevel: logLevel.NOTHING });
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({
+    topic: topics.main,
+    messages: [{ value: JSON.stringify(hostile), headers: { task: 'echo', id: hostile.id } }],
+  });
+  await producer.disconnect();
+  const [letter] = await eventually('the dead letter', async () => {
+    const letters = await broker.deadLetters(app.defaultQueue);
+    return letters.length > 0 && letters;
+  });
+  assert.equal(letter?.reason, 'malformed');
+  assert.match(letter?.detail ?? '', /chain\[0\]\.options\.priority must be an integer from 0 to 9/);
+  assert.equal(runs, 0);
+
+  // Created with a retention that bounds it, whatever floods it.
+  const admin = await broker.admin();
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [
+      {
+        type: 2,
+        name: topics.dead,
+        configNames: [
+          'retention.ms',
+          'retention.bytes',
+          'segment.bytes',
+          'segment.ms',
+          'cleanup.policy',
+          'max.message.bytes',
+        ],
+      },
+    ],
+  });
+  const config = Object.fromEntries((resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]));
+  assert.deepEqual(config, {
+    'cleanup.policy': 'delete',
+    'retention.ms': String(14 * 24 * 3600 * 1000),
+    'retention.bytes': String(256 * 1024 * 1024),
+    'segment.bytes': String(16 * 1024 * 1024),
+    'segment.ms': String(24 * 3600 * 1000),
+    'max.message.bytes': String(1024 * 1024 + 64 * 1024),
+  });
 });

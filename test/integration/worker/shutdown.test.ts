@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { TaskRevokedError } from 'taskfleet';
 import { startWorker, testApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
-import { gate } from '../../support/worker-tools.ts';
+import { gate, keysOf, redisOf } from '../../support/worker-tools.ts';
 
 /** Long enough that a handoff by recovery (a dead consumer's calls) cannot explain what a test sees. */
 const LONG_VISIBILITY = 60_000;
@@ -72,6 +72,15 @@ test('stop with a short grace: calls still running are aborted and another worke
     assert.match(reason.message, /abandoned at worker shutdown/);
   }
   for (const r of calls) assert.equal(await r.state(), 'PENDING', 'the stopping worker recorded no outcome');
+  // They ran, as a call whose worker died did: handed back counted toward maxDeliveries (field d).
+  const lane = (await redisOf(app).xrange(keysOf(app).lanes[1], '-', '+')) as [string, string[]][];
+  assert.deepEqual(
+    lane.map(([, fields]) => fields.slice(2)),
+    [
+      ['d', '1'],
+      ['d', '1'],
+    ],
+  );
 
   const second = await startWorker(app, { visibilityTimeout: LONG_VISIBILITY });
   for (const r of calls) {

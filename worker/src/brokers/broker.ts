@@ -18,9 +18,19 @@ export interface Broker {
   backlog(queue: string): Promise<Backlog>;
   /** Deletes every message of a queue that no worker holds (ready and delayed); returns how many. */
   purge(queue: string): Promise<number>;
+  /** The oldest dead letters of a queue, up to `limit` (100). */
   deadLetters(queue: string, options?: { limit?: number }): Promise<DeadLetter[]>;
-  /** Puts dead letters back on their queue (all of them, or those with the given ids); returns how many. */
-  requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number>;
+  /**
+   * Puts dead letters back on their queue (all of them, or those with the given ids); returns how many.
+   * It goes through the store a page at a time, and only through the letters there when it began (a
+   * letter requeued and dead-lettered again meanwhile stays). `beforeEach` runs on each page before it
+   * is requeued. A letter kept only as its head (`sha256` set) cannot run again and is left in place.
+   */
+  requeueDeadLetters(
+    queue: string,
+    ids?: readonly string[],
+    options?: { beforeEach?: (letters: readonly DeadLetter[]) => Promise<void> },
+  ): Promise<number>;
   /**
    * Opens a chord before its members are published: the state their results are recorded against,
    * and the callback message they complete. Opening a chord that exists already does nothing.
@@ -48,12 +58,21 @@ export interface ConsumerOptions {
    */
   visibilityTimeoutMs?: number;
   /**
-   * A message delivered more than this many times (its consumers keep dying on it) is dead-lettered
-   * as poison instead of being delivered again.
+   * A message delivered more than this many times (its consumers keep dying on it, or its outcome
+   * keeps failing to be recorded) is dead-lettered as poison instead of being delivered again.
+   * Counted across everything that puts the same call back: redelivery after the visibility timeout,
+   * a release `counted`, a settlement that failed. Not counted: a release of a call that never started
+   * (shutdown, rebalance); a retry starts its count afresh.
    * @defaultValue 5
    */
   maxDeliveries?: number;
   maxMessageBytes?: number;
+  /**
+   * Redis: the dead-letter stream is trimmed to about this many letters (`XADD … MAXLEN ~`), oldest
+   * first. Kafka bounds its dead-letter topic by retention instead (docs/kafka.md).
+   * @defaultValue 10_000
+   */
+  maxDeadLetters?: number;
   /**
    * Kafka: run calls that share a partition key one at a time, in the order they were sent. Unordered
    * by default (Celery's semantics). Redis ignores it.
@@ -72,7 +91,10 @@ export interface Delivery {
   readonly problem: InvalidMessageError | undefined;
   /** The message as the broker holds it, for dead-lettering. */
   readonly raw: string;
-  /** How many times this message has been delivered, this time included. */
+  /**
+   * How many times this message has been delivered, this time included: deliveries before a counted
+   * release or a failed settlement included (see ConsumerOptions.maxDeliveries).
+   */
   readonly deliveries: number;
   /** When the broker accepted the message (epoch ms): the start of its queue wait. */
   readonly enqueuedAt: number;
@@ -82,7 +104,10 @@ export interface Delivery {
 export type Settlement =
   /** Done: remove it. */
   | { kind: 'ack' }
-  /** Acknowledge it and enqueue `envelope` (a retry, or the same message later) at `at` (epoch ms). */
+  /**
+   * Acknowledge it and enqueue `envelope` (a retry, or the same message later) at `at` (epoch ms). The
+   * enqueued message starts its delivery count afresh: it is a new attempt, or a call that did not run.
+   */
   | { kind: 'requeue'; envelope: Envelope; at: number }
   /** Move it to the dead-letter store with the reason. */
   | { kind: 'dead-letter'; reason: DeadLetterReason; detail: string };
@@ -93,9 +118,23 @@ export interface Consumer {
    * an empty list if `signal` aborts first. Deliveries whose consumer died are recovered here too.
    */
   receive(max: number, signal: AbortSignal): Promise<Delivery[]>;
+  /**
+   * Settles a delivery. When it fails, the delivery is dropped (see `drop`) before the error is thrown:
+   * it is redelivered, counted, never held and kept alive forever.
+   */
   settle(delivery: Delivery, settlement: Settlement): Promise<void>;
-  /** Hands unsettled deliveries back for immediate redelivery to any consumer (shutdown, rebalance). */
-  release(deliveries: readonly Delivery[]): Promise<void>;
+  /**
+   * Hands unsettled deliveries back for immediate redelivery to any consumer. With `counted`, this
+   * delivery counts toward maxDeliveries: the call ran here and its outcome was not recorded (a
+   * recording that failed, a call abandoned at shutdown). Without it — calls handed back before they
+   * started (shutdown, rebalance) — it does not.
+   */
+  release(deliveries: readonly Delivery[], options?: { counted?: boolean }): Promise<void>;
+  /**
+   * Gives up on a delivery that could not be settled: it is no longer kept alive, and is redelivered
+   * (counted) after the visibility timeout, as if its consumer had died. Never throws.
+   */
+  drop(delivery: Delivery): void;
   /** True while connected and consuming. */
   readonly healthy: boolean;
   /** Stops keeping deliveries alive and disconnects; unsettled deliveries are redelivered later. */
@@ -122,8 +161,15 @@ export interface DeadLetter {
   id: string;
   reason: DeadLetterReason;
   detail: string;
-  /** The message as it was received. */
+  /**
+   * The message as it was received; for a message that can never run as it is (too large, malformed)
+   * and is longer than DEAD_LETTER_HEAD_BYTES, only its head: then `sha256` is set.
+   */
   raw: string;
+  /** The size of the message as received, in bytes. */
+  size: number;
+  /** The SHA-256 (hex) of the whole message, when `raw` holds only its head. */
+  sha256?: string;
   task?: string;
   taskId?: string;
   deliveries: number;

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Taskfleet } from '../app.ts';
 import { assertQueueName } from '../brokers/redis/keys.ts';
-import { CanvasError, ConfigError } from '../errors.ts';
+import { CanvasError, ConfigError, EtaBeyondHorizonError } from '../errors.ts';
 import {
   type ChordSpec,
   type Flow,
@@ -104,6 +104,11 @@ export class Compiler {
     }
     if (o.countdown !== undefined) options.countdown = duration(o.countdown, `${where}: countdown`);
     if (o.eta !== undefined) options.eta = time(o.eta, `${where}: eta`);
+    // Refused now rather than when a worker enqueues the step, long after the workflow was sent.
+    const now = Date.now();
+    const horizon = this.app.etaHorizon;
+    const eta = options.eta ?? (options.countdown !== undefined ? now + options.countdown : undefined);
+    if (eta !== undefined && eta - now > horizon) throw new EtaBeyondHorizonError(sig.task, eta, now, horizon);
     const expires = o.expires ?? definition?.options.expires;
     if (expires instanceof Date) options.expiresAt = time(expires, `${where}: expires`);
     else if (expires !== undefined) options.expiresInMs = duration(expires, `${where}: expires`);

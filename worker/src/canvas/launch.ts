@@ -18,6 +18,8 @@ export interface LaunchContext {
   /** How long chords opened here are kept (ms). */
   chordTtlMs: number;
   now: number;
+  /** The furthest ahead a call's countdown or ETA may put it (ms; see TaskfleetOptions.etaHorizon). */
+  etaHorizonMs?: number;
 }
 
 /** What starting a flow takes: chords to open first, then messages to publish. */
@@ -63,6 +65,7 @@ function callOf(spec: SignatureSpec, rest: Flow, context: LaunchContext, groupId
     args: context.input ? [context.input.value, ...spec.args] : spec.args,
     queue: spec.queue ?? context.queue,
     now: context.now,
+    ...(context.etaHorizonMs !== undefined ? { etaHorizonMs: context.etaHorizonMs } : {}),
     ...(spec.id !== undefined ? { id: spec.id } : {}),
     ...(eta !== undefined ? { eta } : {}),
     ...(expires !== undefined ? { expires } : {}),

@@ -109,6 +109,7 @@ export class CanvasRuntime {
       queue: envelope.queue,
       chordTtlMs: this.#app.resultExpires,
       now: Date.now(),
+      etaHorizonMs: this.#app.etaHorizon,
     };
   }
 

@@ -32,7 +32,13 @@ export async function sendCanvas<R>(canvas: CanvasObject, options: ApplyOptions<
   }
   for (const errback of listOf(linkError)) whole = whole.onError(errback);
   const flow = new Compiler(app).root(whole);
-  await start(app.broker, plan(flow, { queue: app.defaultQueue, chordTtlMs: app.resultExpires, now: Date.now() }));
+  const context = {
+    queue: app.defaultQueue,
+    chordTtlMs: app.resultExpires,
+    now: Date.now(),
+    etaHorizonMs: app.etaHorizon,
+  };
+  await start(app.broker, plan(flow, context));
   return resultOf<R>(app, flow);
 }
 

@@ -9,12 +9,13 @@ import { parseArgs } from 'node:util';
 import { Taskfleet } from '../app.ts';
 import { KafkaBroker } from '../brokers/kafka/broker.ts';
 import { isKafkaUrl } from '../brokers/kafka/config.ts';
-import { redact } from '../brokers/redact.ts';
+import { redact, redactText } from '../brokers/redact.ts';
 import { connect } from '../brokers/redis/connection.ts';
 import { TaskfleetError } from '../errors.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Worker } from '../runtime/worker.ts';
 import { runBeat } from './beat.ts';
+import { printable, printableJson } from './printable.ts';
 
 const usage = `taskfleet — Celery-style background tasks for TypeScript
 
@@ -40,6 +41,10 @@ Options (each also an environment variable):
   --log-level <level>       TASKFLEET_LOG_LEVEL         debug, info, warn, error (default info)
   --visibility-timeout <ms> TASKFLEET_VISIBILITY_TIMEOUT how soon a dead worker's calls are redelivered (default 30000)
   --shutdown-grace <ms>     TASKFLEET_SHUTDOWN_GRACE    how long SIGTERM waits for running calls (default 30000)
+  --max-deliveries <n>      TASKFLEET_MAX_DELIVERIES    dead-letter a call delivered more times than this as poison (default 5)
+  --max-dead-letters <n>    TASKFLEET_MAX_DEAD_LETTERS  Redis: about how many dead letters a queue keeps (default 10000)
+  --max-result-bytes <n>    TASKFLEET_MAX_RESULT_BYTES  a larger result fails its call (default 1048576)
+  --eta-horizon <ms>        TASKFLEET_ETA_HORIZON       the furthest ahead a countdown or ETA may be (default one year)
   --ordered                 TASKFLEET_ORDERED           Kafka: run calls sharing a partition key one at a time, in order
   --prefix <prefix>         TASKFLEET_PREFIX            Redis key prefix (default tf)
   --schedules <file>        TASKFLEET_SCHEDULES         beat: more schedules, from a JSON or YAML file
@@ -58,6 +63,10 @@ const options = {
   'log-level': { type: 'string', env: 'TASKFLEET_LOG_LEVEL' },
   'visibility-timeout': { type: 'string', env: 'TASKFLEET_VISIBILITY_TIMEOUT' },
   'shutdown-grace': { type: 'string', env: 'TASKFLEET_SHUTDOWN_GRACE' },
+  'max-deliveries': { type: 'string', env: 'TASKFLEET_MAX_DELIVERIES' },
+  'max-dead-letters': { type: 'string', env: 'TASKFLEET_MAX_DEAD_LETTERS' },
+  'max-result-bytes': { type: 'string', env: 'TASKFLEET_MAX_RESULT_BYTES' },
+  'eta-horizon': { type: 'string', env: 'TASKFLEET_ETA_HORIZON' },
   ordered: { type: 'boolean', env: 'TASKFLEET_ORDERED' },
   prefix: { type: 'string', env: 'TASKFLEET_PREFIX' },
   schedules: { type: 'string', env: 'TASKFLEET_SCHEDULES' },
@@ -139,6 +148,18 @@ function connectionOverrides(flags: Flags): { broker?: string; backend?: string;
   };
 }
 
+/** The app options the bound flags set, where given. */
+function boundOverrides(flags: Flags): { maxDeadLetters?: number; maxResultBytes?: number; etaHorizon?: number } {
+  const maxDeadLetters = integer(flags, 'max-dead-letters', 1);
+  const maxResultBytes = integer(flags, 'max-result-bytes', 1);
+  const etaHorizon = integer(flags, 'eta-horizon', 1);
+  return {
+    ...(maxDeadLetters !== undefined ? { maxDeadLetters } : {}),
+    ...(maxResultBytes !== undefined ? { maxResultBytes } : {}),
+    ...(etaHorizon !== undefined ? { etaHorizon } : {}),
+  };
+}
+
 /**
  * The app for commands that only read or manage the fleet: the user's, or one made from the URLs;
  * `uses` is the Redis the command talks to, checked first.
@@ -212,8 +233,13 @@ async function runWorker(flags: Flags): Promise<void> {
   if (!flags.app) throw new UsageError('taskfleet worker needs --app <module> (or TASKFLEET_APP)');
   const logger = createLogger(parseLogLevel(flags['log-level'] ?? 'info'));
   const app = await loadApp(flags.app);
-  app.configure({ ...connectionOverrides(flags), ...(flags.queue ? { defaultQueue: flags.queue } : {}) });
+  app.configure({
+    ...connectionOverrides(flags),
+    ...boundOverrides(flags),
+    ...(flags.queue ? { defaultQueue: flags.queue } : {}),
+  });
   const metricsPort = integer(flags, 'metrics-port') ?? 9090;
+  const maxDeliveries = integer(flags, 'max-deliveries', 1);
   const concurrency = integer(flags, 'concurrency', 1);
   const prefetch = integer(flags, 'prefetch');
   const visibilityTimeout = integer(flags, 'visibility-timeout', 100);
@@ -226,6 +252,7 @@ async function runWorker(flags: Flags): Promise<void> {
     ...(metricsPort > 0 ? { metricsPort } : {}),
     ...(visibilityTimeout !== undefined ? { visibilityTimeout } : {}),
     ...(shutdownGrace !== undefined ? { shutdownGrace } : {}),
+    ...(maxDeliveries !== undefined ? { maxDeliveries } : {}),
     ...(flags.ordered ? { ordered: true } : {}),
   });
   let signals = 0;
@@ -259,9 +286,16 @@ async function beat(flags: Flags): Promise<void> {
   await runBeat(app, { schedulesFile: flags.schedules, leaseTtl, logger });
 }
 
+/**
+ * Prints a result: JSON with --json, else the human lines. Both are printable only (see printable.ts):
+ * names, ids, details and errors come from whoever wrote to the queue, and must not drive the terminal.
+ * The human lines pass each such value through `p` themselves.
+ */
 function print(flags: Flags, value: unknown, human: () => string): void {
-  console.log(flags.json ? JSON.stringify(value, null, 2) : human());
+  console.log(flags.json ? printableJson(value) : human());
 }
+
+const p = printable;
 
 async function inspect(flags: Flags, what: string | undefined): Promise<void> {
   const app = await appFor(flags, 'backend');
@@ -276,7 +310,7 @@ async function inspect(flags: Flags, what: string | undefined): Promise<void> {
             : workers
                 .map(
                   (w) =>
-                    `${w.id}  queue=${w.queue}  concurrency=${w.concurrency}  active=${w.active.length}  up ${Math.round((now - w.startedAt) / 1000)}s`,
+                    `${p(w.id)}  queue=${p(w.queue)}  concurrency=${p(w.concurrency)}  active=${w.active.length}  up ${Math.round((now - w.startedAt) / 1000)}s`,
                 )
                 .join('\n'),
         );
@@ -289,7 +323,7 @@ async function inspect(flags: Flags, what: string | undefined): Promise<void> {
             : active
                 .map(
                   (a) =>
-                    `${a.worker}  ${a.task}  ${a.id}  attempt ${a.attempt}  running ${((now - a.startedAt) / 1000).toFixed(1)}s`,
+                    `${p(a.worker)}  ${p(a.task)}  ${p(a.id)}  attempt ${p(a.attempt)}  running ${((now - a.startedAt) / 1000).toFixed(1)}s`,
                 )
                 .join('\n'),
         );
@@ -309,8 +343,8 @@ async function inspect(flags: Flags, what: string | undefined): Promise<void> {
             : stats
                 .map(
                   (s) =>
-                    `${s.worker}  active=${s.active} reserved=${s.reserved}  ${Object.entries(s.processed)
-                      .map(([k, v]) => `${k}=${v}`)
+                    `${p(s.worker)}  active=${s.active} reserved=${p(s.reserved)}  ${Object.entries(s.processed)
+                      .map(([k, v]) => `${p(k)}=${p(v)}`)
                       .join(' ')}`,
                 )
                 .join('\n'),
@@ -336,12 +370,12 @@ async function result(flags: Flags, id: string | undefined): Promise<void> {
     print(flags, record ?? { id, state: 'PENDING' }, () =>
       record
         ? [
-            `${record.id}  ${record.task}  ${record.state}  attempts ${record.attempts}`,
+            `${p(record.id)}  ${p(record.task)}  ${p(record.state)}  attempts ${p(record.attempts)}`,
             record.error
-              ? `error: ${record.error.name}: ${record.error.message}`
-              : `result: ${JSON.stringify(record.result)}`,
+              ? `error: ${p(record.error.name)}: ${p(record.error.message)}`
+              : `result: ${p(JSON.stringify(record.result))}`,
           ].join('\n')
-        : `${id}  PENDING (unknown, not started, or expired)`,
+        : `${p(id)}  PENDING (unknown, not started, or expired)`,
     );
   } finally {
     await app.close();
@@ -366,7 +400,7 @@ async function purge(flags: Flags, queue: string | undefined): Promise<void> {
   const app = await appFor(flags, 'broker');
   try {
     const count = await app.broker.purge(queue);
-    console.log(`purged ${count} message${count === 1 ? '' : 's'} from ${queue}`);
+    console.log(`purged ${count} message${count === 1 ? '' : 's'} from ${p(queue)}`);
   } finally {
     await app.close();
   }
@@ -381,17 +415,17 @@ async function dlq(flags: Flags, [verb, queue, ...ids]: string[]): Promise<void>
       const letters = await app.broker.deadLetters(queue, { limit: integer(flags, 'limit', 1) ?? 100 });
       print(flags, letters, () =>
         letters.length === 0
-          ? `no dead letters in ${queue}`
+          ? `no dead letters in ${p(queue)}`
           : letters
               .map(
                 (l) =>
-                  `${l.id}  ${l.reason}  ${l.task ?? '?'} ${l.taskId ?? ''}  delivered ${l.deliveries}x\n    ${l.detail}`,
+                  `${p(l.id)}  ${p(l.reason)}  ${p(l.task ?? '?')} ${p(l.taskId ?? '')}  delivered ${p(l.deliveries)}x${l.sha256 ? `  kept: its first ${Buffer.byteLength(l.raw)} of ${l.size} bytes, sha256 ${p(l.sha256)}` : ''}\n    ${p(l.detail)}`,
               )
               .join('\n'),
       );
     } else {
       const count = await app.requeueDeadLetters(queue, ids.length > 0 ? ids : undefined);
-      console.log(`requeued ${count} dead letter${count === 1 ? '' : 's'} onto ${queue}`);
+      console.log(`requeued ${count} dead letter${count === 1 ? '' : 's'} onto ${p(queue)}`);
     }
   } finally {
     await app.close();
@@ -436,11 +470,13 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (error) {
+    // Messages may quote what the command was given or read (a task id, a URL): printable, and redacted.
+    const message = printable(redactText((error as Error).message ?? String(error)));
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`taskfleet: ${(error as Error).message}\nRun \`taskfleet --help\` for usage.`);
+      console.error(`taskfleet: ${message}\nRun \`taskfleet --help\` for usage.`);
       return 2;
     }
-    console.error(`taskfleet: ${(error as Error).message}`);
+    console.error(`taskfleet: ${message}`);
     return 1;
   }
 }

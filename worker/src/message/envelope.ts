@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { TaskfleetError } from '../errors.ts';
+import { EtaBeyondHorizonError, TaskfleetError } from '../errors.ts';
 import {
   type ChordFailure,
   type ChordRef,
@@ -64,6 +64,8 @@ export type DeadLetterReason =
   | 'too-large'
   | 'unknown-task'
   | 'poison'
+  /** The call ran, but its outcome could not be recorded or passed on for a reason no retry fixes. */
+  | 'unrecordable'
   | 'abandoned';
 
 /** A message that cannot be run, with why: it goes to the dead-letter store, never back to the queue. */
@@ -78,6 +80,10 @@ export class InvalidMessageError extends TaskfleetError {
 
 /** @defaultValue 1 MiB: the size above which a message is refused at enqueue and dead-lettered on read. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+/** @defaultValue 1 MiB: the size of JSON above which a result fails its call (ResultTooLargeError). */
+export const DEFAULT_MAX_RESULT_BYTES = 1024 * 1024;
+/** @defaultValue one year: the furthest ahead a countdown or ETA may be (EtaBeyondHorizonError). */
+export const DEFAULT_ETA_HORIZON_MS = 365 * 24 * 3600 * 1000;
 
 export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 9;
@@ -111,6 +117,8 @@ export interface NewEnvelope {
   linkError?: Flow[];
   headers?: Record<string, string>;
   now?: number;
+  /** An `eta` further than this after `now` is refused (EtaBeyondHorizonError). @defaultValue one year */
+  etaHorizonMs?: number;
 }
 
 /** Builds an envelope, refusing arguments that are not JSON with an error naming the argument. */
@@ -123,6 +131,11 @@ export function createEnvelope(input: NewEnvelope): Envelope {
     throw new TaskfleetError('BAD_PRIORITY', `priority must be an integer from 0 (most urgent) to 9, not ${priority}`);
   }
   if (input.headers) assertJson(input.headers, 'headers');
+  const now = input.now ?? Date.now();
+  const horizon = input.etaHorizonMs ?? DEFAULT_ETA_HORIZON_MS;
+  if (input.eta !== undefined && input.eta - now > horizon) {
+    throw new EtaBeyondHorizonError(input.task, input.eta, now, horizon);
+  }
   const id = input.id ?? randomUUID();
   const envelope: Envelope = {
     v: ENVELOPE_VERSION,
@@ -134,7 +147,7 @@ export function createEnvelope(input: NewEnvelope): Envelope {
     attempt: 1,
     priority,
     rootId: input.rootId ?? id,
-    createdAt: input.now ?? Date.now(),
+    createdAt: now,
     headers: input.headers ?? {},
   };
   if (input.maxRetries !== undefined) envelope.maxRetries = input.maxRetries;

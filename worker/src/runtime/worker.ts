@@ -8,16 +8,25 @@ import type { Redis, Scripts } from '../brokers/redis/connection.ts';
 import { appKeys } from '../brokers/redis/keys.ts';
 import { CanvasRuntime } from '../canvas/runtime.ts';
 import type { ControlMessage, WorkerHeartbeat } from '../control.ts';
-import { ConfigError, recordError, TaskRevokedError } from '../errors.ts';
-import type { Envelope } from '../message/envelope.ts';
+import {
+  ConfigError,
+  EtaBeyondHorizonError,
+  ResultTooLargeError,
+  recordError,
+  TaskRevokedError,
+  WorkflowError,
+} from '../errors.ts';
+import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
+import { LogBudget } from '../observe/log-budget.ts';
 import { createLogger, type Logger } from '../observe/logger.ts';
 import { WorkerMetrics } from '../observe/metrics.ts';
 import { serveObservability } from '../observe/server.ts';
 import type { ResultRecord } from '../results/result.ts';
 import type { TaskDefinition } from '../task.ts';
 import { retryDelayMs } from './backoff.ts';
-import { type Execution, execute, judgeFailure, type Outcome } from './execute.ts';
+import { type Execution, execute, judgeFailure, type Outcome, type Verdict } from './execute.ts';
+import { isPermanent } from './permanent.ts';
 import { parseRate, TokenBucket } from './rate-limit.ts';
 
 export const VERSION = '0.1.0';
@@ -30,6 +39,9 @@ const HANDBACK_MS = 5000;
 
 /** How often start() says it is still waiting for the broker: as often as the connection retries. */
 const BROKER_WAIT_WARNING_MS = 2000;
+
+/** The longest task name a log line or dead-letter detail quotes (an unknown name is anyone's input). */
+const MAX_QUOTED_NAME = 200;
 
 export interface WorkerOptions {
   /** @defaultValue the app's defaultQueue */
@@ -112,6 +124,8 @@ export class Worker {
   #subscriber: Redis | undefined;
   #timers: NodeJS.Timeout[] = [];
   #startedAt = 0;
+  /** Dead letters are logged a few per reason and minute; the rest are counted (a flood must not flood the log). */
+  readonly #deadLetterLog = new LogBudget();
 
   constructor(app: Taskfleet, options: WorkerOptions = {}) {
     this.#app = app;
@@ -248,11 +262,22 @@ export class Worker {
     }
     const definition = this.#app.tasks.get(envelope.task);
     if (!definition) {
-      const detail = `no task named ${JSON.stringify(envelope.task)} is registered on this worker (it runs: ${[...this.#app.tasks.keys()].join(', ') || 'none'})`;
+      const detail = `no task named ${quoted(envelope.task)} is registered on this worker (it runs: ${[...this.#app.tasks.keys()].join(', ') || 'none'})`;
       this.#settleSafely(delivery, () => this.#deadLetter(delivery, 'unknown-task', detail));
       return;
     }
     if (this.#skipIfStale(delivery, envelope, definition)) return;
+    if (this.#early(delivery, envelope)) {
+      // On its lane before its eta (written there directly, or by a producer whose clock runs behind):
+      // back to the delayed set until then. Judged by the broker's clock (enqueuedAt), so a worker whose
+      // clock runs behind the broker's never sends back a call the broker has found due.
+      const at = envelope.eta as number;
+      this.#settleSafely(delivery, () =>
+        (this.#consumer as Consumer).settle(delivery, { kind: 'requeue', envelope, at }),
+      );
+      this.log.debug('call received before its eta: put back until then', { taskId: envelope.id, eta: at });
+      return;
+    }
     if (definition.options.rateLimit !== undefined) {
       this.#hold(definition, delivery);
       return;
@@ -282,6 +307,11 @@ export class Worker {
     if (why === undefined) return false;
     this.#settleSafely(delivery, () => this.#skip(delivery, envelope, definition, why));
     return true;
+  }
+
+  /** Whether a call arrived before its eta, by the broker's clock and by this worker's. */
+  #early(delivery: Delivery, envelope: Envelope): boolean {
+    return envelope.eta !== undefined && envelope.eta > delivery.enqueuedAt && envelope.eta > Date.now();
   }
 
   #freeRoom(): void {
@@ -328,9 +358,7 @@ export class Worker {
     try {
       await this.#finish(delivery, envelope, definition, outcome, startedAt, log);
     } catch (error) {
-      // The outcome could not be recorded: hand the call back so it is not lost, and not acknowledged.
-      log.error('could not record the outcome; releasing the call for redelivery', { error });
-      await this.#consumer?.release([delivery]).catch(() => {});
+      await this.#unfinished(delivery, envelope, definition, error, startedAt, log);
     } finally {
       this.#running.delete(delivery.receipt);
       this.metrics.inFlight.dec({ queue: this.queue });
@@ -349,12 +377,11 @@ export class Worker {
   ): Promise<void> {
     const consumer = this.#consumer as Consumer;
     const finishedAt = Date.now();
-    const count = (outcome: string) => {
-      this.metrics.tasks.inc({ queue: this.queue, task: envelope.task, outcome });
-      this.#processed[outcome] = (this.#processed[outcome] ?? 0) + 1;
-    };
-    if (outcome.ok) {
-      if (CanvasRuntime.involved(envelope)) await this.#canvas.succeeded(envelope, outcome.value as JsonValue);
+    const tooLarge = outcome.ok ? this.#resultTooLarge(definition, envelope, outcome.value) : undefined;
+    if (outcome.ok && !tooLarge) {
+      if (CanvasRuntime.involved(envelope)) {
+        await permanentAs('success', this.#canvas.succeeded(envelope, outcome.value as JsonValue));
+      }
       await this.#store(definition, {
         ...this.#record(envelope, 'SUCCESS'),
         result: outcome.value as ResultRecord['result'],
@@ -362,12 +389,13 @@ export class Worker {
         finishedAt,
       });
       await consumer.settle(delivery, { kind: 'ack' });
-      count('success');
+      this.#count(envelope, 'success');
       log.debug('task succeeded', { ms: finishedAt - startedAt });
       return;
     }
-    const verdict = judgeFailure(definition, envelope, outcome.error);
-    const error = recordError(verdict.error);
+    let verdict: Verdict = tooLarge
+      ? { kind: 'fail', error: tooLarge }
+      : judgeFailure(definition, envelope, (outcome as { error: unknown }).error);
     if (verdict.kind === 'retry') {
       const delayMs =
         verdict.delayMs ??
@@ -381,20 +409,103 @@ export class Worker {
           envelope.attempt,
         );
       const at = finishedAt + delayMs;
-      await this.#store(definition, { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at });
-      const next: Envelope = { ...envelope, attempt: envelope.attempt + 1, eta: at };
-      await consumer.settle(delivery, { kind: 'requeue', envelope: next, at });
-      count('retry');
-      this.metrics.retries.inc({ queue: this.queue, task: envelope.task });
-      log.warn('task failed; retrying', { error, retryInMs: delayMs });
-      return;
+      // A retry parked past the horizon (a countdown in seconds taken for ms) fails instead.
+      if (delayMs > this.#app.etaHorizon) {
+        verdict = {
+          kind: 'fail',
+          error: new EtaBeyondHorizonError(envelope.task, at, finishedAt, this.#app.etaHorizon),
+        };
+      } else {
+        const error = recordError(verdict.error);
+        await this.#store(definition, {
+          ...this.#record(envelope, 'RETRY'),
+          error,
+          startedAt,
+          finishedAt,
+          retryAt: at,
+        });
+        const next: Envelope = { ...envelope, attempt: envelope.attempt + 1, eta: at };
+        await consumer.settle(delivery, { kind: 'requeue', envelope: next, at });
+        this.#count(envelope, 'retry');
+        this.metrics.retries.inc({ queue: this.queue, task: envelope.task });
+        log.warn('task failed; retrying', { error, retryInMs: delayMs });
+        return;
+      }
     }
+    const error = recordError(verdict.error);
     const state = verdict.kind === 'revoked' ? 'REVOKED' : 'FAILURE';
     await this.#store(definition, { ...this.#record(envelope, state), error, startedAt, finishedAt });
-    if (CanvasRuntime.involved(envelope)) await this.#canvas.failed(envelope, error, state);
+    if (CanvasRuntime.involved(envelope)) await permanentAs('failure', this.#canvas.failed(envelope, error, state));
     await consumer.settle(delivery, { kind: 'ack' });
-    count(verdict.kind === 'revoked' ? 'revoked' : 'failure');
+    this.#count(envelope, verdict.kind === 'revoked' ? 'revoked' : 'failure');
     log.warn(verdict.kind === 'revoked' ? 'task terminated' : 'task failed', { error });
+  }
+
+  /**
+   * The outcome could not be recorded. An error no retry fixes (a next step over the size limit, a
+   * message the broker refuses, a misconfiguration) ends the call at once: FAILURE with the error, its
+   * workflow told; and when even that cannot be passed on, a dead letter saying why. Any other failure
+   * (the broker or backend away) hands the call back, counted, so one whose outcome can never be
+   * recorded ends as poison after maxDeliveries instead of running again and again.
+   */
+  async #unfinished(
+    delivery: Delivery,
+    envelope: Envelope,
+    definition: TaskDefinition,
+    error: unknown,
+    startedAt: number,
+    log: Logger,
+  ): Promise<void> {
+    const consumer = this.#consumer as Consumer;
+    const handBack = async (cause: unknown) => {
+      log.error('could not record the outcome; handing the call back (counted toward maxDeliveries)', {
+        error: cause,
+        deliveries: delivery.deliveries,
+      });
+      await consumer.release([delivery], { counted: true }).catch(() => consumer.drop(delivery));
+    };
+    if (!isPermanent(error)) return handBack(error);
+    const recorded = recordError(error);
+    const unrecordable = (cause: unknown) =>
+      this.#deadLetter(delivery, 'unrecordable', `its outcome could not be recorded: ${messageOf(cause)}`, {
+        store: false,
+        tell: false,
+      }).catch((failure) => this.#dropped(delivery, failure));
+    // Its FAILURE is stored already; only its workflow could not be told, and telling it again would fail the same way.
+    if (error instanceof WorkflowError && error.after === 'failure') return unrecordable(error);
+    try {
+      await this.#store(definition, {
+        ...this.#record(envelope, 'FAILURE'),
+        error: recorded,
+        startedAt,
+        finishedAt: Date.now(),
+      });
+      if (CanvasRuntime.involved(envelope))
+        await permanentAs('failure', this.#canvas.failed(envelope, recorded, 'FAILURE'));
+      await consumer.settle(delivery, { kind: 'ack' });
+      this.#count(envelope, 'failure');
+      log.error('task failed: its outcome cannot be recorded as it is', { error: recorded });
+    } catch (again) {
+      if (!isPermanent(again)) return handBack(again);
+      await unrecordable(again);
+    }
+  }
+
+  /** Whether a result is too large to store or pass on: the error to fail the call with, if so. */
+  #resultTooLarge(definition: TaskDefinition, envelope: Envelope, value: unknown): ResultTooLargeError | undefined {
+    const stored = !definition.options.ignoreResult && this.#app.hasBackend;
+    if (!stored && !CanvasRuntime.involved(envelope)) return undefined; // it goes nowhere
+    const max = this.#app.maxResultBytes;
+    const text = JSON.stringify(value ?? null);
+    // Buffer.byteLength is exact but costs a pass; a string of n UTF-16 units is at most 3n bytes.
+    if (text.length * 3 <= max) return undefined;
+    const bytes = Buffer.byteLength(text);
+    return bytes > max ? new ResultTooLargeError(envelope.task, bytes, max) : undefined;
+  }
+
+  #count(envelope: Envelope, outcome: 'success' | 'failure' | 'retry' | 'revoked' | 'expired'): void {
+    this.metrics.tasks.inc({ queue: this.queue, task: envelope.task, outcome });
+    this.#processed[outcome] = (this.#processed[outcome] ?? 0) + 1;
   }
 
   #record(envelope: Envelope, state: ResultRecord['state']): ResultRecord {
@@ -420,41 +531,87 @@ export class Worker {
       new TaskRevokedError(envelope.id, why === 'expired' ? 'expired before it started' : 'revoked'),
     );
     await this.#store(definition, { ...this.#record(envelope, 'REVOKED'), error, finishedAt: Date.now() });
-    if (CanvasRuntime.involved(envelope)) await this.#canvas.failed(envelope, error, 'REVOKED');
+    try {
+      if (CanvasRuntime.involved(envelope)) await this.#canvas.failed(envelope, error, 'REVOKED');
+    } catch (failure) {
+      if (!isPermanent(failure)) throw failure;
+      // REVOKED is recorded; its chord or chain cannot be told, and never will be: say so where it shows.
+      const detail = `it was ${why} and not run, but its workflow could not be told: ${messageOf(failure)}`;
+      return this.#deadLetter(delivery, 'unrecordable', detail, { store: false, tell: false });
+    }
     await this.#consumer?.settle(delivery, { kind: 'ack' });
-    this.metrics.tasks.inc({ queue: this.queue, task: envelope.task, outcome: why });
+    this.#count(envelope, why);
     this.log.info(`task ${why}: not run`, { task: envelope.task, taskId: envelope.id });
   }
 
-  async #deadLetter(delivery: Delivery, reason: NonNullable<Delivery['problem']>['reason'], detail: string) {
+  /**
+   * Moves a delivery to the dead-letter store. With an envelope, its call is recorded FAILURE (`store`)
+   * and its chain, chord and errbacks are failed (`tell`) first, so nothing waits on it forever. When
+   * those cannot be done for a reason no retry fixes — or for any reason, for poison, which has been
+   * tried often enough — the letter goes anyway, its detail saying what could not be told.
+   */
+  async #deadLetter(
+    delivery: Delivery,
+    reason: DeadLetterReason,
+    detail: string,
+    { store = true, tell = true }: { store?: boolean; tell?: boolean } = {},
+  ): Promise<void> {
     const envelope = delivery.envelope;
-    if (envelope && this.#app.hasBackend) {
+    let letter = detail;
+    if (envelope) {
       // Whoever waits on this call learns it failed, and why, instead of waiting forever; requeueing
       // the dead letter (taskfleet dlq requeue) runs it again and overwrites this.
       const error = { name: 'DeadLettered', code: reason, message: `dead-lettered (${reason}): ${detail}` };
-      await this.#app.backend.store(
-        { ...this.#record(envelope, 'FAILURE'), error, finishedAt: Date.now() },
-        this.#app.resultExpires,
-      );
+      try {
+        if (store && this.#app.hasBackend) {
+          await this.#app.backend.store(
+            { ...this.#record(envelope, 'FAILURE'), error, finishedAt: Date.now() },
+            this.#app.resultExpires,
+          );
+        }
+        // A dead letter fails for good: its chain, chord and errbacks must learn it too, or wait forever.
+        if (tell && CanvasRuntime.involved(envelope))
+          await permanentAs('failure', this.#canvas.failed(envelope, error, 'FAILURE'));
+      } catch (failure) {
+        if (!isPermanent(failure) && reason !== 'poison') throw failure;
+        letter = `${detail}; its failure could not be recorded or its workflow told: ${messageOf(failure)}`;
+      }
     }
-    if (envelope && CanvasRuntime.involved(envelope)) {
-      // A dead letter fails for good: its chain, chord and errbacks must learn it too, or wait forever.
-      const error = { name: 'DeadLettered', code: reason, message: `dead-lettered (${reason}): ${detail}` };
-      await this.#canvas.failed(envelope, error, 'FAILURE');
-    }
-    await this.#consumer?.settle(delivery, { kind: 'dead-letter', reason, detail });
+    await (this.#consumer as Consumer).settle(delivery, { kind: 'dead-letter', reason, detail: letter });
     this.metrics.deadLetters.inc({ queue: this.queue, reason });
-    this.log.error('message dead-lettered', {
+    const { write, suppressed } = this.#deadLetterLog.take(reason);
+    if (suppressed > 0) this.#logSuppressed(reason, suppressed);
+    if (write) {
+      this.log.error('message dead-lettered', {
+        reason,
+        detail: letter,
+        taskId: delivery.envelope?.id,
+        receipt: delivery.receipt,
+      });
+    }
+  }
+
+  #logSuppressed(reason: string, count: number): void {
+    this.log.error('more messages dead-lettered than logged', {
       reason,
-      detail,
-      taskId: delivery.envelope?.id,
-      receipt: delivery.receipt,
+      notLogged: count,
+      hint: 'taskfleet_dead_letters_total counts them all; taskfleet dlq list shows them',
     });
   }
 
-  /** A settlement outside #run: its failure must not crash the worker; the delivery is redelivered later. */
+  /** A settlement outside #run: its failure must not crash the worker, nor leave the delivery held forever. */
   #settleSafely(delivery: Delivery, settle: () => Promise<void>): void {
-    settle().catch((error) => this.log.error('could not settle a delivery', { error, receipt: delivery.receipt }));
+    settle().catch((error) => this.#dropped(delivery, error));
+  }
+
+  /** Gives a delivery that could not be settled up: it is redelivered, counted, after the visibility timeout. */
+  #dropped(delivery: Delivery, error: unknown): void {
+    this.log.error('could not settle a delivery: it is redelivered after the visibility timeout', {
+      error,
+      receipt: delivery.receipt,
+      deliveries: delivery.deliveries,
+    });
+    this.#consumer?.drop(delivery);
   }
 
   /**
@@ -627,15 +784,25 @@ export class Worker {
     if (abandoned.length > 0) {
       this.log.warn('grace period over: aborting running calls and handing them back', { count: abandoned.length });
       for (const r of abandoned) this.#running.delete(r.delivery.receipt);
-      await this.#until(handbackEnds, consumer?.release(abandoned.map((r) => r.delivery)), {
-        step: 'hand back the running calls',
-      });
+      // Counted: they ran, as a call whose worker died did. A call that outlasts every grace period (or
+      // hangs its worker's shutdown) ends as poison after maxDeliveries, not handed round forever.
+      await this.#until(
+        handbackEnds,
+        consumer?.release(
+          abandoned.map((r) => r.delivery),
+          { counted: true },
+        ),
+        {
+          step: 'hand back the running calls',
+        },
+      );
       for (const r of abandoned) r.execution.abort(new TaskRevokedError(r.envelope.id, 'abandoned at worker shutdown'));
     }
     await this.#until(handbackEnds, Promise.all([...this.#running.values()].map((r) => r.over)), {
       step: 'record the outcome of finished calls',
     });
     for (const timer of this.#timers) clearInterval(timer);
+    for (const [reason, count] of this.#deadLetterLog.drain()) this.#logSuppressed(reason, count);
     await this.#until(handbackEnds, consumer?.close(), { step: 'close the consumer' });
     // Heartbeats begin once consuming does: a worker stopped before that is not on the list to leave.
     if (this.#app.hasBackend && consumer)
@@ -675,4 +842,25 @@ export class Worker {
       this.log.error(`stopping: could not ${step} in time (is the broker reachable?); going on without`);
     }
   }
+}
+
+/**
+ * Runs a step of what follows a call, turning an error no retry fixes into a WorkflowError that says
+ * whether the call had succeeded or failed; any other error passes as it is.
+ */
+async function permanentAs(after: 'success' | 'failure', step: Promise<void>): Promise<void> {
+  try {
+    await step;
+  } catch (error) {
+    throw isPermanent(error) && !(error instanceof WorkflowError) ? new WorkflowError(after, error) : error;
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A task name as a log line or a dead letter quotes it: JSON (control characters escaped), and not too long. */
+function quoted(name: string): string {
+  return JSON.stringify(name.length > MAX_QUOTED_NAME ? `${name.slice(0, MAX_QUOTED_NAME)}…` : name);
 }

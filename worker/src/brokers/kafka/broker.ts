@@ -26,6 +26,7 @@ import type {
   ConsumerOptions,
   DeadLetter,
 } from '../broker.ts';
+import { boundedDetail, deadLetterCopy } from '../dead-letter.ts';
 import {
   describeKafka,
   type KafkaBrokerOptions,
@@ -45,9 +46,34 @@ const DEAD = {
   deliveries: 'dead-deliveries',
   at: 'dead-at',
   source: 'dead-source',
+  /** The message's size in bytes. */
+  size: 'dead-size',
+  /** The whole message's SHA-256, when the record holds only its head. */
+  sha256: 'dead-sha256',
   /** On a marker record: the offsets of dead letters requeued. */
   requeued: 'requeued',
 } as const;
+
+/**
+ * How the dead-letter topic is bounded, set when Taskfleet creates it: Kafka deletes whole segments,
+ * oldest first, once they are older than the retention time or the partition is over the retention
+ * size, so it holds at most about DEAD_RETENTION_BYTES + one segment, for at most DEAD_RETENTION_MS
+ * (+ one segment's time, DEAD_SEGMENT_MS).
+ */
+export const DEAD_RETENTION_MS = 14 * 24 * 3600 * 1000;
+export const DEAD_RETENTION_BYTES = 256 * 1024 * 1024;
+export const DEAD_SEGMENT_BYTES = 16 * 1024 * 1024;
+export const DEAD_SEGMENT_MS = 24 * 3600 * 1000;
+
+/** Dead letters requeued per send: bounds what one step holds in memory. */
+const REQUEUE_PAGE = 100;
+
+interface TopicRecord {
+  offset: string;
+  value: string;
+  headers: Record<string, string>;
+  timestamp: string;
+}
 
 /**
  * Kafka as a broker. Per queue: a topic for tasks due now, a delay topic for later ones (countdown,
@@ -149,10 +175,24 @@ export class KafkaBroker implements Broker {
   async #createTopics(topics: QueueTopics): Promise<void> {
     const admin = await this.admin();
     const existing = new Set(await admin.listTopics());
+    // A dead letter is at most a message with its headers (the detail is bounded): the topic must take it
+    // even when the cluster's default record limit is lower than maxMessageBytes.
+    const deadRecordBytes = Math.max(1_048_588, this.maxMessageBytes + 64 * 1024);
     const wanted: ITopicConfig[] = [
       { topic: topics.main, numPartitions: this.partitions },
       { topic: topics.delay, numPartitions: this.partitions },
-      { topic: topics.dead, numPartitions: 1 },
+      {
+        topic: topics.dead,
+        numPartitions: 1,
+        configEntries: [
+          { name: 'cleanup.policy', value: 'delete' },
+          { name: 'retention.ms', value: String(DEAD_RETENTION_MS) },
+          { name: 'retention.bytes', value: String(DEAD_RETENTION_BYTES) },
+          { name: 'segment.bytes', value: String(DEAD_SEGMENT_BYTES) },
+          { name: 'segment.ms', value: String(DEAD_SEGMENT_MS) },
+          { name: 'max.message.bytes', value: String(deadRecordBytes) },
+        ],
+      },
     ]
       .filter((t) => !existing.has(t.topic))
       .map((t) => (this.options.replicationFactor ? { ...t, replicationFactor: this.options.replicationFactor } : t));
@@ -249,18 +289,26 @@ export class KafkaBroker implements Broker {
     });
   }
 
-  async #deadLetter(topics: QueueTopics, d: KafkaDelivery, reason: string, detail: string): Promise<void> {
+  async #deadLetter(topics: QueueTopics, d: KafkaDelivery, reason: DeadLetterReason, detail: string): Promise<void> {
+    const copy = deadLetterCopy(d.raw, reason);
     const headers: Record<string, string> = {
-      ...d.headers,
+      // The original's headers, each bounded: a record's headers are untrusted input too.
+      ...Object.fromEntries(Object.entries(d.headers).map(([name, value]) => [name, boundedDetail(value)])),
       [DEAD.reason]: reason,
-      [DEAD.detail]: detail.slice(0, 4000),
+      [DEAD.detail]: boundedDetail(detail),
       [DEAD.deliveries]: String(d.deliveries),
       [DEAD.at]: String(Date.now()),
       [DEAD.source]: d.receipt,
+      [DEAD.size]: String(copy.size),
+      ...(copy.sha256 ? { [DEAD.sha256]: copy.sha256 } : {}),
     };
     delete headers[HEADER.notBefore];
     const producer = await this.#producerClient();
-    await producer.send({ topic: topics.dead, messages: [{ key: d.key ?? null, value: d.raw, headers }], acks: -1 });
+    await producer.send({
+      topic: topics.dead,
+      messages: [{ key: d.key ?? null, value: copy.text, headers }],
+      acks: -1,
+    });
   }
 
   /**
@@ -367,95 +415,145 @@ export class KafkaBroker implements Broker {
   }
 
   async deadLetters(queue: string, { limit = 100 }: { limit?: number } = {}): Promise<DeadLetter[]> {
-    return (await this.#liveDeadLetters(queue)).slice(0, limit);
+    const letters: DeadLetter[] = [];
+    await this.#eachLiveDeadLetter(queue, (letter) => {
+      letters.push(letter);
+      return letters.length < limit;
+    });
+    return letters;
   }
 
   /**
-   * Sends dead letters back to their queue. Kafka cannot delete single records, so a marker record in
-   * the dead-letter topic says which were requeued; listings leave those out.
+   * Sends dead letters back to their queue, a page at a time. Kafka cannot delete single records, so
+   * a marker record in the dead-letter topic says which were requeued; listings leave those out.
    */
-  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+  async requeueDeadLetters(
+    queue: string,
+    ids?: readonly string[],
+    { beforeEach }: { beforeEach?: (letters: readonly DeadLetter[]) => Promise<void> } = {},
+  ): Promise<number> {
+    const wanted = ids ? new Set(ids) : undefined;
     const topics = await this.topics(queue);
-    const letters = (await this.#liveDeadLetters(queue)).filter((l) => !ids || ids.includes(l.id));
-    if (letters.length === 0) return 0;
     const producer = await this.#producerClient();
-    await producer.send({
-      topic: topics.main,
-      acks: -1,
-      messages: letters.map((l) => ({
-        key: l.taskId ?? null,
-        value: l.raw,
-        headers: {
-          ...(l.task ? { [HEADER.task]: l.task } : {}),
-          ...(l.taskId ? { [HEADER.id]: l.taskId } : {}),
-        },
-      })),
+    let page: DeadLetter[] = [];
+    let requeued = 0;
+    const send = async () => {
+      if (page.length === 0) return;
+      const letters = page;
+      page = [];
+      await beforeEach?.(letters);
+      await producer.send({
+        topic: topics.main,
+        acks: -1,
+        messages: letters.map((l) => ({
+          key: l.taskId ?? null,
+          value: l.raw,
+          headers: {
+            ...(l.task ? { [HEADER.task]: l.task } : {}),
+            ...(l.taskId ? { [HEADER.id]: l.taskId } : {}),
+          },
+        })),
+      });
+      await producer.send({
+        topic: topics.dead,
+        acks: -1,
+        messages: [{ value: '', headers: { [DEAD.requeued]: letters.map((l) => l.id).join(',') } }],
+      });
+      requeued += letters.length;
+    };
+    await this.#eachLiveDeadLetter(queue, async (letter) => {
+      // A letter kept only as its head would be dead-lettered again at once: it stays where it is.
+      if ((wanted && !wanted.has(letter.id)) || letter.sha256) return true;
+      page.push(letter);
+      if (page.length >= REQUEUE_PAGE) await send();
+      return true;
     });
-    await producer.send({
-      topic: topics.dead,
-      acks: -1,
-      messages: [{ value: '', headers: { [DEAD.requeued]: letters.map((l) => l.id).join(',') } }],
-    });
-    return letters.length;
+    await send();
+    return requeued;
   }
 
-  async #liveDeadLetters(queue: string): Promise<DeadLetter[]> {
+  /**
+   * Visits the dead letters not requeued, oldest first, until `visit` returns false. Two passes over
+   * the topic: the requeue markers (ids only) first, since a marker comes after the letters it names;
+   * then the letters, one at a time, so memory holds a page, never the whole topic.
+   */
+  async #eachLiveDeadLetter(queue: string, visit: (letter: DeadLetter) => Promise<boolean> | boolean): Promise<void> {
     const topics = queueTopics(this.prefix, queue);
     const admin = await this.admin();
-    if (!(await admin.listTopics()).includes(topics.dead)) return [];
-    const records = await this.#readTopic(topics.dead, topics.group);
-    const requeued = new Set(records.flatMap((r) => (r.headers[DEAD.requeued] ?? '').split(',').filter(Boolean)));
-    const letters: DeadLetter[] = [];
-    for (const r of records) {
-      if (r.headers[DEAD.requeued] !== undefined || requeued.has(r.offset)) continue;
+    if (!(await admin.listTopics()).includes(topics.dead)) return;
+    const requeued = new Set<string>();
+    await this.#scanTopic(topics.dead, topics.group, (r) => {
+      for (const id of (r.headers[DEAD.requeued] ?? '').split(',')) if (id) requeued.add(id);
+      return true;
+    });
+    await this.#scanTopic(topics.dead, topics.group, (r) => {
+      if (r.headers[DEAD.requeued] !== undefined || requeued.has(r.offset)) return true;
       const task = r.headers[HEADER.task];
       const taskId = r.headers[HEADER.id];
-      letters.push({
+      const sha256 = r.headers[DEAD.sha256];
+      return visit({
         id: r.offset,
         reason: (r.headers[DEAD.reason] ?? 'malformed') as DeadLetterReason,
         detail: r.headers[DEAD.detail] ?? '',
         raw: r.value,
+        size: r.headers[DEAD.size] !== undefined ? Number(r.headers[DEAD.size]) : Buffer.byteLength(r.value),
+        ...(sha256 ? { sha256 } : {}),
         ...(task ? { task } : {}),
         ...(taskId ? { taskId } : {}),
         deliveries: Number(r.headers[DEAD.deliveries] ?? 0),
         at: Number(r.headers[DEAD.at] ?? r.timestamp),
       });
-    }
-    return letters;
+    });
   }
 
-  /** Every retained record of a topic, read by a short-lived group of its own (removed after). */
-  async #readTopic(
+  /**
+   * Reads the records a topic holds now, in offset order per partition, with a short-lived group of its
+   * own (removed after), until the end or until `visit` returns false. Each record is visited before the
+   * next is read.
+   */
+  async #scanTopic(
     topic: string,
     groupPrefix: string,
-  ): Promise<{ offset: string; value: string; headers: Record<string, string>; timestamp: string }[]> {
+    visit: (record: TopicRecord) => Promise<boolean> | boolean,
+  ): Promise<void> {
     const admin = await this.admin();
     const ends = new Map<number, number>();
     for (const { partition, high, low } of await admin.fetchTopicOffsets(topic)) {
       if (Number(high) > Number(low)) ends.set(partition, Number(high));
     }
-    if (ends.size === 0) return [];
+    if (ends.size === 0) return;
     const groupId = `${groupPrefix}.reader.${randomUUID()}`;
     const reader = this.#kafka.consumer({ groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
-    const records: { offset: string; value: string; headers: Record<string, string>; timestamp: string }[] = [];
     try {
       await reader.connect();
       await reader.subscribe({ topics: [topic], fromBeginning: true });
       const { promise, resolve, reject } = Promise.withResolvers<void>();
       reader.on(reader.events.CRASH, ({ payload }) => reject(payload.error));
-      const timer = setTimeout(() => reject(new Error(`reading ${topic} took over 30 s`)), 30_000);
+      // A bound on a stall, not on the whole read: a long topic with work on each page may take longer.
+      let timer: NodeJS.Timeout | undefined;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => reject(new Error(`reading ${topic}: no record for 30 s`)), 30_000);
+      };
+      arm();
+      let stopped = false;
       await reader.run({
         eachMessage: async ({ partition, message }) => {
+          arm();
           const end = ends.get(partition);
-          if (end === undefined) return;
+          if (end === undefined || stopped) return;
           if (Number(message.offset) < end) {
-            const headers = headersOf(message.headers);
-            records.push({
+            const record = {
               offset: message.offset,
               value: message.value?.toString('utf8') ?? '',
-              headers,
+              headers: headersOf(message.headers),
               timestamp: message.timestamp,
-            });
+            };
+            if (!(await visit(record))) {
+              stopped = true;
+              resolve();
+              return;
+            }
           }
           if (Number(message.offset) >= end - 1) ends.delete(partition);
           if (ends.size === 0) resolve();
@@ -466,7 +564,6 @@ export class KafkaBroker implements Broker {
       await reader.disconnect().catch(() => {});
       await admin.deleteGroups([groupId]).catch(() => {});
     }
-    return records.sort((a, b) => Number(a.offset) - Number(b.offset));
   }
 
   async openChord(_chord: ChordOpening): Promise<void> {

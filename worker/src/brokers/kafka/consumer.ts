@@ -1,7 +1,8 @@
 import type { Admin, EachBatchPayload, Kafka, Consumer as KafkaJsConsumer, KafkaMessage } from 'kafkajs';
 import { ConfigError } from '../../errors.ts';
-import { decodeEnvelope, type Envelope, InvalidMessageError } from '../../message/envelope.ts';
+import { type DeadLetterReason, decodeEnvelope, type Envelope, InvalidMessageError } from '../../message/envelope.ts';
 import type { Consumer, ConsumerOptions, Delivery, Settlement } from '../broker.ts';
+import { poison } from '../dead-letter.ts';
 import { type MemberClaim, type Partitions, stickyAssigner } from './assigner.ts';
 import type { QueueTopics } from './config.ts';
 import { PartitionLedger } from './ledger.ts';
@@ -23,7 +24,7 @@ export interface ConsumerHost {
   admin(): Promise<Admin>;
   /** Sends an envelope to its queue's topics: now, or held in the delay topic until `at`. */
   send(envelope: Envelope, at: number): Promise<void>;
-  deadLetter(delivery: KafkaDelivery, reason: string, detail: string): Promise<void>;
+  deadLetter(delivery: KafkaDelivery, reason: DeadLetterReason, detail: string): Promise<void>;
 }
 
 export interface KafkaConsumerOptions extends ConsumerOptions {
@@ -61,11 +62,16 @@ export class KafkaDelivery implements Delivery {
   problem: InvalidMessageError | undefined;
   readonly raw: string;
   deliveries = 0;
+  /** Handed out and not yet settled, released or dropped: what makes ending a hand-out happen once. */
+  out = false;
+  /** Dropped (its settlement failed) and waiting with the delayed records to be handed out again. */
+  dropped = false;
   readonly enqueuedAt: number;
   readonly owner: Owned;
   readonly offset: number;
   readonly key: string | undefined;
-  readonly notBefore: number;
+  /** Not handed out before this time (epoch ms): its `not-before` header, or a redelivery's delay (see drop). */
+  notBefore: number;
   readonly headers: Record<string, string>;
 
   constructor(owner: Owned, message: KafkaMessage, maxBytes: number) {
@@ -403,16 +409,18 @@ export class KafkaConsumer implements Consumer {
   }
 
   #handOut(d: KafkaDelivery): void {
+    d.deliveries = d.owner.ledger.handOut(d.offset);
+    d.dropped = false;
+    this.#takeOut(d);
+    if (!d.problem && d.deliveries > this.#maxDeliveries) d.problem = poison(d.deliveries, this.#maxDeliveries);
+  }
+
+  /** Counts a delivery as out with its consumer (the ledger counts deliveries, see #handOut). */
+  #takeOut(d: KafkaDelivery): void {
     const o = d.owner;
-    d.deliveries = o.ledger.handOut(d.offset);
+    d.out = true;
     o.inFlight++;
     if (d.key) o.busyKeys.set(d.key, (o.busyKeys.get(d.key) ?? 0) + 1);
-    if (!d.problem && d.deliveries > this.#maxDeliveries) {
-      d.problem = new InvalidMessageError(
-        'poison',
-        `delivered ${d.deliveries} times (the limit is ${this.#maxDeliveries}): its workers died while running it each time`,
-      );
-    }
   }
 
   /** Waits for new records, a delayed record coming due, a settlement (ordered mode), or the signal. */
@@ -436,20 +444,29 @@ export class KafkaConsumer implements Consumer {
 
   async settle(delivery: Delivery, settlement: Settlement): Promise<void> {
     const d = delivery as KafkaDelivery;
-    if (settlement.kind === 'requeue') await this.#host.send(settlement.envelope, settlement.at);
-    else if (settlement.kind === 'dead-letter') await this.#host.deadLetter(d, settlement.reason, settlement.detail);
+    try {
+      if (settlement.kind === 'requeue') await this.#host.send(settlement.envelope, settlement.at);
+      else if (settlement.kind === 'dead-letter') await this.#host.deadLetter(d, settlement.reason, settlement.detail);
+    } catch (error) {
+      this.drop(d);
+      throw error;
+    }
+    // Settled after all, once its first settlement failed (a worker that then records FAILURE, say): it
+    // is no longer waiting to be redelivered.
+    if (d.dropped) this.#undrop(d);
     // An acknowledgement is the ledger's: Kafka learns of it with the next commit, moments later.
     // Were this consumer to die first, its partition's next owner would run the call again.
     this.#release(d, (ledger) => ledger.finish(d.offset));
     this.#commitSoon();
   }
 
-  async release(deliveries: readonly Delivery[]): Promise<void> {
+  async release(deliveries: readonly Delivery[], { counted = false }: { counted?: boolean } = {}): Promise<void> {
     for (const delivery of [...deliveries].reverse()) {
       const d = delivery as KafkaDelivery;
       // Back to the head of its partition's line: the next receive (here, or the partition's next
-      // owner, from the committed offset) gets it first.
-      if (this.#release(d, (ledger) => ledger.giveBack(d.offset))) {
+      // owner, from the committed offset) gets it first. A counted release keeps the hand-out in the
+      // ledger, so the next hand-out counts one more delivery.
+      if (this.#release(d, (ledger) => (counted ? undefined : ledger.giveBack(d.offset)))) {
         d.owner.ready.unshift(d);
         this.#buffered++;
       }
@@ -457,8 +474,36 @@ export class KafkaConsumer implements Consumer {
     await this.flush();
   }
 
+  /**
+   * As on Redis, a delivery that could not be settled is redelivered once the visibility timeout has
+   * passed, counted: its hand-out stays in the ledger, and it waits with the delayed records until then.
+   */
+  drop(delivery: Delivery): void {
+    const d = delivery as KafkaDelivery;
+    if (!this.#release(d, () => {})) return; // ended already, or the partition moved: its new owner redelivers it
+    d.notBefore = Date.now() + this.#session;
+    d.dropped = true;
+    heapPush(d.owner.delayed, d);
+    this.#buffered++;
+    this.#commitSoon();
+  }
+
+  /** Takes a dropped delivery back from the delayed records, as out again, to be settled now. */
+  #undrop(d: KafkaDelivery): void {
+    const o = d.owner;
+    d.dropped = false;
+    if (this.#owned.get(`${o.topic}:${o.partition}`) !== o || !o.delayed.includes(d)) return;
+    const rest = o.delayed.filter((x) => x !== d);
+    o.delayed = [];
+    for (const x of rest) heapPush(o.delayed, x);
+    this.#buffered--;
+    this.#takeOut(d);
+  }
+
   /** Ends a hand-out; false when the partition is no longer this consumer's (its new owner redelivers). */
   #release(d: KafkaDelivery, update: (ledger: PartitionLedger) => void): boolean {
+    if (!d.out) return false; // ended already: settled, released or dropped
+    d.out = false;
     const o = d.owner;
     o.inFlight--;
     if (d.key) {

@@ -1,4 +1,5 @@
 import type { RedisOptions } from 'ioredis';
+import { TaskfleetError } from '../../errors.ts';
 import type { ChordFailure, ChordRef } from '../../message/canvas-spec.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -17,6 +18,7 @@ import type {
   ConsumerOptions,
   DeadLetter,
 } from '../broker.ts';
+import { DEFAULT_MAX_DEAD_LETTERS } from '../dead-letter.ts';
 import { redact } from '../redact.ts';
 import { connect, type Redis, type Scripts, withScripts } from './connection.ts';
 import { RedisConsumer } from './consumer.ts';
@@ -27,12 +29,16 @@ export interface RedisBrokerOptions {
   prefix?: string;
   /** @defaultValue 1 MiB */
   maxMessageBytes?: number;
+  /** About how many dead letters each queue keeps (see ConsumerOptions.maxDeadLetters). @defaultValue 10_000 */
+  maxDeadLetters?: number;
   /** ioredis options for the connection (e.g. fail fast instead of queueing while Redis is away). */
   connection?: RedisOptions;
 }
 
 /** Messages deleted per script call when purging: bounds how long one call holds Redis. */
 const PURGE_BATCH = 1000;
+/** Dead letters read per round trip when requeueing them all: bounds what one step holds in memory. */
+const REQUEUE_PAGE = 100;
 
 /**
  * Redis Streams as a broker. Per queue: three lane streams (by priority) read by one consumer group,
@@ -42,6 +48,7 @@ export class RedisBroker implements Broker {
   readonly url: string;
   readonly prefix: string;
   readonly maxMessageBytes: number;
+  readonly maxDeadLetters: number;
   readonly #redis: Redis & Scripts;
   readonly #consumers = new Set<RedisConsumer>();
 
@@ -49,6 +56,7 @@ export class RedisBroker implements Broker {
     this.url = url;
     this.prefix = options.prefix ?? 'tf';
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.maxDeadLetters = options.maxDeadLetters ?? DEFAULT_MAX_DEAD_LETTERS;
     this.#redis = withScripts(connect(url, { connectionName: 'taskfleet', ...options.connection }));
   }
 
@@ -79,6 +87,7 @@ export class RedisBroker implements Broker {
     assertQueueName(queue);
     const consumer = new RedisConsumer(this.#redis, queueKeys(this.prefix, queue), {
       maxMessageBytes: this.maxMessageBytes,
+      maxDeadLetters: this.maxDeadLetters,
       ...options,
     });
     await consumer.start();
@@ -150,22 +159,46 @@ export class RedisBroker implements Broker {
     return entries.map(([id, fields]) => toDeadLetter(id, fieldMap(fields)));
   }
 
-  async requeueDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+  async requeueDeadLetters(
+    queue: string,
+    ids?: readonly string[],
+    { beforeEach }: { beforeEach?: (letters: readonly DeadLetter[]) => Promise<void> } = {},
+  ): Promise<number> {
     assertQueueName(queue);
     const keys = queueKeys(this.prefix, queue);
-    const letters = ids
-      ? (
-          await Promise.all(
-            ids.map(async (id) => (await this.#redis.xrange(keys.dead, id, id)) as [string, string[]][]),
-          )
-        ).flat()
-      : ((await this.#redis.xrange(keys.dead, '-', '+')) as [string, string[]][]);
-    let requeued = 0;
-    for (const [id, fields] of letters) {
-      const letter = toDeadLetter(id, fieldMap(fields));
+    const requeue = async (entries: [string, string[]][]) => {
+      // A letter kept only as its head would be dead-lettered again at once: it stays where it is.
+      const letters = entries.map(([id, fields]) => toDeadLetter(id, fieldMap(fields))).filter((l) => !l.sha256);
+      if (letters.length === 0) return 0;
+      await beforeEach?.(letters);
       // Back onto the normal lane as it was received: a fixed handler (or a registered task) now runs it.
-      await this.#redis.multi().xadd(keys.lanes[1], '*', 'm', letter.raw).xdel(keys.dead, id).exec();
-      requeued++;
+      const transaction = this.#redis.multi();
+      for (const letter of letters) transaction.xadd(keys.lanes[1], '*', 'm', letter.raw).xdel(keys.dead, letter.id);
+      await transaction.exec();
+      return letters.length;
+    };
+    let requeued = 0;
+    if (ids) {
+      for (let i = 0; i < ids.length; i += REQUEUE_PAGE) {
+        const page = await Promise.all(
+          ids.slice(i, i + REQUEUE_PAGE).map(async (id) => (await this.#redis.xrange(keys.dead, id, id)) as Entry[]),
+        );
+        requeued += await requeue(page.flat());
+      }
+      return requeued;
+    }
+    // Up to the last letter there now: letters requeued and dead-lettered again are appended after it,
+    // and chasing them would never end.
+    const [last] = (await this.#redis.xrevrange(keys.dead, '+', '-', 'COUNT', 1)) as Entry[];
+    if (!last) return 0;
+    let from = '-';
+    for (;;) {
+      const page = (await this.#redis.xrange(keys.dead, from, last[0], 'COUNT', REQUEUE_PAGE)) as Entry[];
+      if (page.length === 0) break;
+      requeued += await requeue(page);
+      const end = page.at(-1)?.[0] as string;
+      if (end === last[0]) break;
+      from = `(${end}`;
     }
     return requeued;
   }
@@ -209,7 +242,11 @@ export class RedisBroker implements Broker {
       case -1:
         return 'unknown';
       default:
-        throw new Error(`chord ${slot.id} has no slot ${slot.index} (complete-chord-member.lua returned ${code})`);
+        // The slot a message names is past its chord's size: no retry fills it.
+        throw new TaskfleetError(
+          'CHORD_SLOT_INVALID',
+          `chord ${slot.id} has no slot ${slot.index} (complete-chord-member.lua returned ${code}): the message names a slot its chord does not have`,
+        );
     }
   }
 
@@ -251,20 +288,40 @@ export function fieldMap(fields: unknown): Record<string, unknown> {
   return map;
 }
 
+type Entry = [string, string[]];
+
+/** The `id` and `task` at the start of a message's head, as the SDK writes them (`{"v":1,"id":…,"task":…`). */
+function leadingIds(head: string): { task?: string; taskId?: string } {
+  const match = /^\{"v":\d+,"id":("(?:[^"\\]|\\.){1,200}"),"task":("(?:[^"\\]|\\.){1,200}")/.exec(head);
+  if (!match) return {};
+  try {
+    return { taskId: JSON.parse(match[1] as string) as string, task: JSON.parse(match[2] as string) as string };
+  } catch {
+    return {};
+  }
+}
+
 function toDeadLetter(id: string, f: Record<string, unknown>): DeadLetter {
   const raw = String(f.m ?? '');
+  const sha256 = typeof f.sha256 === 'string' && f.sha256 !== '' ? f.sha256 : undefined;
   let task: string | undefined;
   let taskId: string | undefined;
   try {
     const parsed = JSON.parse(raw) as { task?: unknown; id?: unknown };
     if (typeof parsed.task === 'string') task = parsed.task;
     if (typeof parsed.id === 'string') taskId = parsed.id;
-  } catch {}
+  } catch {
+    // Only a head is kept of an oversize message: the SDK writes the id and task first, so they are in it.
+    if (sha256) ({ task, taskId } = leadingIds(raw));
+  }
   return {
     id,
     reason: String(f.reason) as DeadLetterReason,
     detail: String(f.detail ?? ''),
     raw,
+    // Letters written before sizes were kept were kept whole.
+    size: f.size !== undefined ? Number(f.size) : Buffer.byteLength(raw),
+    ...(sha256 ? { sha256 } : {}),
     ...(task ? { task } : {}),
     ...(taskId ? { taskId } : {}),
     deliveries: Number(f.deliveries ?? 0),

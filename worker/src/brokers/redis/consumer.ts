@@ -1,5 +1,6 @@
 import { decodeEnvelope, type Envelope, InvalidMessageError, LANES, priorityLane } from '../../message/envelope.ts';
 import type { Consumer, ConsumerOptions, Delivery, Settlement } from '../broker.ts';
+import { boundedDetail, DEFAULT_MAX_DEAD_LETTERS, deadLetterCopy, poison } from '../dead-letter.ts';
 import type { Redis, Scripts } from './connection.ts';
 import { GROUP, type QueueKeys } from './keys.ts';
 
@@ -34,12 +35,7 @@ class StreamDelivery implements Delivery {
     } catch (error) {
       problem = error instanceof InvalidMessageError ? error : new InvalidMessageError('malformed', String(error));
     }
-    if (!problem && deliveries > maxDeliveries) {
-      problem = new InvalidMessageError(
-        'poison',
-        `delivered ${deliveries} times (the limit is ${maxDeliveries}): its workers died while running it each time`,
-      );
-    }
+    if (!problem && deliveries > maxDeliveries) problem = poison(deliveries, maxDeliveries);
     this.envelope = envelope;
     this.problem = problem;
   }
@@ -63,6 +59,7 @@ export class RedisConsumer implements Consumer {
   readonly #visibilityMs: number;
   readonly #maxDeliveries: number;
   readonly #maxBytes: number;
+  readonly #maxDeadLetters: number;
   /** Deliveries handed out (or buffered) and not yet settled: kept alive by #extend. */
   readonly #held = new Map<string, StreamDelivery>();
   /** Read beyond what the caller asked for; handed out first next time. */
@@ -87,6 +84,7 @@ export class RedisConsumer implements Consumer {
     this.#visibilityMs = options.visibilityTimeoutMs ?? 30_000;
     this.#maxDeliveries = options.maxDeliveries ?? 5;
     this.#maxBytes = options.maxMessageBytes;
+    this.#maxDeadLetters = options.maxDeadLetters ?? DEFAULT_MAX_DEAD_LETTERS;
     // XREADGROUP BLOCK holds its connection, so reads get one of their own.
     this.#blocking = redis.duplicate({ enableAutoPipelining: false, connectionName: `taskfleet-read:${this.#name}` });
     this.#blocking.on('ready', () => {
@@ -209,15 +207,16 @@ export class RedisConsumer implements Consumer {
   }
 
   #deliver(lane: 0 | 1 | 2, id: string, fields: string[] | null, deliveries: number): StreamDelivery {
-    // Fields alternate name and value; an entry written without the 'm' field carries no message.
+    // Fields alternate name and value; an entry written without the 'm' field carries no message. 'd'
+    // carries the deliveries of the entries this one replaces (a call put back, see release), which the
+    // group's own count, reset with every new entry, does not know.
     let raw = '';
+    let before = 0;
     for (let i = 0; fields && i + 1 < fields.length; i += 2) {
-      if (fields[i] === 'm') {
-        raw = String(fields[i + 1]);
-        break;
-      }
+      if (fields[i] === 'm') raw = String(fields[i + 1]);
+      else if (fields[i] === 'd') before = Math.max(0, Number.parseInt(String(fields[i + 1]), 10) || 0);
     }
-    const delivery = new StreamDelivery(lane, id, raw, deliveries, this.#maxDeliveries, this.#maxBytes);
+    const delivery = new StreamDelivery(lane, id, raw, before + deliveries, this.#maxDeliveries, this.#maxBytes);
     this.#held.set(delivery.receipt, delivery);
     return delivery;
   }
@@ -288,6 +287,16 @@ export class RedisConsumer implements Consumer {
 
   async settle(delivery: Delivery, settlement: Settlement): Promise<void> {
     const d = delivery as StreamDelivery;
+    try {
+      await this.#settle(d, settlement);
+    } finally {
+      // Settled, or dropped: an entry whose settlement failed stays pending, no longer kept alive, so any
+      // consumer recovers it after the visibility timeout, its delivery counted (never held forever).
+      this.#held.delete(d.receipt);
+    }
+  }
+
+  async #settle(d: StreamDelivery, settlement: Settlement): Promise<void> {
     const source = this.#keys.lanes[d.lane];
     switch (settlement.kind) {
       case 'ack':
@@ -308,21 +317,29 @@ export class RedisConsumer implements Consumer {
         );
         break;
       }
-      case 'dead-letter':
+      case 'dead-letter': {
+        const copy = deadLetterCopy(d.raw, settlement.reason);
         await this.#redis.deadLetter(
           source,
           this.#keys.dead,
           GROUP,
           d.entryId,
-          d.raw,
+          copy.text,
           settlement.reason,
-          settlement.detail,
+          boundedDetail(settlement.detail),
           d.deliveries,
           Date.now(),
+          this.#maxDeadLetters,
+          copy.size,
+          copy.sha256 ?? '',
         );
         break;
+      }
     }
-    this.#held.delete(d.receipt);
+  }
+
+  drop(delivery: Delivery): void {
+    this.#held.delete(delivery.receipt);
   }
 
   /** Acknowledgements made in the same tick go to Redis as one script call per lane. */
@@ -345,12 +362,13 @@ export class RedisConsumer implements Consumer {
     return this.#ackFlush;
   }
 
-  async release(deliveries: readonly Delivery[]): Promise<void> {
+  async release(deliveries: readonly Delivery[], { counted = false }: { counted?: boolean } = {}): Promise<void> {
     await Promise.all(
       deliveries.map((delivery) => {
         const d = delivery as StreamDelivery;
         this.#held.delete(d.receipt);
         // The same message, back onto its lane now: the next reader gets it without waiting for recovery.
+        // The new entry carries the deliveries so far, this one only if it counts (see Consumer.release).
         return this.#redis.requeue(
           this.#keys.lanes[d.lane] as string,
           this.#keys.delayed,
@@ -360,6 +378,7 @@ export class RedisConsumer implements Consumer {
           0,
           d.lane,
           d.raw,
+          counted ? d.deliveries : d.deliveries - 1,
         );
       }),
     );
