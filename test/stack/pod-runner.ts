@@ -47,6 +47,20 @@ export interface PodRunnerOptions {
   paths?: Record<string, string>;
   /** Each change of a pod's lifecycle, for the demo's log and the tests' counts. */
   onEvent?: (event: PodEvent) => void;
+  /**
+   * Read each ready pod's in-flight gauge this often, to know since when a pod has been idle (the
+   * `others` of a terminating event). Unset: not sampled.
+   */
+  inFlightSampleMs?: number;
+}
+
+/** Another pod of the namespace at the moment one is told to stop, and staying (not being deleted). */
+export interface StayingPod {
+  pod: string;
+  /** Calls in flight, read at the same moment as the stopping pod's. */
+  inFlight: number;
+  /** Epoch ms of the first of the samples in a row that saw it idle (with inFlightSampleMs); undefined: busy. */
+  idleSince: number | undefined;
 }
 
 export type PodEvent =
@@ -54,8 +68,11 @@ export type PodEvent =
   | { kind: 'ready'; pod: string; namespace: string; ready: boolean }
   | { kind: 'exited'; pod: string; namespace: string; code: number | null; signal: string | null }
   | { kind: 'deleted'; pod: string; namespace: string; graceful: boolean }
-  /** A pod told to stop, with the calls it was running then (a Taskfleet worker's in-flight gauge). */
-  | { kind: 'terminating'; pod: string; namespace: string; inFlight: number };
+  /**
+   * A pod told to stop, with the calls it was running then (a Taskfleet worker's in-flight gauge), and
+   * the ready pods of its namespace that stay, read at the same moment.
+   */
+  | { kind: 'terminating'; pod: string; namespace: string; inFlight: number; others: StayingPod[] };
 
 interface Running {
   pod: V1Pod;
@@ -67,6 +84,8 @@ interface Running {
   startedAt: string;
   deleting: boolean;
   backoffUntil: number;
+  /** See StayingPod.idleSince. */
+  idleSince: number | undefined;
 }
 
 /**
@@ -106,6 +125,7 @@ export class PodRunner {
   readonly #running = new Map<string, Running>();
   #stopped = false;
   #loop: Promise<void> | undefined;
+  #sampler: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(options: PodRunnerOptions) {
@@ -133,6 +153,7 @@ export class PodRunner {
     this.#heartbeat = setInterval(() => void this.#renewNode().catch(() => {}), 10_000);
     this.#heartbeat.unref();
     this.#loop = this.#run();
+    if (this.#options.inFlightSampleMs !== undefined) this.#sampler = this.#sample(this.#options.inFlightSampleMs);
   }
 
   /** Kills a pod's process with `signal`, as a crash would; it is restarted like any exited container. */
@@ -145,7 +166,7 @@ export class PodRunner {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#heartbeat);
-    await this.#loop;
+    await Promise.all([this.#loop, this.#sampler]);
     await Promise.all(
       [...this.#running.values()].map(async (r) => {
         if (r.child && r.child.exitCode === null && r.child.signalCode === null) {
@@ -219,6 +240,24 @@ export class PodRunner {
         // The API server away for a moment (a test restarting something): try again.
       }
       await sleep(250);
+    }
+  }
+
+  /** Keeps each ready pod's idleSince from its in-flight gauge, read every `everyMs`. */
+  async #sample(everyMs: number): Promise<void> {
+    while (!this.#stopped) {
+      const at = Date.now();
+      await Promise.all(
+        [...this.#running.values()].map(async (r) => {
+          if (!r.child || !r.ready) {
+            r.idleSince = undefined;
+            return;
+          }
+          const idle = (await inFlightOf(r.port)) === 0;
+          r.idleSince = idle ? (r.idleSince ?? at) : undefined;
+        }),
+      );
+      await sleep(Math.max(0, everyMs - (Date.now() - at)));
     }
   }
 
@@ -312,6 +351,7 @@ export class PodRunner {
       startedAt: new Date().toISOString(),
       deleting: false,
       backoffUntil: 0,
+      idleSince: undefined,
     };
     this.#running.set(key, running);
     this.#options.onEvent?.({ kind: 'started', pod: name, namespace, pid: child.pid ?? 0, port, restart: restarts });
@@ -490,6 +530,32 @@ export class PodRunner {
     );
   }
 
+  /**
+   * The ready pods of the namespace, but `except`, that are not being deleted, with their calls in flight
+   * now. Deletion is read from the API server, not from this runner's last list: the ReplicaSet deletes
+   * the pods of one scale-down together, and a sibling may have gone after the list was taken.
+   */
+  async #staying(namespace: string, except: string): Promise<StayingPod[]> {
+    let deleting: Set<string>;
+    try {
+      const list = await this.#client.get<V1PodList>(`/api/v1/namespaces/${namespace}/pods`);
+      deleting = new Set(list.items.filter((p) => p.metadata?.deletionTimestamp).map((p) => p.metadata?.name ?? ''));
+    } catch {
+      return [];
+    }
+    const staying = [...this.#running.values()].filter((r) => {
+      const name = r.pod.metadata?.name ?? '';
+      return r.pod.metadata?.namespace === namespace && name !== except && r.child && r.ready && !deleting.has(name);
+    });
+    return Promise.all(
+      staying.map(async (r) => ({
+        pod: r.pod.metadata?.name ?? '',
+        inFlight: await inFlightOf(r.port),
+        idleSince: r.idleSince,
+      })),
+    );
+  }
+
   /** The kubelet's half of a graceful deletion: SIGTERM, the grace period, SIGKILL, then remove the pod. */
   async #terminate(pod: V1Pod, running: Running | undefined): Promise<void> {
     const { name = '', namespace = '' } = pod.metadata ?? {};
@@ -499,8 +565,8 @@ export class PodRunner {
     void (async () => {
       const child = running?.child;
       if (running && child && child.exitCode === null && child.signalCode === null) {
-        const inFlight = await inFlightOf(running.port);
-        this.#options.onEvent?.({ kind: 'terminating', pod: name, namespace, inFlight });
+        const [inFlight, others] = await Promise.all([inFlightOf(running.port), this.#staying(namespace, name)]);
+        this.#options.onEvent?.({ kind: 'terminating', pod: name, namespace, inFlight, others });
         const exited = once(child, 'exit');
         child.kill('SIGTERM');
         const grace = (pod.metadata?.deletionGracePeriodSeconds ?? 30) * 1000;

@@ -324,6 +324,7 @@ export class Taskfleet {
 
   /** Closes every connection this app opened. */
   async close(): Promise<void> {
+    await this.#control?.close(); // its own connections only (a report listener); the shared one closes below
     await this.#backend?.close();
     await this.#backendBroker?.close();
     await this.#broker?.close();

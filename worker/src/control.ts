@@ -1,8 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { connect, type Redis } from './brokers/redis/connection.ts';
 import { appKeys } from './brokers/redis/keys.ts';
 
-/** A message on the control channel. */
-export type ControlMessage = { type: 'revoke'; ids: string[]; terminate: boolean };
+/**
+ * A message on the control channel: revoke calls, or `report`: every worker of `queue` writes its
+ * heartbeat now, with `report: id`, and says so on the reports channel (see {@link Control.report}).
+ */
+export type ControlMessage =
+  | { type: 'revoke'; ids: string[]; terminate: boolean }
+  | { type: 'report'; id: string; queue: string };
 
 /** What a worker tells the fleet about itself, every heartbeat. */
 export interface WorkerHeartbeat {
@@ -17,6 +23,10 @@ export interface WorkerHeartbeat {
   active: { id: string; task: string; startedAt: number; attempt: number }[];
   reserved: number;
   processed: Record<string, number>;
+  /** The last report request this worker answered (its heartbeat is at least that fresh)… */
+  report?: string;
+  /** …and when it answered (epoch ms): the moment of the counts the operator ranked its pod by. */
+  reportAt?: number;
 }
 
 /** How long a revocation is remembered (a revoked task not seen by then may run). @defaultValue one day */
@@ -30,6 +40,9 @@ export class Control {
   readonly #redis: Redis;
   readonly #keys: ReturnType<typeof appKeys>;
   readonly #owned: boolean;
+  /** Report requests waiting for answers: id → workers yet to answer, those who did, and the end of the wait. */
+  readonly #reports = new Map<string, { pending: Set<string>; answered: Set<string>; done: () => void }>();
+  #reportListener: Promise<Redis> | undefined;
 
   constructor(redis: Redis, prefix: string, { owned = false }: { owned?: boolean } = {}) {
     this.#redis = redis;
@@ -46,6 +59,9 @@ export class Control {
 
   /** Closes the connection if this Control opened it. */
   async close(): Promise<void> {
+    const replies = this.#reportListener;
+    this.#reportListener = undefined;
+    if (replies) (await replies.catch(() => undefined))?.disconnect();
     if (this.#owned) this.#redis.disconnect();
   }
 
@@ -55,6 +71,11 @@ export class Control {
 
   get channel(): string {
     return this.#keys.control;
+  }
+
+  /** Where workers say they answered a report request: `{ id, worker }`. */
+  get reportsChannel(): string {
+    return `${this.#keys.control}:reports`;
   }
 
   async revoke(ids: readonly string[], { terminate = false }: { terminate?: boolean } = {}): Promise<void> {
@@ -75,13 +96,81 @@ export class Control {
     return this.#redis.zrangebyscore(this.#keys.revoked, Date.now(), '+inf');
   }
 
-  async beat(heartbeat: WorkerHeartbeat, ttlMs: number): Promise<void> {
-    await this.#redis
+  /**
+   * Writes a worker's heartbeat. `answering`: the report request it answers; the answer is published in
+   * the same transaction, so whoever hears it reads the new heartbeat.
+   */
+  async beat(heartbeat: WorkerHeartbeat, ttlMs: number, { answering }: { answering?: string } = {}): Promise<void> {
+    const multi = this.#redis
       .multi()
       .set(this.#keys.worker(heartbeat.id), JSON.stringify(heartbeat), 'PX', ttlMs)
       .zadd(this.#keys.workers, heartbeat.at, heartbeat.id)
-      .zremrangebyscore(this.#keys.workers, '-inf', heartbeat.at - 10 * ttlMs)
-      .exec();
+      .zremrangebyscore(this.#keys.workers, '-inf', heartbeat.at - 10 * ttlMs);
+    if (answering) multi.publish(this.reportsChannel, JSON.stringify({ id: answering, worker: heartbeat.id }));
+    await multi.exec();
+  }
+
+  /**
+   * Fresh heartbeats of a queue's workers: asks every worker of `queue` to write its heartbeat now, and
+   * waits until each live worker that `expect` accepts has answered, for `timeoutMs` at most. A worker
+   * that does not answer in time (an older version, a stuck process, one that just died) keeps its last
+   * heartbeat, at most one heartbeat interval old; `answered` says which heartbeats are fresh.
+   */
+  async report(
+    queue: string,
+    {
+      timeoutMs = 500,
+      expect = () => true,
+    }: { timeoutMs?: number; expect?: (worker: WorkerHeartbeat) => boolean } = {},
+  ): Promise<{ workers: WorkerHeartbeat[]; answered: Set<string> }> {
+    const ofQueue = async () => (await this.workers()).filter((w) => w.queue === queue);
+    const pending = new Set((await ofQueue()).filter(expect).map((w) => w.id));
+    const answered = new Set<string>();
+    if (pending.size > 0) {
+      await this.#listenForReports();
+      const id = randomUUID();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      this.#reports.set(id, { pending, answered, done: resolve });
+      const timer = setTimeout(resolve, timeoutMs);
+      try {
+        const message: ControlMessage = { type: 'report', id, queue };
+        await this.#redis.publish(this.#keys.control, JSON.stringify(message));
+        await promise;
+      } finally {
+        clearTimeout(timer);
+        this.#reports.delete(id);
+      }
+    }
+    return { workers: await ofQueue(), answered };
+  }
+
+  /** Subscribes (once) to the reports channel, on a connection of its own. */
+  async #listenForReports(): Promise<void> {
+    this.#reportListener ??= (async () => {
+      const subscriber = this.#redis.duplicate({ enableAutoPipelining: false });
+      subscriber.on('error', () => {});
+      subscriber.on('message', (_channel: string, text: string) => {
+        let reply: { id?: unknown; worker?: unknown };
+        try {
+          reply = JSON.parse(text);
+        } catch {
+          return;
+        }
+        const entry = typeof reply.id === 'string' ? this.#reports.get(reply.id) : undefined;
+        if (!entry || typeof reply.worker !== 'string') return;
+        entry.answered.add(reply.worker);
+        entry.pending.delete(reply.worker);
+        if (entry.pending.size === 0) entry.done();
+      });
+      await subscriber.subscribe(this.reportsChannel);
+      return subscriber;
+    })();
+    try {
+      await this.#reportListener;
+    } catch (error) {
+      this.#reportListener = undefined;
+      throw error;
+    }
   }
 
   async leave(id: string): Promise<void> {

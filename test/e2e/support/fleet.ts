@@ -10,10 +10,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, makeInformer, type V1Deployment, type V1DeploymentList } from '@kubernetes/client-node';
 import { type Task, Taskfleet } from 'taskfleet';
 import { KubeClient } from '../../../operator/src/runtime/kube-client.ts';
-import { inFlightOf, type PodEvent, PodRunner } from '../../stack/pod-runner.ts';
+import { type PodEvent, PodRunner } from '../../stack/pod-runner.ts';
 import {
   type FleetSample,
   installChart,
@@ -74,9 +74,11 @@ export interface Fleet {
   runs(): Promise<Map<string, number>>;
   /**
    * Worker pods deleted while running calls (by the pod runner's reading of their /metrics), and of
-   * those, the ones deleted while another worker sat idle: a choice the scale-down got wrong.
+   * those, the ones deleted while another worker that stays had sat idle since before the scale-down:
+   * a choice the scale-down got wrong. (A worker that went idle after the scale was decided — in the
+   * moment between the decision and the pod being told to stop — is not one it could have made.)
    */
-  busyDeletions(): { busy: number; avoidable: number };
+  busyDeletions(): Promise<{ busy: number; avoidable: number }>;
 }
 
 export async function startFleet(name: string, options: FleetOptions): Promise<Fleet> {
@@ -94,15 +96,36 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
   const events: PodEvent[] = [];
   const deletions = { busy: 0, avoidable: 0 };
   const isWorker = (pod: string) => !pod.includes('operator');
+  /** When the workers' Deployment was scaled down (its spec.replicas fell), by a watch on it. */
+  const scaleDowns: number[] = [];
+  let control: Taskfleet['control'] | undefined;
+  const judged: Promise<void>[] = [];
+  /**
+   * When the operator read the in-flight counts it ranked the pods by: the last time a worker of the
+   * queue answered its report request (heartbeats say so), else when the Deployment was scaled down,
+   * else now. Later is stricter: more pods count as idle since then.
+   */
+  const decidedAt = async (now: number) => {
+    const answered = ((await control?.workers().catch(() => [])) ?? [])
+      .filter((w) => w.queue === queue && w.reportAt !== undefined && w.reportAt <= now)
+      .map((w) => w.reportAt as number);
+    return answered.length > 0 ? Math.max(...answered) : (scaleDowns.findLast((t) => t <= now) ?? now);
+  };
   const onEvent = (e: PodEvent) => {
     events.push(e);
     if (e.kind !== 'terminating' || !isWorker(e.pod) || e.inFlight === 0) return;
     deletions.busy++;
-    // Was another worker idle at that moment? Then this busy one need not have gone.
-    const others = runner.pods.filter((p) => p.name !== e.pod && isWorker(p.name) && p.ready);
-    void Promise.all(others.map((p) => inFlightOf(p.port))).then((counts) => {
-      if (counts.some((n) => n === 0)) deletions.avoidable++;
-    });
+    // Did a worker that stays sit idle from before the decision until now? Then this busy one need not
+    // have gone.
+    const now = Date.now();
+    judged.push(
+      decidedAt(now).then((decided) => {
+        const idle = e.others.filter(
+          (o) => isWorker(o.pod) && o.inFlight === 0 && o.idleSince !== undefined && o.idleSince <= decided,
+        );
+        if (idle.length > 0) deletions.avoidable++;
+      }),
+    );
   };
   const runner = new PodRunner({
     kubeconfig: kube.kubeconfig,
@@ -110,6 +133,7 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
     dir: await mkdtemp(join(tmpdir(), `e2e-${name}-`)),
     paths: { '/app': fixtures },
     onEvent,
+    inFlightSampleMs: 100,
   });
   await runner.start();
   after(() => runner.stop());
@@ -158,10 +182,26 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
   const app = new Taskfleet({ broker: brokerUrl, backend: redisUrl, prefix, defaultQueue: queue });
   after(() => app.close());
   const work = app.task('work', (_ctx, _ms: number) => null);
+  control = app.control;
 
   const config = new KubeConfig();
   config.loadFromFile(kube.kubeconfig);
   const client = new KubeClient(config);
+  const deploymentsPath = `/apis/apps/v1/namespaces/${namespace}/deployments`;
+  const deployments = makeInformer<V1Deployment>(config, deploymentsPath, () =>
+    client.get<V1DeploymentList>(deploymentsPath),
+  );
+  let replicas: number | undefined;
+  const onDeployment = (d: V1Deployment) => {
+    if (d.metadata?.name !== `${name}-workers`) return;
+    const next = d.spec?.replicas ?? 0;
+    if (replicas !== undefined && next < replicas) scaleDowns.push(Date.now());
+    replicas = next;
+  };
+  deployments.on('add', onDeployment);
+  deployments.on('update', onDeployment);
+  await deployments.start();
+  after(() => deployments.stop());
   const taskQueue = () => client.get<Json>(taskQueuePath(namespace, name));
   const timeline: Sample[] = [];
   let sampling = true;
@@ -216,7 +256,10 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
       const hash = await app.control.redis.hgetall(`${prefix}:runs`);
       return new Map(Object.entries(hash).map(([id, n]) => [id, Number(n)]));
     },
-    busyDeletions: () => ({ ...deletions }),
+    async busyDeletions() {
+      await Promise.all(judged);
+      return { ...deletions };
+    },
   };
 }
 

@@ -23,7 +23,7 @@ export interface Report {
   lost: number;
   repeated: number;
   busyPodsDeleted: number;
-  /** Of those, deleted while another worker was idle. */
+  /** Of those, deleted while another worker that stayed had been idle since the decision. */
   busyPodsDeletedWhileOneIdle: number;
   [more: string]: unknown;
 }
@@ -35,11 +35,12 @@ export async function report(
     Partial<Report>,
 ) {
   const runs = await fleet.runs();
+  const deletions = await fleet.busyDeletions();
   const full = {
     peakReplicas: Math.max(0, ...fleet.timeline.map((s) => s.readyReplicas)),
     repeated: [...runs.values()].filter((n) => n > 1).length,
-    busyPodsDeleted: fleet.busyDeletions().busy,
-    busyPodsDeletedWhileOneIdle: fleet.busyDeletions().avoidable,
+    busyPodsDeleted: deletions.busy,
+    busyPodsDeletedWhileOneIdle: deletions.avoidable,
     ...fields,
   } as Report;
   t.diagnostic(JSON.stringify(full));
@@ -125,7 +126,10 @@ export async function chaos(
   assert.ok(kills > 0);
 }
 
-/** Scale-down while workers are running calls: none lost, busy pods spared where idle ones can go. */
+/**
+ * Scale-down while workers are running calls: none lost, and no busy pod removed while one that stays had
+ * been idle since the operator read the in-flight counts (see Fleet.busyDeletions).
+ */
 export async function scaleDownWhileBusy(
   t: TestContext,
   broker: FleetOptions['broker'],
@@ -156,6 +160,12 @@ export async function scaleDownWhileBusy(
     podsTerminated: terminated,
   });
   assert.equal(r.lost, 0);
+  assert.ok(terminated >= 4, `the fleet scaled down (${terminated} worker pods terminated)`);
+  assert.equal(
+    r.busyPodsDeletedWhileOneIdle,
+    0,
+    `${r.busyPodsDeletedWhileOneIdle} busy pods deleted while one was idle`,
+  );
 }
 
 /** The operator leader killed mid-burst: the other replica takes over and scaling goes on. */

@@ -119,6 +119,8 @@ export class Worker {
   #roomFreed: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
+  /** The last report request answered, and when (see Control.report). */
+  #report: { id: string; at: number } | undefined;
   readonly #forced = Promise.withResolvers<void>();
   #server: Server | undefined;
   #subscriber: Redis | undefined;
@@ -703,6 +705,14 @@ export class Worker {
   }
 
   #onControl(message: ControlMessage): void {
+    if (message.type === 'report') {
+      // The operator ranks pods by their calls before a scale-down: it wants them now, not as of the
+      // last heartbeat. Only while heartbeats run (consuming, not stopping: a worker that left stays gone).
+      if (message.queue !== this.queue || !this.#consumer || this.#stopping) return;
+      const ttlMs = (this.#options.heartbeatInterval ?? 2000) * 3;
+      void this.#beat(ttlMs, message.id).catch((error) => this.log.warn('heartbeat failed', { error }));
+      return;
+    }
     if (message.type !== 'revoke') return;
     for (const id of message.ids) {
       this.#revoked.add(id);
@@ -713,7 +723,9 @@ export class Worker {
     }
   }
 
-  async #beat(ttlMs: number): Promise<void> {
+  async #beat(ttlMs: number, answering?: string): Promise<void> {
+    const at = Date.now();
+    if (answering) this.#report = { id: answering, at };
     const heartbeat: WorkerHeartbeat = {
       id: this.id,
       hostname: this.#options.hostname ?? hostname(),
@@ -721,7 +733,7 @@ export class Worker {
       queue: this.queue,
       concurrency: this.concurrency,
       startedAt: this.#startedAt,
-      at: Date.now(),
+      at,
       version: VERSION,
       active: [...this.#running.values()].map((r) => ({
         id: r.envelope.id,
@@ -731,8 +743,9 @@ export class Worker {
       })),
       reserved: this.#waiting.length + [...this.#gates.values()].reduce((n, g) => n + g.queue.length, 0),
       processed: { ...this.#processed },
+      ...(this.#report ? { report: this.#report.id, reportAt: this.#report.at } : {}),
     };
-    await this.#app.control.beat(heartbeat, ttlMs);
+    await this.#app.control.beat(heartbeat, ttlMs, answering ? { answering } : {});
   }
 
   /** Calls running now (for tests and inspection). */
