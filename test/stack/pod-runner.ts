@@ -18,7 +18,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1ConfigMap, V1Container, V1EnvVar, V1Pod, V1PodList, V1Secret } from '@kubernetes/client-node';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { KubeApiError, KubeClient, microTime } from '../../operator/src/runtime/kube-client.ts';
 import { freePort } from './process.ts';
 
@@ -61,6 +61,8 @@ export interface StayingPod {
   inFlight: number;
   /** Epoch ms of the first of the samples in a row that saw it idle (with inFlightSampleMs); undefined: busy. */
   idleSince: number | undefined;
+  /** Its controller.kubernetes.io/pod-deletion-cost annotation then. */
+  deletionCost: string | undefined;
 }
 
 export type PodEvent =
@@ -72,7 +74,16 @@ export type PodEvent =
    * A pod told to stop, with the calls it was running then (a Taskfleet worker's in-flight gauge), and
    * the ready pods of its namespace that stay, read at the same moment.
    */
-  | { kind: 'terminating'; pod: string; namespace: string; inFlight: number; others: StayingPod[] };
+  | {
+      kind: 'terminating';
+      pod: string;
+      namespace: string;
+      inFlight: number;
+      /** Epoch ms of the first of the samples in a row that saw it busy (with inFlightSampleMs). */
+      busySince: number | undefined;
+      deletionCost: string | undefined;
+      others: StayingPod[];
+    };
 
 interface Running {
   pod: V1Pod;
@@ -86,6 +97,8 @@ interface Running {
   backoffUntil: number;
   /** See StayingPod.idleSince. */
   idleSince: number | undefined;
+  /** Likewise, of its busy samples. */
+  busySince: number | undefined;
 }
 
 /**
@@ -122,6 +135,8 @@ export class PodRunner {
   readonly #options: PodRunnerOptions;
   readonly #node: string;
   readonly #client: KubeClient;
+  readonly #config: KubeConfig;
+  readonly #watches: AbortController[] = [];
   readonly #running = new Map<string, Running>();
   #stopped = false;
   #loop: Promise<void> | undefined;
@@ -133,6 +148,7 @@ export class PodRunner {
     this.#node = options.node ?? 'taskfleet-local';
     const config = new KubeConfig();
     config.loadFromFile(options.kubeconfig);
+    this.#config = config;
     this.#client = new KubeClient(config);
   }
 
@@ -153,6 +169,7 @@ export class PodRunner {
     this.#heartbeat = setInterval(() => void this.#renewNode().catch(() => {}), 10_000);
     this.#heartbeat.unref();
     this.#loop = this.#run();
+    for (const namespace of this.#options.namespaces) await this.#watchDeletions(namespace);
     if (this.#options.inFlightSampleMs !== undefined) this.#sampler = this.#sample(this.#options.inFlightSampleMs);
   }
 
@@ -166,6 +183,7 @@ export class PodRunner {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#heartbeat);
+    for (const watch of this.#watches.splice(0)) watch.abort();
     await Promise.all([this.#loop, this.#sampler]);
     await Promise.all(
       [...this.#running.values()].map(async (r) => {
@@ -243,6 +261,29 @@ export class PodRunner {
     }
   }
 
+  /**
+   * Tells a pod to stop as soon as its deletion is seen, as a kubelet watching its pods does, rather than
+   * at the next tick (which may be slow: it probes every pod), so that what a terminating event reports
+   * is what held when the pod was deleted. The tick still catches any deletion the watch missed.
+   */
+  async #watchDeletions(namespace: string): Promise<void> {
+    if (this.#stopped) return;
+    const restart = () => {
+      if (!this.#stopped) setTimeout(() => void this.#watchDeletions(namespace).catch(restart), 500).unref();
+    };
+    const controller = await new Watch(this.#config).watch(
+      `/api/v1/namespaces/${namespace}/pods`,
+      {},
+      (phase: string, pod: V1Pod) => {
+        const running = this.#running.get(`${namespace}/${pod.metadata?.name}`);
+        if (phase !== 'MODIFIED' || !pod.metadata?.deletionTimestamp || !running) return;
+        void this.#terminate(pod, running).catch(() => {});
+      },
+      restart,
+    );
+    this.#watches.push(controller);
+  }
+
   /** Keeps each ready pod's idleSince from its in-flight gauge, read every `everyMs`. */
   async #sample(everyMs: number): Promise<void> {
     while (!this.#stopped) {
@@ -251,10 +292,12 @@ export class PodRunner {
         [...this.#running.values()].map(async (r) => {
           if (!r.child || !r.ready) {
             r.idleSince = undefined;
+            r.busySince = undefined;
             return;
           }
           const idle = (await inFlightOf(r.port)) === 0;
           r.idleSince = idle ? (r.idleSince ?? at) : undefined;
+          r.busySince = idle ? undefined : (r.busySince ?? at);
         }),
       );
       await sleep(Math.max(0, everyMs - (Date.now() - at)));
@@ -352,6 +395,7 @@ export class PodRunner {
       deleting: false,
       backoffUntil: 0,
       idleSince: undefined,
+      busySince: undefined,
     };
     this.#running.set(key, running);
     this.#options.onEvent?.({ kind: 'started', pod: name, namespace, pid: child.pid ?? 0, port, restart: restarts });
@@ -535,25 +579,34 @@ export class PodRunner {
    * now. Deletion is read from the API server, not from this runner's last list: the ReplicaSet deletes
    * the pods of one scale-down together, and a sibling may have gone after the list was taken.
    */
-  async #staying(namespace: string, except: string): Promise<StayingPod[]> {
-    let deleting: Set<string>;
+  async #staying(
+    namespace: string,
+    except: string,
+  ): Promise<{ others: StayingPod[]; deletionCost: string | undefined }> {
+    let list: V1PodList;
     try {
-      const list = await this.#client.get<V1PodList>(`/api/v1/namespaces/${namespace}/pods`);
-      deleting = new Set(list.items.filter((p) => p.metadata?.deletionTimestamp).map((p) => p.metadata?.name ?? ''));
+      list = await this.#client.get<V1PodList>(`/api/v1/namespaces/${namespace}/pods`);
     } catch {
-      return [];
+      return { others: [], deletionCost: undefined };
     }
+    const cost = (name: string) =>
+      list.items.find((p) => p.metadata?.name === name)?.metadata?.annotations?.[
+        'controller.kubernetes.io/pod-deletion-cost'
+      ];
+    const deleting = new Set(list.items.filter((p) => p.metadata?.deletionTimestamp).map((p) => p.metadata?.name));
     const staying = [...this.#running.values()].filter((r) => {
       const name = r.pod.metadata?.name ?? '';
       return r.pod.metadata?.namespace === namespace && name !== except && r.child && r.ready && !deleting.has(name);
     });
-    return Promise.all(
+    const others = await Promise.all(
       staying.map(async (r) => ({
         pod: r.pod.metadata?.name ?? '',
         inFlight: await inFlightOf(r.port),
         idleSince: r.idleSince,
+        deletionCost: cost(r.pod.metadata?.name ?? ''),
       })),
     );
+    return { others, deletionCost: cost(except) };
   }
 
   /** The kubelet's half of a graceful deletion: SIGTERM, the grace period, SIGKILL, then remove the pod. */
@@ -565,8 +618,20 @@ export class PodRunner {
     void (async () => {
       const child = running?.child;
       if (running && child && child.exitCode === null && child.signalCode === null) {
-        const [inFlight, others] = await Promise.all([inFlightOf(running.port), this.#staying(namespace, name)]);
-        this.#options.onEvent?.({ kind: 'terminating', pod: name, namespace, inFlight, others });
+        const [inFlight, { others, deletionCost }] = await Promise.all([
+          inFlightOf(running.port),
+          this.#staying(namespace, name),
+        ]);
+        const { busySince } = running;
+        this.#options.onEvent?.({
+          kind: 'terminating',
+          pod: name,
+          namespace,
+          inFlight,
+          busySince,
+          deletionCost,
+          others,
+        });
         const exited = once(child, 'exit');
         child.kill('SIGTERM');
         const grace = (pod.metadata?.deletionGracePeriodSeconds ?? 30) * 1000;

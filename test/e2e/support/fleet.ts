@@ -74,11 +74,12 @@ export interface Fleet {
   runs(): Promise<Map<string, number>>;
   /**
    * Worker pods deleted while running calls (by the pod runner's reading of their /metrics), and of
-   * those, the ones deleted while another worker that stays had sat idle since before the scale-down:
-   * a choice the scale-down got wrong. (A worker that went idle after the scale was decided — in the
-   * moment between the decision and the pod being told to stop — is not one it could have made.)
+   * those, the avoidable ones: busy from before the operator read the in-flight counts until told to
+   * stop, while another worker that stays sat idle all that time — a choice the scale-down got wrong. (A
+   * worker that went idle, or busy, after the counts were read — in the moment between the decision and
+   * the pod being told to stop — is not one it could have made.) `detail` describes each avoidable one.
    */
-  busyDeletions(): Promise<{ busy: number; avoidable: number }>;
+  busyDeletions(): Promise<{ busy: number; avoidable: number; detail: string[] }>;
 }
 
 export async function startFleet(name: string, options: FleetOptions): Promise<Fleet> {
@@ -94,7 +95,7 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
   after(() => kubectl(['delete', 'namespace', namespace, '--wait=false']).catch(() => {}));
 
   const events: PodEvent[] = [];
-  const deletions = { busy: 0, avoidable: 0 };
+  const deletions = { busy: 0, avoidable: 0, detail: [] as string[] };
   const isWorker = (pod: string) => !pod.includes('operator');
   /** When the workers' Deployment was scaled down (its spec.replicas fell), by a watch on it. */
   const scaleDowns: number[] = [];
@@ -115,15 +116,21 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
     events.push(e);
     if (e.kind !== 'terminating' || !isWorker(e.pod) || e.inFlight === 0) return;
     deletions.busy++;
-    // Did a worker that stays sit idle from before the decision until now? Then this busy one need not
-    // have gone.
+    // Busy from before the decision until now, while a worker that stays sat idle all that time? Then
+    // this one need not have gone.
     const now = Date.now();
     judged.push(
       decidedAt(now).then((decided) => {
+        if (e.busySince === undefined || e.busySince > decided) return;
         const idle = e.others.filter(
           (o) => isWorker(o.pod) && o.inFlight === 0 && o.idleSince !== undefined && o.idleSince <= decided,
         );
-        if (idle.length > 0) deletions.avoidable++;
+        if (idle.length === 0) return;
+        deletions.avoidable++;
+        const ago = (t: number) => `${now - t} ms ago`;
+        deletions.detail.push(
+          `${e.pod} (${e.inFlight} in flight, busy since ${ago(e.busySince)}, cost ${e.deletionCost}) stopped while ${idle.map((o) => `${o.pod} (idle since ${ago(o.idleSince as number)}, cost ${o.deletionCost})`).join(', ')} stayed; counts read ${ago(decided)}`,
+        );
       }),
     );
   };
@@ -258,7 +265,7 @@ export async function startFleet(name: string, options: FleetOptions): Promise<F
     },
     async busyDeletions() {
       await Promise.all(judged);
-      return { ...deletions };
+      return { ...deletions, detail: [...deletions.detail] };
     },
   };
 }
