@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { KubeEndpoint } from '../stack/kube.ts';
-import type { Json } from '../stack/taskqueue.ts';
+import { type Json, taskQueueApi } from '../stack/taskqueue.ts';
 import { useKube } from './stack.ts';
 
 const run = promisify(execFile);
@@ -60,7 +60,8 @@ export type { Json };
  * `kube` (a private control plane, test/support/private-kube.ts).
  */
 export function inNamespace(namespace: string, kube?: KubeEndpoint) {
-  const kubectlIn = (args: readonly string[]) => (kube ? kubectlWith(kube, args) : kubectl(args));
+  const kubectlIn = (args: readonly string[], options: { input?: string } = {}) =>
+    kube ? kubectlWith(kube, args, options) : kubectl(args, options);
   /** The object, or undefined when it does not exist. */
   const get = async (kind: string, name: string): Promise<Json | undefined> => {
     try {
@@ -72,6 +73,11 @@ export function inNamespace(namespace: string, kube?: KubeEndpoint) {
   };
   return {
     get,
+    /** `kubectl apply`s a TaskQueue of this namespace with that spec. */
+    applyTaskQueue: (name: string, spec: Json) =>
+      kubectlIn(['apply', '-f', '-'], {
+        input: JSON.stringify({ apiVersion: taskQueueApi, kind: 'TaskQueue', metadata: { name, namespace }, spec }),
+      }),
     replicas: async (deployment: string) => (await get('deployment', deployment))?.spec?.replicas as number | undefined,
     /** The Events of an object, as `Reason: message`. */
     events: async (name: string) =>

@@ -20,7 +20,7 @@ import { freePort } from '../../stack/process.ts';
 import { cacheDir, versions } from '../../stack/versions.ts';
 import { startWorker, testApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
-import { kubectl } from '../../support/kube.ts';
+import { inNamespace } from '../../support/kube.ts';
 import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useRedis } from '../../support/stack.ts';
 import { probe, sample } from '../../support/worker-tools.ts';
@@ -81,15 +81,7 @@ async function operatorMetrics(): Promise<string> {
   const kubeconfig = await operatorKubeconfig(namespace);
   const metricsPort = await freePort();
   const operator = startOperator(kubeconfig, namespace, 'operator', {}, { metricsPort });
-  const apply = (name: string, spec: Record<string, unknown>) =>
-    kubectl(['apply', '-f', '-'], {
-      input: JSON.stringify({
-        apiVersion: 'taskfleet.dev/v1alpha1',
-        kind: 'TaskQueue',
-        metadata: { name, namespace },
-        spec,
-      }),
-    });
+  const { applyTaskQueue: apply } = inNamespace(namespace);
   const worker = { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } };
   const app = new Taskfleet({ broker: redisUrl, backend: redisUrl, prefix });
   after(() => app.close());

@@ -10,7 +10,7 @@ import { Taskfleet, Worker } from 'taskfleet';
 import { silentLogger } from '../../../worker/src/observe/logger.ts';
 import { freePort } from '../../stack/process.ts';
 import { eventually } from '../../support/eventually.ts';
-import { kubectl } from '../../support/kube.ts';
+import { inNamespace, kubectl } from '../../support/kube.ts';
 import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useRedis } from '../../support/stack.ts';
 
@@ -30,15 +30,7 @@ interface Json {
 }
 const getJson = async (kind: string, name: string): Promise<Json> =>
   JSON.parse(await kubectl(['get', kind, name, '-n', namespace, '-o', 'json', '--show-managed-fields']));
-const applyQueue = (name: string, spec: Json) =>
-  kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'taskfleet.dev/v1alpha1',
-      kind: 'TaskQueue',
-      metadata: { name, namespace },
-      spec,
-    }),
-  });
+const { applyTaskQueue: applyQueue } = inNamespace(namespace);
 const worker = (concurrency: number) => ({
   concurrency,
   template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } },

@@ -8,22 +8,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { eventually } from '../../support/eventually.ts';
-import { condition, inNamespace, type Json, kubectl } from '../../support/kube.ts';
+import { condition, inNamespace, kubectl } from '../../support/kube.ts';
 import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const namespace = `secretval-${randomUUID().slice(0, 8)}`;
-const { get, events } = inNamespace(namespace);
+const { get, events, applyTaskQueue: apply } = inNamespace(namespace);
 const worker = { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } };
-const apply = (name: string, spec: Json) =>
-  kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'taskfleet.dev/v1alpha1',
-      kind: 'TaskQueue',
-      metadata: { name, namespace },
-      spec,
-    }),
-  });
 const secret = (name: string, data: Record<string, string>) =>
   kubectl([
     'create',
