@@ -222,16 +222,30 @@ describe('decodeEnvelope', () => {
       assertInvalid(() => decodeEnvelope(text), 'malformed', /^the message is not a JSON object$/);
   });
 
-  test('any version but this one is unsupported, whatever else the message holds', () => {
-    for (const v of [0, 2, '1', null]) {
+  test('a version number other than this one is unsupported, whatever else the message holds', () => {
+    for (const v of [2, 99]) {
       assertInvalid(
         decodeWith({ v }),
         'unsupported-version',
-        new RegExp(`^envelope version ${JSON.stringify(v)} is not supported by this worker \\(it reads version 1\\)$`),
+        new RegExp(`^envelope version ${v} is not supported by this worker \\(it reads version 1\\)$`),
       );
     }
-    assertInvalid(() => decodeEnvelope('{}'), 'unsupported-version', /^envelope version undefined/);
     assertInvalid(() => decodeEnvelope('{"v":2,"id":7}'), 'unsupported-version', /version 2/);
+  });
+
+  test('a missing version, or one that is not a version number, is malformed, with the other fields', () => {
+    for (const v of [undefined, 0, -1, 1.5, '1', null]) {
+      assertInvalid(
+        decodeWith({ v }),
+        'malformed',
+        /^invalid envelope: v must be the envelope version, an integer \(this worker reads 1\)$/,
+      );
+    }
+    assertInvalid(
+      () => decodeEnvelope('{}'),
+      'malformed',
+      /^invalid envelope: v must be the envelope version, an integer \(this worker reads 1\); id must be a non-empty string; task must be/,
+    );
   });
 
   test('checks every field, naming it', () => {

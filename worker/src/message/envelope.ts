@@ -197,6 +197,15 @@ export function decodeEnvelope(text: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTE
     throw new InvalidMessageError('malformed', 'the message is not a JSON object');
   }
   const m = value as Record<string, unknown>;
+  // A version that is not a version (missing, a string) is a message that is not ours, malformed like any
+  // other missing or wrong field; a version number other than ours is a message of another release.
+  if (!Number.isInteger(m.v) || (m.v as number) < 1) {
+    const problems = [
+      `v must be the envelope version, an integer (this worker reads ${ENVELOPE_VERSION})`,
+      ...envelopeProblems(m),
+    ];
+    throw new InvalidMessageError('malformed', `invalid envelope: ${problems.join('; ')}`);
+  }
   if (m.v !== ENVELOPE_VERSION) {
     throw new InvalidMessageError(
       'unsupported-version',
