@@ -76,8 +76,8 @@ export class SerializationError extends TaskfleetError {
 /** Bad configuration: a URL, an option, a rate limit string. The message says which and what to do. */
 export class ConfigError extends TaskfleetError {
   override name = 'ConfigError';
-  constructor(message: string) {
-    super('CONFIG', message);
+  constructor(message: string, options?: ErrorOptions) {
+    super('CONFIG', message, options);
   }
 }
 

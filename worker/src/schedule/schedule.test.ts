@@ -105,7 +105,10 @@ test('arguments must be JSON; policy, missedAfter and options are checked', () =
   assert.throws(
     () => a.schedule('d', { every: 1000, task: 'ping', args: [new Date()] }),
     (error: unknown) =>
-      error instanceof SerializationError && /schedule "d": argument 1 of ping.*Date/.test(error.message),
+      error instanceof ConfigError &&
+      error.code === 'CONFIG' &&
+      error.cause instanceof SerializationError &&
+      /schedule "d": argument 1 of ping.*Date/.test(error.message),
   );
   refused(
     () => a.schedule('p', { every: 1000, task: 'ping', missed: 'fire-all' as 'skip' }),

@@ -1,5 +1,5 @@
 import { assertQueueName } from '../brokers/redis/keys.ts';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, SerializationError } from '../errors.ts';
 import { MAX_PRIORITY, MIN_PRIORITY } from '../message/envelope.ts';
 import { assertJson, type JsonValue } from '../message/json.ts';
 import type { ApplyOptions } from '../task.ts';
@@ -167,7 +167,13 @@ export function parseSchedule(
   }
   if (!Array.isArray(args)) throw new ConfigError(`${where}: args must be an array`);
   args.forEach((arg, i) => {
-    assertJson(arg, `${where}: argument ${i + 1} of ${task}`);
+    try {
+      assertJson(arg, `${where}: argument ${i + 1} of ${task}`);
+    } catch (error) {
+      // A schedule is configuration: its every mistake is a ConfigError, the serialization one its cause.
+      if (error instanceof SerializationError) throw new ConfigError(error.message, { cause: error });
+      throw error;
+    }
   });
 
   if (d.options !== undefined && (typeof d.options !== 'object' || d.options === null || Array.isArray(d.options))) {
