@@ -253,6 +253,13 @@ describe('worker environment', () => {
     assert.deepEqual(envVar(d, 'TASKFLEET_SHUTDOWN_GRACE'), { name: 'TASKFLEET_SHUTDOWN_GRACE', value: '108000' });
   });
 
+  test('TASKFLEET_POD_NAME comes from the downward API, so heartbeats name the pod even past 63 characters', () => {
+    assert.deepEqual(envVar(buildWorkerDeployment(taskQueue()), 'TASKFLEET_POD_NAME'), {
+      name: 'TASKFLEET_POD_NAME',
+      valueFrom: { fieldRef: { fieldPath: 'metadata.name' } },
+    });
+  });
+
   test('URLs from Secrets stay references: valueFrom.secretKeyRef, never a value', () => {
     const d = buildWorkerDeployment(
       taskQueue({
@@ -288,6 +295,7 @@ describe('worker environment', () => {
         'TASKFLEET_QUEUE',
         'TASKFLEET_METRICS_PORT',
         'TASKFLEET_SHUTDOWN_GRACE',
+        'TASKFLEET_POD_NAME',
         'TASKFLEET_PREFIX',
         ...userEnv.map((e) => e.name),
       ],
@@ -720,6 +728,7 @@ describe('a Kafka broker', () => {
         'TASKFLEET_CONCURRENCY',
         'TASKFLEET_METRICS_PORT',
         'TASKFLEET_SHUTDOWN_GRACE',
+        'TASKFLEET_POD_NAME',
         'TASKFLEET_PREFIX',
         'TASKFLEET_KAFKA_PARTITIONS',
         'TASKFLEET_KAFKA_SASL_MECHANISM',

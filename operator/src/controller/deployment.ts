@@ -285,6 +285,8 @@ function operatorEnv(tq: TaskQueue, broker: BrokerSettings, metricsPort: number,
   env.push(
     { name: 'TASKFLEET_METRICS_PORT', value: String(metricsPort) },
     { name: 'TASKFLEET_SHUTDOWN_GRACE', value: String(shutdownGraceMs(grace)) },
+    // Heartbeats name the pod by it, so that the operator can spare busy pods when scaling down.
+    { name: 'TASKFLEET_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ...broker.env,
   );
   if (backend) env.push(connectionEnv('TASKFLEET_BACKEND', backend, 'spec.resultBackend.redis'));

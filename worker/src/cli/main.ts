@@ -254,6 +254,8 @@ async function runWorker(flags: Flags): Promise<void> {
     ...(shutdownGrace !== undefined ? { shutdownGrace } : {}),
     ...(maxDeliveries !== undefined ? { maxDeliveries } : {}),
     ...(flags.ordered ? { ordered: true } : {}),
+    // The operator sets it from the downward API: a pod's hostname is its name cut to 63 characters.
+    ...(process.env.TASKFLEET_POD_NAME ? { hostname: process.env.TASKFLEET_POD_NAME } : {}),
   });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

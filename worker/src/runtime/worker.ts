@@ -65,7 +65,9 @@ export interface WorkerOptions {
   logger?: Logger;
   /**
    * The host name heartbeats report; in Kubernetes, the pod's name, which is how the operator finds
-   * which pods are busy before scaling down. @defaultValue os.hostname()
+   * which pods are busy before scaling down (`taskfleet worker` takes it from TASKFLEET_POD_NAME, which
+   * the operator sets from the downward API: a pod's own hostname is its name cut to 63 characters).
+   * @defaultValue os.hostname()
    */
   hostname?: string;
   /** @defaultValue hostname-pid-random */
