@@ -44,3 +44,33 @@ export async function blackHole(): Promise<BlackHole> {
     },
   };
 }
+
+/**
+ * A listener on `port` (a stopped Redis's, say) that resets every connection it accepts: each client
+ * attempt fails with ECONNRESET, an 'error' event as a refused connection is, but counted, so a test
+ * can wait for a number of failed reconnect attempts instead of for a while.
+ */
+export interface Resetter {
+  /** Connections reset so far. */
+  readonly resets: number;
+  close(): Promise<void>;
+}
+
+export async function resetter(port: number): Promise<Resetter> {
+  let resets = 0;
+  const server = createServer((socket) => {
+    resets++;
+    socket.on('error', () => {});
+    socket.resetAndDestroy();
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    get resets() {
+      return resets;
+    },
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -25,15 +25,19 @@ export function cliEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 /**
- * Starts `taskfleet <args>` through `setpriv --pdeathsig KILL`, so the kernel kills it if this
- * process dies, even by SIGKILL; setpriv execs, so the child's pid and signals are the command's.
+ * Starts `node <argv>` through `setpriv --pdeathsig KILL`, so the kernel kills it if this process
+ * dies, even by SIGKILL; setpriv execs, so the child's pid and signals are the script's.
  */
-function spawnTaskfleet(args: string[], env: Record<string, string>, options: SpawnOptions = {}): ChildProcess {
-  return spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, cliPath, ...args], {
+function spawnNode(argv: string[], env: Record<string, string>, options: SpawnOptions = {}): ChildProcess {
+  return spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...argv], {
     env: cliEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
     ...options,
   });
+}
+
+function spawnTaskfleet(args: string[], env: Record<string, string>, options: SpawnOptions = {}): ChildProcess {
+  return spawnNode([cliPath, ...args], env, options);
 }
 
 export interface CliRun {
@@ -42,9 +46,8 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `taskfleet <args>` to completion. The timeout only bounds a command that hangs. */
-export async function taskfleet(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliRun> {
-  const child = spawnTaskfleet(args, env, { timeout: timeoutMs, killSignal: 'SIGKILL' });
+/** Reads a child's output to its end; `what` names it if it is killed (its timeout passed). */
+async function completion(child: ChildProcess, what: string): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -54,8 +57,37 @@ export async function taskfleet(args: string[], env: Record<string, string> = {}
     stderr += chunk;
   });
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  if (signal) throw new Error(`taskfleet ${args.join(' ')} was killed by ${signal}\n${stdout}\n${stderr}`);
+  if (signal) throw new Error(`${what} was killed by ${signal}\n${stdout}\n${stderr}`);
   return { code, stdout, stderr };
+}
+
+/** Runs `taskfleet <args>` to completion. The timeout only bounds a command that hangs. */
+export function taskfleet(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliRun> {
+  const child = spawnTaskfleet(args, env, { timeout: timeoutMs, killSignal: 'SIGKILL' });
+  return completion(child, `taskfleet ${args.join(' ')}`);
+}
+
+/**
+ * Runs a script of Node's (a producer, as an application is one) to completion, with the environment
+ * `taskfleet` gets (TASKFLEET_* only from `env`). The timeout only bounds a script that hangs.
+ */
+export function runScript(script: string, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliRun> {
+  return completion(spawnNode([script], env, { timeout: timeoutMs, killSignal: 'SIGKILL' }), script);
+}
+
+/** The lines of `output` that are not JSON objects: what a structured log must not contain. */
+export function notJsonLines(output: string): string[] {
+  return output
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .filter((line) => {
+      try {
+        const value: unknown = JSON.parse(line);
+        return typeof value !== 'object' || value === null;
+      } catch {
+        return true;
+      }
+    });
 }
 
 /** One structured log line of a worker. */

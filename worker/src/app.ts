@@ -6,6 +6,7 @@ import { RedisBroker } from './brokers/redis/broker.ts';
 import { assertRedisUrl } from './brokers/redis/connection.ts';
 import { assertQueueName } from './brokers/redis/keys.ts';
 import { Control } from './control.ts';
+import { type Endpoint, type EndpointKind, resolveEndpoint } from './endpoints.ts';
 import { ConfigError, NoResultBackendError, TaskfleetError } from './errors.ts';
 import {
   createEnvelope,
@@ -15,6 +16,7 @@ import {
   type Envelope,
   type Flow,
 } from './message/envelope.ts';
+import { Producer } from './producer.ts';
 import { Task, TaskSignature } from './registered-task.ts';
 import { AsyncResult } from './result.ts';
 import { RedisResultBackend } from './results/redis-backend.ts';
@@ -26,11 +28,16 @@ import type { ApplyOptions, Handler, Signature, TaskDefinition, TaskOptions } fr
 export interface TaskfleetOptions {
   /**
    * Where tasks are sent: `redis://host:port/db` (or `rediss://`), or Kafka: `kafka://host:port,…`
-   * (or `kafkas://` for TLS; credentials and options in docs/kafka.md).
-   * @defaultValue TASKFLEET_BROKER, else redis://127.0.0.1:6379
+   * (or `kafkas://` for TLS; credentials and options in docs/kafka.md). TASKFLEET_BROKER, when set,
+   * wins over this, in a producer as in a worker (and the worker's --broker over both): see
+   * docs/worker.md, "Which broker".
+   * @defaultValue redis://127.0.0.1:6379
    */
   broker?: string;
-  /** Where results are kept: `redis://…`. Without one, results, `get()` and `inspect` are unavailable. @defaultValue TASKFLEET_BACKEND */
+  /**
+   * Where results are kept: `redis://…`. Without one, results, `get()` and `inspect` are unavailable.
+   * TASKFLEET_BACKEND, when set, wins over this (and the worker's --backend over both), as for `broker`.
+   */
   backend?: string;
   /** @defaultValue TASKFLEET_QUEUE, else 'default' */
   defaultQueue?: string;
@@ -57,15 +64,30 @@ export interface TaskfleetOptions {
    * @defaultValue TASKFLEET_ETA_HORIZON, else one year
    */
   etaHorizon?: number;
+  /**
+   * How long a producer call — `delay()`, `applyAsync()`, `applyBulk()`, a workflow's `delay()`, an
+   * AsyncResult's reads (`get()` up to its wait, `state()`, `info()`…), `forget()` and `revoke()` — waits
+   * for the broker or result backend, ms. Then it rejects with `BrokerUnavailableError` (code
+   * `BROKER_UNAVAILABLE`), which says whether anything may have been sent; a call given up before it
+   * was sent is never sent later. The worker's own connections are not bounded: they wait for Redis.
+   * @defaultValue TASKFLEET_BROKER_TIMEOUT, else 10,000 (10 s)
+   */
+  brokerTimeout?: number;
   /** Defaults for every task's options. */
   taskDefaults?: TaskOptions;
 }
+
+/** @see TaskfleetOptions.brokerTimeout */
+export const DEFAULT_BROKER_TIMEOUT_MS = 10_000;
 
 /**
  * A Taskfleet app: the task registry and the connections to the broker and result backend, opened on
  * first use. Define tasks with `app.task(...)`; the worker imports the same module to run them.
  */
 export class Taskfleet {
+  /** What the code passed to the constructor, and what configure() was given: merged in #options. */
+  readonly #written: TaskfleetOptions;
+  #configured: TaskfleetOptions = {};
   #options: TaskfleetOptions;
   readonly #tasks = new Map<string, TaskDefinition>();
   readonly #schedules = new Map<string, Schedule>();
@@ -74,17 +96,24 @@ export class Taskfleet {
   #control: Control | undefined;
   /** A connection to the result backend when it is not the broker's Redis. */
   #backendBroker: RedisBroker | undefined;
+  #producer: Producer | undefined;
 
   constructor(options: TaskfleetOptions = {}) {
+    this.#written = { ...options };
     this.#options = { ...options };
     this.#validate();
   }
 
+  /** The broker's URL: --broker (configure()) > TASKFLEET_BROKER > the `broker` option > the default. */
   get brokerUrl(): string {
-    return this.#options.broker ?? process.env.TASKFLEET_BROKER ?? 'redis://127.0.0.1:6379';
+    return (this.#endpoint('broker') as Endpoint).url;
   }
+  /** The result backend's URL, by the same rule as the broker's (TASKFLEET_BACKEND); there is no default. */
   get backendUrl(): string | undefined {
-    return this.#options.backend ?? (process.env.TASKFLEET_BACKEND || undefined);
+    return this.#endpoint('backend')?.url;
+  }
+  #endpoint(kind: EndpointKind): Endpoint | undefined {
+    return resolveEndpoint(kind, { configured: this.#configured, env: process.env, written: this.#written });
   }
   get defaultQueue(): string {
     return this.#options.defaultQueue ?? process.env.TASKFLEET_QUEUE ?? 'default';
@@ -107,37 +136,41 @@ export class Taskfleet {
   get etaHorizon(): number {
     return this.#options.etaHorizon ?? envInteger('TASKFLEET_ETA_HORIZON') ?? DEFAULT_ETA_HORIZON_MS;
   }
+  get brokerTimeout(): number {
+    return this.#options.brokerTimeout ?? envInteger('TASKFLEET_BROKER_TIMEOUT') ?? DEFAULT_BROKER_TIMEOUT_MS;
+  }
 
   /** Overrides options before the first connection (the worker applies its flags this way). */
   configure(overrides: TaskfleetOptions): void {
-    if (this.#broker || this.#backend) {
+    if (this.#broker || this.#backend || this.#producer) {
       throw new ConfigError('configure() must come before the app first connects (before any enqueue)');
     }
-    this.#options = {
-      ...this.#options,
-      ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
-    };
+    const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+    this.#configured = { ...this.#configured, ...given };
+    this.#options = { ...this.#options, ...given };
     this.#validate();
   }
 
   #validate(): void {
-    const url = this.brokerUrl;
+    const { url, from } = this.#endpoint('broker') as Endpoint;
     if (isKafkaUrl(url)) {
       kafkaOptionsFromUrl(url);
       queueTopics(this.prefix, this.defaultQueue);
     } else if (/^rediss?:/.test(url)) {
-      assertRedisUrl(url, 'the broker URL');
+      assertRedisUrl(url, `the broker URL (from ${from})`);
     } else {
       throw new ConfigError(
-        `broker ${JSON.stringify(url)} is not supported: use a redis:// or rediss:// URL, or kafka:// (kafkas://) for Kafka`,
+        `broker ${JSON.stringify(url)} (from ${from}) is not supported: use a redis:// or rediss:// URL, or kafka:// (kafkas://) for Kafka`,
       );
     }
-    if (this.backendUrl !== undefined) assertRedisUrl(this.backendUrl, 'the result backend URL');
+    const backend = this.#endpoint('backend');
+    if (backend !== undefined) assertRedisUrl(backend.url, `the result backend URL (from ${backend.from})`);
     assertQueueName(this.defaultQueue);
     for (const [field, env] of [
       ['maxResultBytes', 'TASKFLEET_MAX_RESULT_BYTES'],
       ['maxDeadLetters', 'TASKFLEET_MAX_DEAD_LETTERS'],
       ['etaHorizon', 'TASKFLEET_ETA_HORIZON'],
+      ['brokerTimeout', 'TASKFLEET_BROKER_TIMEOUT'],
     ] as const) {
       const value = this.#options[field] ?? envInteger(env);
       if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
@@ -218,6 +251,17 @@ export class Taskfleet {
     return this.#schedules;
   }
 
+  /**
+   * The producer's side: the calls an application makes (enqueue, read results, revoke), each within
+   * brokerTimeout, on connections of their own. `broker`, `backend` and `control` are the worker's side:
+   * they wait for Redis as long as it takes.
+   */
+  get producer(): Producer {
+    this.#producer ??= new Producer(this);
+    return this.#producer;
+  }
+
+  /** The broker, as the worker, beat and CLI use it: its calls wait for the broker as long as it takes. */
   get broker(): Broker {
     const options = { prefix: this.prefix, maxMessageBytes: this.maxMessageBytes };
     this.#broker ??= isKafkaUrl(this.brokerUrl)
@@ -279,7 +323,7 @@ export class Taskfleet {
     chain?: Flow,
   ): Promise<AsyncResult<R>> {
     const envelope = this.envelopeFor(task, args, options, chain);
-    await this.broker.publish([envelope]);
+    await this.producer.publish([envelope]);
     return new AsyncResult<R>(this, envelope.id);
   }
 
@@ -290,7 +334,7 @@ export class Taskfleet {
     options: ApplyOptions,
   ): Promise<AsyncResult<R>[]> {
     const envelopes = argsList.map((args) => this.envelopeFor(task, args, options));
-    await this.broker.publish(envelopes);
+    await this.producer.publish(envelopes);
     return envelopes.map((envelope) => new AsyncResult<R>(this, envelope.id));
   }
 
@@ -324,6 +368,7 @@ export class Taskfleet {
 
   /** Closes every connection this app opened. */
   async close(): Promise<void> {
+    await this.#producer?.close();
     await this.#control?.close(); // its own connections only (a report listener); the shared one closes below
     await this.#backend?.close();
     await this.#backendBroker?.close();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { connect, type Redis } from './brokers/redis/connection.ts';
+import type { SendOptions } from './brokers/broker.ts';
+import { connect, type Redis, sendWithin } from './brokers/redis/connection.ts';
 import { appKeys } from './brokers/redis/keys.ts';
 
 /**
@@ -78,17 +79,24 @@ export class Control {
     return `${this.#keys.control}:reports`;
   }
 
-  async revoke(ids: readonly string[], { terminate = false }: { terminate?: boolean } = {}): Promise<void> {
+  /** Revokes calls; with a `deadline` (a producer's revoke), within it (see SendOptions). */
+  async revoke(
+    ids: readonly string[],
+    { terminate = false, deadline }: { terminate?: boolean } & SendOptions = {},
+  ): Promise<void> {
     if (ids.length === 0) return;
-    const now = Date.now();
-    const members = ids.flatMap((id) => [now + REVOKE_TTL_MS, id]);
     const message: ControlMessage = { type: 'revoke', ids: [...ids], terminate };
-    await this.#redis
-      .multi()
-      .zadd(this.#keys.revoked, ...members)
-      .zremrangebyscore(this.#keys.revoked, '-inf', now)
-      .publish(this.#keys.control, JSON.stringify(message))
-      .exec();
+    const send = async () => {
+      const now = Date.now();
+      const members = ids.flatMap((id) => [now + REVOKE_TTL_MS, id]);
+      await this.#redis
+        .multi()
+        .zadd(this.#keys.revoked, ...members)
+        .zremrangebyscore(this.#keys.revoked, '-inf', now)
+        .publish(this.#keys.control, JSON.stringify(message))
+        .exec();
+    };
+    await (deadline ? sendWithin(this.#redis, deadline, send) : send());
   }
 
   /** Ids revoked and not yet expired. */

@@ -143,6 +143,53 @@ export class NoResultBackendError extends TaskfleetError {
   }
 }
 
+/**
+ * A producer call — delay, applyAsync, applyBulk, a workflow's delay, an AsyncResult's reads, forget or
+ * revoke — could not reach the broker or the result backend within the app's brokerTimeout (10 s unless
+ * configured), or lost its connection after sending. `maybeSent` says which side of the wire the call
+ * was on: false, nothing of it was sent and nothing will be (call again once the broker is back); true,
+ * it was sent, and the broker may have applied it — or may still, if it is only slow — so calling again
+ * may enqueue it twice.
+ */
+export class BrokerUnavailableError extends TaskfleetError {
+  override name = 'BrokerUnavailableError';
+  readonly what: 'broker' | 'result backend';
+  /** Where, as it may be logged: the URL without its password. */
+  readonly url: string;
+  readonly maybeSent: boolean;
+  constructor(details: {
+    what: 'broker' | 'result backend';
+    /** Redacted already. */
+    url: string;
+    timeoutMs: number;
+    maybeSent: boolean;
+    /** Whether the call gave up because its time was up (else its connection failed first). */
+    timedOut: boolean;
+    /** What went wrong with the connection, when known: redacted already. */
+    reason?: string;
+    cause?: unknown;
+  }) {
+    const { what, url, timeoutMs, maybeSent, timedOut, reason } = details;
+    const where = `the ${what} at ${url}`;
+    const why = reason ? ` (${reason})` : '';
+    const setting =
+      what === 'broker'
+        ? "TASKFLEET_BROKER, or the app's broker option"
+        : "TASKFLEET_BACKEND, or the app's backend option";
+    const check = `Check that it runs at that address (${setting})`;
+    const wait = `brokerTimeout (TASKFLEET_BROKER_TIMEOUT, ms) sets how long a call waits`;
+    const message = !maybeSent
+      ? `cannot reach ${where}${timedOut ? ` within ${timeoutMs} ms` : ''}${why}: nothing was sent, and nothing will be. ${check}, then call again; ${wait}.`
+      : timedOut
+        ? `sent the call to ${where}, which did not answer within ${timeoutMs} ms${why}: the call may have been applied (a task enqueued), or may still be, and calling again may do it twice. ${check} and that it is not overloaded; ${wait}.`
+        : `lost the connection to ${where} after sending the call${why}: the call may have been applied (a task enqueued) or not, and calling again may do it twice. ${check}; ${wait}.`;
+    super('BROKER_UNAVAILABLE', message, details.cause !== undefined ? { cause: details.cause } : undefined);
+    this.what = what;
+    this.url = url;
+    this.maybeSent = maybeSent;
+  }
+}
+
 /** The task ran past its hard time limit; its slot was freed and the task failed. */
 export class TimeLimitExceededError extends TaskfleetError {
   override name = 'TimeLimitExceededError';
@@ -193,6 +240,8 @@ export interface RecordedError {
   message: string;
   code?: string;
   stack?: string;
+  /** A ChordFailedError's failure: which member failed, and how. */
+  chord?: ChordFailure;
 }
 
 /** The longest message, name and code a recorded error keeps, in characters; a stack keeps twice as much. */
@@ -210,6 +259,8 @@ export function recordError(thrown: unknown): RecordedError {
       message: cut(String(thrown.message), MAX_ERROR_CHARS),
       ...(typeof code === 'string' ? { code: cut(code, 200) } : {}),
       ...(thrown.stack ? { stack: cut(String(thrown.stack), 2 * MAX_ERROR_CHARS) } : {}),
+      // Kept so that get() on the chord's result can throw a ChordFailedError again, naming the member.
+      ...(thrown instanceof ChordFailedError ? { chord: thrown.failure } : {}),
     };
   }
   let message: string;

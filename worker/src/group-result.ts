@@ -76,7 +76,7 @@ export class GroupResult<R = unknown[]> extends AsyncResult<R> {
   }
 
   override async revoke({ terminate = false }: { terminate?: boolean } = {}): Promise<void> {
-    await this.#app.control.revoke(leafIds(this), { terminate });
+    await this.#app.producer.revoke(leafIds(this), { terminate });
   }
 }
 

@@ -8,6 +8,7 @@ export { RedisBroker } from './brokers/redis/broker.ts';
 export { Chain, Chord, chain, chord, Group, group } from './canvas.ts';
 export { Control, type WorkerHeartbeat } from './control.ts';
 export {
+  BrokerUnavailableError,
   CanvasError,
   ChordFailedError,
   ConfigError,

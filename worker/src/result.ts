@@ -1,5 +1,5 @@
 import type { Taskfleet } from './app.ts';
-import { ResultTimeoutError, TaskFailedError, TaskRevokedError } from './errors.ts';
+import { ChordFailedError, ResultTimeoutError, TaskFailedError, TaskRevokedError } from './errors.ts';
 import { READY_STATES, type ResultRecord, type TaskState } from './results/result.ts';
 
 /** A handle on a task's result, as Celery's AsyncResult. Every read goes to the result backend. */
@@ -14,7 +14,7 @@ export class AsyncResult<R = unknown> {
 
   /** The stored record, or undefined while PENDING (unknown, not started, or expired). */
   info(): Promise<ResultRecord | undefined> {
-    return this.#app.backend.get(this.id);
+    return this.#app.producer.result(this.id);
   }
 
   async state(): Promise<TaskState> {
@@ -36,11 +36,12 @@ export class AsyncResult<R = unknown> {
 
   /**
    * Waits for the result (woken by the backend, not by polling) and returns it; throws TaskFailedError
-   * if the task failed, TaskRevokedError if it was revoked, ResultTimeoutError after `timeout` ms.
+   * if the task failed (ChordFailedError if it is a chord's result and a member failed), TaskRevokedError
+   * if it was revoked, ResultTimeoutError after `timeout` ms.
    * @param options.timeout ms to wait; unset, waits as long as it takes (as Celery does)
    */
   async get({ timeout }: { timeout?: number } = {}): Promise<R> {
-    const record = await this.#app.backend.waitReady(this.id, timeout ?? 2 ** 31 - 1);
+    const record = await this.#app.producer.waitReady(this.id, timeout ?? 2 ** 31 - 1);
     if (!record) throw new ResultTimeoutError(this.id, timeout ?? 0);
     switch (record.state) {
       case 'SUCCESS':
@@ -48,13 +49,16 @@ export class AsyncResult<R = unknown> {
       case 'REVOKED':
         throw new TaskRevokedError(this.id);
       default:
+        if (record.error?.code === 'CHORD_FAILED' && record.error.chord) {
+          throw new ChordFailedError(this.id, record.error.chord);
+        }
         throw new TaskFailedError(this.id, record.error ?? { name: 'Error', message: 'unknown failure' });
     }
   }
 
   /** Deletes the stored result. */
   forget(): Promise<void> {
-    return this.#app.backend.forget(this.id);
+    return this.#app.producer.forget(this.id);
   }
 
   /**
@@ -62,6 +66,6 @@ export class AsyncResult<R = unknown> {
    * running it aborts it (its handler's signal fires) and frees the slot.
    */
   revoke({ terminate = false }: { terminate?: boolean } = {}): Promise<void> {
-    return this.#app.control.revoke([this.id], { terminate });
+    return this.#app.producer.revoke([this.id], { terminate });
   }
 }

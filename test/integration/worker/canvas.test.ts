@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CanvasError,
   type Chain,
+  ChordFailedError,
   chain,
   chord,
   GroupFailedError,
@@ -16,7 +17,6 @@ import {
   MAX_CANVAS_DEPTH,
   MAX_CANVAS_SIGNATURES,
   SerializationError,
-  TaskFailedError,
   type TaskFailure,
   Taskfleet,
   type TaskfleetError,
@@ -157,10 +157,16 @@ test('chord: a member that fails for good fails the chord — no callback, FAILU
   const result = await chord(group(add.s(1, 1), boom.s(7), add.s(2, 2)), total.s())
     .onError(errback.s())
     .delay();
-  await assert.rejects(result.get({ timeout: 10_000 }), (error: TaskFailedError) => {
-    assert.ok(error instanceof TaskFailedError);
+  await assert.rejects(result.get({ timeout: 10_000 }), (error: ChordFailedError) => {
+    assert.ok(error instanceof ChordFailedError, `a ChordFailedError, not ${error}`);
+    assert.equal(error.name, 'ChordFailedError');
     assert.equal(error.code, 'CHORD_FAILED');
-    assert.equal(error.remote.name, 'ChordFailedError');
+    assert.equal(error.chordId, result.id);
+    assert.deepEqual(
+      { index: error.failure.index, task: error.failure.task, error: error.failure.error.message },
+      { index: 1, task: 'boom', error: 'no 7' },
+    );
+    assert.match(error.failure.taskId ?? '', /^[0-9a-f-]+$/);
     assert.match(
       error.message,
       new RegExp(`chord ${result.id} failed: member 1 \\(boom [0-9a-f-]+\\) failed: Error: no 7`),

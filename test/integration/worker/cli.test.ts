@@ -12,12 +12,15 @@ import { type AsyncResult, type Taskfleet, TaskRevokedError, type WorkerHeartbea
 import { queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
 import { createEnvelope } from '../../../worker/src/message/envelope.ts';
 import { testApp } from '../../support/app.ts';
-import { spawnWorker, taskfleet, type WorkerProcess } from '../../support/cli.ts';
+import { runScript, spawnWorker, taskfleet, type WorkerProcess } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/cli.tasks.ts', import.meta.url));
 const noApp = fileURLToPath(new URL('./fixtures/no-app.ts', import.meta.url));
+const warns = fileURLToPath(new URL('./fixtures/warns.tasks.ts', import.meta.url));
+const writtenBroker = fileURLToPath(new URL('./fixtures/written-broker.tasks.ts', import.meta.url));
+const writtenBrokerProducer = fileURLToPath(new URL('./fixtures/written-broker.producer.ts', import.meta.url));
 
 /**
  * A test's own prefix and queue, the environment that points a child process at them, and the tasks
@@ -155,6 +158,48 @@ test('taskfleet worker takes the same settings from TASKFLEET_* variables', asyn
     TASKFLEET_SHUTDOWN_GRACE: '5000',
   });
   await assertConfigured(s, worker, port, { TASKFLEET_BROKER: s.url, TASKFLEET_PREFIX: s.app.prefix });
+});
+
+test('a producer and a worker importing the same tasks module, its broker written in it, both use TASKFLEET_BROKER', async () => {
+  const s = await setup();
+  const { env } = s;
+  // The module writes redis://127.0.0.1:1/0, where nothing listens, as the README's tasks.ts writes localhost.
+  const worker = spawnWorker(['--app', writtenBroker, '--metrics-port', '0'], env);
+  assert.equal((await worker.log('connecting')).broker, s.url);
+  await worker.log('worker started');
+  const producer = await runScript(writtenBrokerProducer, env, 30_000);
+  assert.equal(producer.code, 0, producer.stderr);
+  assert.deepEqual(JSON.parse(producer.stdout), { msg: 'result', value: 5, broker: s.url, backend: s.url });
+  // And a flag wins over the variable, with --app or without.
+  const nowhere = { ...env, TASKFLEET_BROKER: 'redis://127.0.0.1:1/0', TASKFLEET_BACKEND: 'redis://127.0.0.1:1/0' };
+  for (const app of [['--app', writtenBroker], []]) {
+    const purge = await taskfleet(['purge', s.queue, ...app, '--broker', s.url], nowhere);
+    assert.equal(purge.code, 0, purge.stderr);
+  }
+  worker.signal('SIGTERM');
+  assert.deepEqual(await worker.exit(), { code: 0, signal: null }, worker.output());
+});
+
+test('taskfleet worker writes a process warning as a JSON log line; its heartbeat names the pod TASKFLEET_POD_NAME gives', async () => {
+  const s = await setup();
+  const { env } = s;
+  // Longer than the 63 characters a pod's hostname is cut to.
+  const pod = `shop-emails-workers-${'x'.repeat(50)}-7d9f8c6b5d-k2x4q`;
+  const worker = spawnWorker(['--app', warns, '--metrics-port', '0'], { ...env, TASKFLEET_POD_NAME: pod });
+  const warning = await worker.log('a dependency of the tasks module warns');
+  assert.deepEqual(
+    { level: warning.level, warning: warning.warning, code: warning.code },
+    { level: 'warn', warning: 'DependencyWarning', code: 'DEP_TEST' },
+  );
+  const started = await worker.log('worker started');
+  assert.ok(String(started.worker).startsWith(`${pod}-`), String(started.worker));
+  const heartbeat = await eventually('the worker’s heartbeat', async () =>
+    (await s.app.control.workers()).find((w) => w.id === started.worker),
+  );
+  assert.equal(heartbeat.hostname, pod);
+  worker.signal('SIGTERM');
+  assert.deepEqual(await worker.exit(), { code: 0, signal: null }, worker.output());
+  assert.deepEqual(worker.text, [], 'every line the worker printed is a JSON log line');
 });
 
 test('inspect workers|active|stats shows the worker and the task it is running', async () => {

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startWorker, testApp } from '../../support/app.ts';
+import { resetter } from '../../support/black-hole.ts';
+import { spawnWorker } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
 import { privateRedis, probe } from '../../support/worker-tools.ts';
+
+const cliTasks = fileURLToPath(new URL('./fixtures/cli.tasks.ts', import.meta.url));
 
 test('after Redis restarts (empty, on the same port) the worker consumes again by itself; /readyz follows', async () => {
   const redis = await privateRedis();
@@ -59,4 +64,35 @@ test('after its connections are killed (CLIENT KILL) the worker reconnects and c
     admin.disconnect();
   }
   await worker.stop(); // while its Redis still runs (teardown stops that first)
+});
+
+test('a `taskfleet worker` run through a Redis outage prints only JSON lines, and consumes again after it', async () => {
+  const redis = await privateRedis();
+  const { url, port } = redis.endpoint;
+  const app = await testApp({ broker: url, backend: url });
+  const add = app.task('add', (_ctx, _a: number, _b: number): number => {
+    throw new Error('this task runs in the worker process');
+  });
+  const env = {
+    TASKFLEET_BROKER: url,
+    TASKFLEET_BACKEND: url,
+    TASKFLEET_PREFIX: app.prefix,
+    TASKFLEET_QUEUE: app.defaultQueue,
+  };
+  // Its command connection, its blocking read and its revocations' subscriber all reconnect.
+  const worker = spawnWorker(['--app', cliTasks, '--metrics-port', '0'], env);
+  await worker.log('worker started');
+  assert.equal(await (await add.delay(1, 2)).get({ timeout: 10_000 }), 3);
+
+  await redis.stop();
+  // Every reconnect attempt fails, each an 'error' event on the connection that made it.
+  const resets = await resetter(port);
+  await eventually('the worker to fail 9 reconnect attempts', () => resets.resets >= 9);
+  await resets.close();
+  await redis.start();
+
+  assert.equal(await (await add.delay(2, 3)).get({ timeout: 20_000 }), 5);
+  worker.signal('SIGTERM');
+  assert.deepEqual(await worker.exit(), { code: 0, signal: null }, worker.output());
+  assert.deepEqual(worker.text, [], 'every line the worker printed is a JSON log line');
 });

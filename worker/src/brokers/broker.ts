@@ -1,6 +1,7 @@
 import type { ChordFailure, ChordRef } from '../message/canvas-spec.ts';
 import type { DeadLetterReason, Envelope, InvalidMessageError } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
+import type { Deadline } from './deadline.ts';
 
 /**
  * The broker-neutral contract. An adapter (brokers/redis, brokers/kafka) implements it without
@@ -11,7 +12,7 @@ import type { JsonValue } from '../message/json.ts';
  */
 export interface Broker {
   /** Sends messages: onto the queue now, or held until `eta` when it lies in the future. */
-  publish(envelopes: readonly Envelope[]): Promise<void>;
+  publish(envelopes: readonly Envelope[], options?: SendOptions): Promise<void>;
   /** Opens a consumer of one queue. */
   consume(queue: string, options: ConsumerOptions): Promise<Consumer>;
   /** How much work a queue holds: what the operator scales on. */
@@ -35,7 +36,7 @@ export interface Broker {
    * Opens a chord before its members are published: the state their results are recorded against,
    * and the callback message they complete. Opening a chord that exists already does nothing.
    */
-  openChord(chord: ChordOpening): Promise<void>;
+  openChord(chord: ChordOpening, options?: SendOptions): Promise<void>;
   /**
    * Records a chord member's final outcome. The call that records the last missing result enqueues
    * the callback, atomically with the recording, so it is enqueued exactly once; the first failure
@@ -45,6 +46,16 @@ export interface Broker {
   /** Problems with the broker's configuration that can lose tasks, in words; empty when there are none. */
   warnings(): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/**
+ * How a producer's call is sent. With a `deadline` (the app's brokerTimeout), the adapter gives up when
+ * it passes, or when the connection fails, with a BrokerUnavailableError that says whether anything may
+ * have been sent — and sends nothing after giving up. Without one (the worker's own sends), it waits for
+ * the broker as long as it takes.
+ */
+export interface SendOptions {
+  deadline?: Deadline;
 }
 
 export interface ConsumerOptions {

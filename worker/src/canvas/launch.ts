@@ -3,7 +3,7 @@
  * starts a whole workflow this way; a worker starts what follows a call (the rest of a chain, links,
  * errbacks) the same way, with the call's result as input.
  */
-import type { Broker, ChordOpening } from '../brokers/broker.ts';
+import type { Broker, ChordOpening, SendOptions } from '../brokers/broker.ts';
 import { type Flow, isGroup, isTask, type SignatureSpec } from '../message/canvas-spec.ts';
 import { createEnvelope, type Envelope } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
@@ -87,7 +87,7 @@ function callOf(spec: SignatureSpec, rest: Flow, context: LaunchContext, groupId
  * are safe to repeat (a launch redelivered after a crash): an open chord is left as it is, and a call
  * published twice fills its chord slot once.
  */
-export async function start(broker: Broker, launch: Launch): Promise<void> {
-  await Promise.all(launch.chords.map((chord) => broker.openChord(chord)));
-  await broker.publish(launch.envelopes);
+export async function start(broker: Broker, launch: Launch, options: SendOptions = {}): Promise<void> {
+  await Promise.all(launch.chords.map((chord) => broker.openChord(chord, options)));
+  await broker.publish(launch.envelopes, options);
 }

@@ -4,7 +4,7 @@ import { GroupResult, resultOf } from '../group-result.ts';
 import type { AsyncResult } from '../result.ts';
 import type { ApplyOptions, Canvas, TaskFailure } from '../task.ts';
 import { type Compilable, Compiler } from './compile.ts';
-import { plan, start } from './launch.ts';
+import { plan } from './launch.ts';
 
 /** What every canvas object offers, so that composites can pass options and links down to their parts. */
 export interface CanvasObject extends Compilable {
@@ -38,7 +38,7 @@ export async function sendCanvas<R>(canvas: CanvasObject, options: ApplyOptions<
     now: Date.now(),
     etaHorizonMs: app.etaHorizon,
   };
-  await start(app.broker, plan(flow, context));
+  await app.producer.launch(plan(flow, context));
   return resultOf<R>(app, flow);
 }
 

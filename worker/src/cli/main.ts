@@ -12,7 +12,7 @@ import { isKafkaUrl } from '../brokers/kafka/config.ts';
 import { redact, redactText } from '../brokers/redact.ts';
 import { connect } from '../brokers/redis/connection.ts';
 import { TaskfleetError } from '../errors.ts';
-import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { createLogger, type Logger, parseLogLevel } from '../observe/logger.ts';
 import { Worker } from '../runtime/worker.ts';
 import { runBeat } from './beat.ts';
 import { printable, printableJson } from './printable.ts';
@@ -171,9 +171,11 @@ async function appFor(flags: Flags, uses: 'broker' | 'backend'): Promise<Taskfle
     app = await loadApp(flags.app);
     app.configure(overrides);
   } else {
-    // A Redis broker is the result backend too unless told otherwise; a Kafka one cannot be.
+    // A Redis broker is the result backend too unless told otherwise; a Kafka one cannot be. Flags are
+    // overrides (configure()), not options, so that they win over TASKFLEET_* as they do with --app.
     const brokerIsBackend = !flags.backend && flags.broker && !isKafkaUrl(flags.broker);
-    app = new Taskfleet({ ...overrides, ...(brokerIsBackend ? { backend: flags.broker } : {}) });
+    app = new Taskfleet();
+    app.configure({ ...overrides, ...(brokerIsBackend ? { backend: flags.broker } : {}) });
   }
   if (uses === 'broker') {
     await assertReachable(app.brokerUrl, 'the broker', '--broker (TASKFLEET_BROKER)');
@@ -229,9 +231,22 @@ async function assertKafkaReachable(url: string, setting: string): Promise<void>
   }
 }
 
+/**
+ * Node prints a process warning (a dependency's, as kafkajs' negative timeout, or a deprecation) as
+ * plain text on stderr: a worker or beat writes it as a JSON log line instead, like everything else.
+ */
+function logProcessWarnings(logger: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    const code = (warning as Error & { code?: unknown }).code;
+    logger.warn(warning.message, { warning: warning.name, ...(typeof code === 'string' ? { code } : {}) });
+  });
+}
+
 async function runWorker(flags: Flags): Promise<void> {
   if (!flags.app) throw new UsageError('taskfleet worker needs --app <module> (or TASKFLEET_APP)');
   const logger = createLogger(parseLogLevel(flags['log-level'] ?? 'info'));
+  logProcessWarnings(logger);
   const app = await loadApp(flags.app);
   app.configure({
     ...connectionOverrides(flags),
@@ -282,6 +297,7 @@ async function runWorker(flags: Flags): Promise<void> {
 async function beat(flags: Flags): Promise<void> {
   if (!flags.app) throw new UsageError('taskfleet beat needs --app <module> (or TASKFLEET_APP)');
   const logger = createLogger(parseLogLevel(flags['log-level'] ?? 'info'));
+  logProcessWarnings(logger);
   const leaseTtl = integer(flags, 'lease-ttl', 100);
   const app = await appFor(flags, 'broker');
   if (flags.queue) app.configure({ defaultQueue: flags.queue });

@@ -1,3 +1,4 @@
+import type { SendOptions } from '../brokers/broker.ts';
 import type { RecordedError } from '../errors.ts';
 import type { JsonValue } from '../message/json.ts';
 
@@ -25,13 +26,19 @@ export interface ResultRecord {
   rootId?: string;
 }
 
-/** Where results live. Redis is the one implementation; the interface keeps runtime code neutral. */
+/**
+ * Where results live. Redis is the one implementation; the interface keeps runtime code neutral. A
+ * producer's calls carry a `deadline` (see SendOptions); the worker's wait for Redis as long as it takes.
+ */
 export interface ResultBackend {
   store(record: ResultRecord, ttlMs: number): Promise<void>;
-  get(id: string): Promise<ResultRecord | undefined>;
-  /** Resolves with the record once it is in a ready state; undefined if `timeoutMs` passes first. */
-  waitReady(id: string, timeoutMs: number): Promise<ResultRecord | undefined>;
-  forget(id: string): Promise<void>;
+  get(id: string, options?: SendOptions): Promise<ResultRecord | undefined>;
+  /**
+   * Resolves with the record once it is in a ready state; undefined if `timeoutMs` passes first. A
+   * `deadline` bounds subscribing and the first read, not the wait.
+   */
+  waitReady(id: string, timeoutMs: number, options?: SendOptions): Promise<ResultRecord | undefined>;
+  forget(id: string, options?: SendOptions): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -9,7 +9,7 @@ import {
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
-import { ConfigError, TaskfleetError } from '../../errors.ts';
+import { BrokerUnavailableError, ConfigError, TaskfleetError } from '../../errors.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   type DeadLetterReason,
@@ -25,6 +25,7 @@ import type {
   Consumer,
   ConsumerOptions,
   DeadLetter,
+  SendOptions,
 } from '../broker.ts';
 import { boundedDetail, deadLetterCopy } from '../dead-letter.ts';
 import {
@@ -216,24 +217,52 @@ export class KafkaBroker implements Broker {
     }
   }
 
-  async publish(envelopes: readonly Envelope[]): Promise<void> {
+  async publish(envelopes: readonly Envelope[], { deadline }: SendOptions = {}): Promise<void> {
     if (envelopes.length === 0) return;
-    const now = Date.now();
-    const byTopic = new Map<string, Message[]>();
-    let topics: QueueTopics | undefined;
-    for (const envelope of envelopes) {
-      if (topics?.queue !== envelope.queue) topics = await this.topics(envelope.queue);
-      const at = envelope.eta ?? 0;
-      const [topic, message] = this.#record(topics, envelope, at > now ? at : undefined);
-      const list = byTopic.get(topic);
-      if (list) list.push(message);
-      else byTopic.set(topic, [message]);
+    const prepare = async () => {
+      const now = Date.now();
+      const byTopic = new Map<string, Message[]>();
+      let topics: QueueTopics | undefined;
+      for (const envelope of envelopes) {
+        if (topics?.queue !== envelope.queue) topics = await this.topics(envelope.queue);
+        const at = envelope.eta ?? 0;
+        const [topic, message] = this.#record(topics, envelope, at > now ? at : undefined);
+        const list = byTopic.get(topic);
+        if (list) list.push(message);
+        else byTopic.set(topic, [message]);
+      }
+      return { byTopic, producer: await this.#producerClient() };
+    };
+    const send = ({ byTopic, producer }: Awaited<ReturnType<typeof prepare>>) =>
+      producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), acks: -1 });
+    if (!deadline) {
+      await send(await prepare());
+      return;
     }
-    const producer = await this.#producerClient();
-    await producer.sendBatch({
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      acks: -1,
-    });
+    // Until the batch is handed to kafkajs nothing is sent; once it is, kafkajs retries it on its own,
+    // and a call that gave up may still be stored: the error says which.
+    let prepared: Awaited<ReturnType<typeof prepare>>;
+    try {
+      prepared = await deadline.race(prepare(), () => deadline.unavailable({ maybeSent: false, timedOut: true }));
+    } catch (error) {
+      if ((error as TaskfleetError).code !== 'UNREACHABLE') throw error;
+      throw deadline.unavailable(
+        { maybeSent: false, timedOut: false },
+        detailOf((error as Error).cause ?? error),
+        error,
+      );
+    }
+    try {
+      await deadline.race(send(prepared), () =>
+        deadline.unavailable(
+          { maybeSent: true, timedOut: true },
+          'the Kafka client may still deliver it as it retries',
+        ),
+      );
+    } catch (error) {
+      if (error instanceof BrokerUnavailableError || !CONNECTION_FAILURE.test(detailOf(error))) throw error;
+      throw deadline.unavailable({ maybeSent: true, timedOut: false }, detailOf(error), error);
+    }
   }
 
   #record(topics: QueueTopics, envelope: Envelope, notBefore: number | undefined): [string, Message] {
@@ -616,16 +645,15 @@ function detailOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** kafkajs' words for a connection that failed. Not any "timeout": "the session timeout is not within the range…" is a setting, not the network. */
+const CONNECTION_FAILURE =
+  /Connection (error|timeout)|connect |ECONNREFUSED|ENOTFOUND|ETIMEDOUT|Closed connection|Request timed out/i;
+
 /** A connection failure, naming the brokers tried. */
 function unreachable(url: string, error: unknown): Error {
   if (error instanceof TaskfleetError) return error;
   const message = detailOf(error);
-  // Not any "timeout": "the session timeout is not within the range…" is a setting, not the network.
-  if (
-    /Connection (error|timeout)|connect |ECONNREFUSED|ENOTFOUND|ETIMEDOUT|Closed connection|Request timed out/i.test(
-      message,
-    )
-  ) {
+  if (CONNECTION_FAILURE.test(message)) {
     return new TaskfleetError(
       'UNREACHABLE',
       `cannot reach the Kafka brokers at ${url} (${message}): is Kafka running there? Check the broker URL (--broker, TASKFLEET_BROKER).`,

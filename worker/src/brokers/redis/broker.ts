@@ -17,10 +17,11 @@ import type {
   Consumer,
   ConsumerOptions,
   DeadLetter,
+  SendOptions,
 } from '../broker.ts';
 import { DEFAULT_MAX_DEAD_LETTERS } from '../dead-letter.ts';
 import { redact } from '../redact.ts';
-import { connect, type Redis, type Scripts, withScripts } from './connection.ts';
+import { connect, type Redis, type Scripts, sendWithin, withScripts } from './connection.ts';
 import { RedisConsumer } from './consumer.ts';
 import { assertQueueName, chordKeys, GROUP, queueKeys } from './keys.ts';
 
@@ -65,22 +66,31 @@ export class RedisBroker implements Broker {
     return this.#redis;
   }
 
-  async publish(envelopes: readonly Envelope[]): Promise<void> {
+  async publish(envelopes: readonly Envelope[], { deadline }: SendOptions = {}): Promise<void> {
     if (envelopes.length === 0) return;
     const now = Date.now();
-    // One round trip for the lot; each command is its own, so a failure part-way leaves what was added.
-    const pipeline = this.#redis.pipeline();
-    for (const envelope of envelopes) {
+    // Encoded (and refused when too large) before anything is sent.
+    const commands = envelopes.map((envelope): Write => {
       assertQueueName(envelope.queue);
       const keys = queueKeys(this.prefix, envelope.queue);
       const text = encodeEnvelope(envelope, this.maxMessageBytes);
       const lane = priorityLane(envelope.priority);
-      if (envelope.eta !== undefined && envelope.eta > now) pipeline.zadd(keys.delayed, envelope.eta, `${lane}${text}`);
-      else pipeline.xadd(keys.lanes[lane], '*', 'm', text);
-    }
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([error]) => error !== null);
-    if (failed) throw failed[0];
+      return envelope.eta !== undefined && envelope.eta > now
+        ? { key: keys.delayed, at: envelope.eta, text: `${lane}${text}` }
+        : { key: keys.lanes[lane] as string, text };
+    });
+    const send = async () => {
+      // One round trip for the lot; each command is its own, so a failure part-way leaves what was added.
+      const pipeline = this.#redis.pipeline();
+      for (const c of commands) {
+        if (c.at !== undefined) pipeline.zadd(c.key, c.at, c.text);
+        else pipeline.xadd(c.key, '*', 'm', c.text);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error !== null);
+      if (failed) throw failed[0];
+    };
+    await (deadline ? sendWithin(this.#redis, deadline, send) : send());
   }
 
   async consume(queue: string, options: ConsumerOptions): Promise<Consumer> {
@@ -203,7 +213,7 @@ export class RedisBroker implements Broker {
     return requeued;
   }
 
-  async openChord({ id, size, shape, callback, ttlMs }: ChordOpening): Promise<void> {
+  async openChord({ id, size, shape, callback, ttlMs }: ChordOpening, { deadline }: SendOptions = {}): Promise<void> {
     assertQueueName(callback.queue);
     // Refused now if the callback alone is over the limit; with its results, the script checks again.
     encodeEnvelope(callback, this.maxMessageBytes);
@@ -212,7 +222,9 @@ export class RedisBroker implements Broker {
     const head = `${JSON.stringify(rest).slice(0, -1)},`;
     const tail = `${args.map((arg) => `,${JSON.stringify(arg)}`).join('')}]}`;
     const keys = chordKeys(this.prefix, callback.queue, id);
-    await this.#redis.openChord(keys.state, size, priorityLane(callback.priority), head, tail, shape ?? '', ttlMs);
+    const send = () =>
+      this.#redis.openChord(keys.state, size, priorityLane(callback.priority), head, tail, shape ?? '', ttlMs);
+    await (deadline ? sendWithin(this.#redis, deadline, send) : send());
   }
 
   async completeChordMember(slot: ChordRef, outcome: ChordMemberOutcome, ttlMs: number): Promise<ChordProgress> {
@@ -289,6 +301,9 @@ export function fieldMap(fields: unknown): Record<string, unknown> {
 }
 
 type Entry = [string, string[]];
+
+/** One message to write: onto a lane now, or (with `at`) into the delayed set, its lane in front. */
+type Write = { key: string; text: string; at?: number };
 
 /** The `id` and `task` at the start of a message's head, as the SDK writes them (`{"v":1,"id":…,"task":…`). */
 function leadingIds(head: string): { task?: string; taskId?: string } {

@@ -1,0 +1,115 @@
+import type { Taskfleet } from './app.ts';
+import type { Broker } from './brokers/broker.ts';
+import { type CallTarget, withDeadline } from './brokers/deadline.ts';
+import { isKafkaUrl } from './brokers/kafka/config.ts';
+import { RedisBroker } from './brokers/redis/broker.ts';
+import { PRODUCER_CONNECTION } from './brokers/redis/connection.ts';
+import { type Launch, start } from './canvas/launch.ts';
+import { Control } from './control.ts';
+import { NoResultBackendError } from './errors.ts';
+import type { Envelope } from './message/envelope.ts';
+import { RedisResultBackend } from './results/redis-backend.ts';
+import type { ResultRecord } from './results/result.ts';
+
+/**
+ * What an application's calls go through — enqueueing (delay, applyAsync, applyBulk, a workflow's
+ * delay), reading results, forget and revoke — each within the app's brokerTimeout, after which it
+ * rejects with a BrokerUnavailableError. On Redis they use connections of their own
+ * (PRODUCER_CONNECTION), which never hold a command back to send it once Redis is back: a call that
+ * gave up before it was sent is never sent. The worker's connections (app.broker, backend, control)
+ * wait for Redis instead, as long as it takes.
+ */
+export class Producer {
+  readonly #app: Taskfleet;
+  /** A producer connection per Redis URL: the broker's, and the backend's when it is another Redis. */
+  readonly #redis = new Map<string, RedisBroker>();
+  #backend: RedisResultBackend | undefined;
+  #control: Control | undefined;
+
+  constructor(app: Taskfleet) {
+    this.#app = app;
+  }
+
+  publish(envelopes: readonly Envelope[]): Promise<void> {
+    return withDeadline(this.#app.brokerTimeout, this.#target('broker'), (deadline) =>
+      this.#broker().publish(envelopes, { deadline }),
+    );
+  }
+
+  /** Starts a workflow: its chords opened, then its first calls sent, all within one deadline. */
+  launch(launch: Launch): Promise<void> {
+    return withDeadline(this.#app.brokerTimeout, this.#target('broker'), (deadline) =>
+      start(this.#broker(), launch, { deadline }),
+    );
+  }
+
+  async result(id: string): Promise<ResultRecord | undefined> {
+    const backend = this.#resultBackend('reading results');
+    return withDeadline(this.#app.brokerTimeout, this.#target('result backend'), (deadline) =>
+      backend.get(id, { deadline }),
+    );
+  }
+
+  /** Waits up to `timeoutMs` for a result; brokerTimeout bounds only subscribing and the first read. */
+  async waitReady(id: string, timeoutMs: number): Promise<ResultRecord | undefined> {
+    const backend = this.#resultBackend('reading results');
+    return withDeadline(this.#app.brokerTimeout, this.#target('result backend'), (deadline) =>
+      backend.waitReady(id, timeoutMs, { deadline }),
+    );
+  }
+
+  async forget(id: string): Promise<void> {
+    const backend = this.#resultBackend('reading results');
+    await withDeadline(this.#app.brokerTimeout, this.#target('result backend'), (deadline) =>
+      backend.forget(id, { deadline }),
+    );
+  }
+
+  async revoke(ids: readonly string[], { terminate = false }: { terminate?: boolean } = {}): Promise<void> {
+    const url = this.#app.backendUrl;
+    if (url === undefined) throw new NoResultBackendError('revoke and inspect');
+    this.#control ??= new Control(this.#connection(url).redis, this.#app.prefix);
+    const control = this.#control;
+    await withDeadline(this.#app.brokerTimeout, this.#target('result backend'), (deadline) =>
+      control.revoke(ids, { terminate, deadline }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.#control?.close();
+    await this.#backend?.close();
+    await Promise.all([...this.#redis.values()].map((broker) => broker.close()));
+  }
+
+  #target(what: CallTarget['what']): CallTarget {
+    return { what, url: (what === 'broker' ? this.#app.brokerUrl : this.#app.backendUrl) ?? '' };
+  }
+
+  #broker(): Broker {
+    const url = this.#app.brokerUrl;
+    // kafkajs holds no command back to send it later: a deadline is all a Kafka producer needs, so it
+    // shares the app's client (closed by the app).
+    return isKafkaUrl(url) ? this.#app.broker : this.#connection(url);
+  }
+
+  #resultBackend(what: string): RedisResultBackend {
+    const url = this.#app.backendUrl;
+    if (url === undefined) throw new NoResultBackendError(what);
+    this.#backend ??= new RedisResultBackend(this.#connection(url).redis, this.#app.prefix);
+    return this.#backend;
+  }
+
+  #connection(url: string): RedisBroker {
+    let broker = this.#redis.get(url);
+    if (!broker) {
+      broker = new RedisBroker(url, {
+        prefix: this.#app.prefix,
+        maxMessageBytes: this.#app.maxMessageBytes,
+        maxDeadLetters: this.#app.maxDeadLetters,
+        connection: PRODUCER_CONNECTION,
+      });
+      this.#redis.set(url, broker);
+    }
+    return broker;
+  }
+}
