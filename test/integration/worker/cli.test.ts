@@ -5,8 +5,11 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { test } from 'node:test';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type AsyncResult, type Taskfleet, TaskRevokedError, type WorkerHeartbeat } from 'taskfleet';
 import { queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
@@ -18,6 +21,7 @@ import { useRedis } from '../../support/stack.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/cli.tasks.ts', import.meta.url));
 const noApp = fileURLToPath(new URL('./fixtures/no-app.ts', import.meta.url));
+const noTasks = fileURLToPath(new URL('./fixtures/no-tasks.tasks.ts', import.meta.url));
 const warns = fileURLToPath(new URL('./fixtures/warns.tasks.ts', import.meta.url));
 const writtenBroker = fileURLToPath(new URL('./fixtures/written-broker.tasks.ts', import.meta.url));
 const writtenBrokerProducer = fileURLToPath(new URL('./fixtures/written-broker.producer.ts', import.meta.url));
@@ -544,6 +548,70 @@ test('a worker whose --app exports no Taskfleet app exits 1 and says what to exp
   const missing = spawnWorker(['--app', './no/such/module.ts'], s.env);
   assert.deepEqual(await missing.exit(), { code: 1, signal: null });
   assert.match(missing.output(), /taskfleet: could not import --app \.\/no\/such\/module\.ts: Cannot find module/);
+});
+
+test('a worker whose --app registers no tasks exits 1 and says why, before it takes any call', async () => {
+  const s = await setup();
+  const call = await s.tasks.add.delay(1, 2);
+  const worker = spawnWorker(['--app', noTasks, '--metrics-port', '0'], s.env);
+  assert.deepEqual(await worker.exit(), { code: 1, signal: null });
+  assert.match(
+    worker.output(),
+    new RegExp(
+      `taskfleet: the app registers no tasks, so this worker would dead-letter every call on queue "${s.queue}" as unknown-task: define them with app\\.task\\('name', handler\\)`,
+    ),
+  );
+  assert.equal((await s.app.broker.backlog(s.queue)).ready, 1, 'the call waits for a worker that runs it');
+  assert.equal(await call.state(), 'PENDING');
+});
+
+test('an --app that fails to import says where: file:line:column of a syntax error, the line of a throw, and what to write for an enum', async () => {
+  const s = await setup();
+  const dir = await mkdtemp(join(tmpdir(), 'taskfleet-app-'));
+  after(() => rm(dir, { recursive: true, force: true }));
+  const modules = {
+    'syntax.ts': 'export const app = 1;\nconst x = ;\n',
+    'throws.ts': 'function load(): never {\n  throw new Error("no SMTP_URL set");\n}\nload();\n',
+    'enum.ts': 'export const app = 1;\nexport enum Color {\n  Red,\n}\n',
+  };
+  for (const [name, text] of Object.entries(modules)) await writeFile(join(dir, name), text);
+  const failure = async (name: string) => {
+    const worker = spawnWorker(['--app', join(dir, name), '--metrics-port', '0'], s.env);
+    assert.deepEqual(await worker.exit(), { code: 1, signal: null }, worker.output());
+    return worker.output();
+  };
+  const at = (name: string) => join(dir, name).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  assert.match(
+    await failure('syntax.ts'),
+    new RegExp(`could not import --app ${at('syntax.ts')}: ${at('syntax.ts')}:2:11: Expression expected`),
+  );
+  assert.match(
+    await failure('throws.ts'),
+    new RegExp(`could not import --app ${at('throws.ts')}: no SMTP_URL set \\(at ${at('throws.ts')}:2:9\\)`),
+  );
+  const enumFailure = await failure('enum.ts');
+  assert.match(enumFailure, new RegExp(`${at('enum.ts')}:2:1: TypeScript enum is not supported in strip-only mode`));
+  assert.match(
+    enumFailure,
+    /only TypeScript that erases: write a const object for an enum .*"erasableSyntaxOnly": true/,
+  );
+});
+
+test('a second worker on a metrics port in use exits 1 naming the port and the flag to change', async () => {
+  const s = await setup();
+  const port = await freePort();
+  const first = s.worker(['--metrics-port', String(port)]);
+  await first.log('worker started');
+  const second = s.worker(['--metrics-port', String(port)]);
+  assert.deepEqual(await second.exit(), { code: 1, signal: null });
+  assert.match(
+    second.output(),
+    new RegExp(
+      `taskfleet: the metrics port ${port} is in use \\(another worker on this machine\\?\\): give each worker its own with --metrics-port \\(TASKFLEET_METRICS_PORT; metricsPort in code\\), or --metrics-port 0 to serve no metrics`,
+    ),
+  );
+  first.signal('SIGTERM');
+  assert.deepEqual(await first.exit(), { code: 0, signal: null }, first.output());
 });
 
 test('SIGTERM: the worker takes no new task, finishes the running one, then exits 0', async () => {

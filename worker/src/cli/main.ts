@@ -3,8 +3,6 @@
  * The `taskfleet` command: run a worker, and inspect and manage a running fleet.
  * Every flag has a TASKFLEET_* environment variable (the operator sets those in worker pods).
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Taskfleet } from '../app.ts';
 import { KafkaBroker } from '../brokers/kafka/broker.ts';
@@ -14,6 +12,7 @@ import { connect } from '../brokers/redis/connection.ts';
 import { TaskfleetError } from '../errors.ts';
 import { createLogger, type Logger, parseLogLevel } from '../observe/logger.ts';
 import { Worker } from '../runtime/worker.ts';
+import { loadApp } from './app-module.ts';
 import { runBeat } from './beat.ts';
 import { printable, printableJson } from './printable.ts';
 
@@ -37,7 +36,7 @@ Options (each also an environment variable):
   --prefetch <n>            TASKFLEET_PREFETCH          calls fetched ahead of free slots (default: concurrency)
   --broker <url>            TASKFLEET_BROKER            redis://host:port/db, or kafka://host:port,… (docs/kafka.md)
   --backend <url>           TASKFLEET_BACKEND           result backend, redis://host:port/db
-  --metrics-port <port>     TASKFLEET_METRICS_PORT      serve /metrics, /healthz, /readyz (default 9090; 0: off)
+  --metrics-port <port>     TASKFLEET_METRICS_PORT      serve /metrics, /healthz, /readyz (default 9090; 0: none)
   --log-level <level>       TASKFLEET_LOG_LEVEL         debug, info, warn, error (default info)
   --visibility-timeout <ms> TASKFLEET_VISIBILITY_TIMEOUT how soon a dead worker's calls are redelivered (default 30000)
   --shutdown-grace <ms>     TASKFLEET_SHUTDOWN_GRACE    how long SIGTERM waits for running calls (default 30000)
@@ -113,30 +112,6 @@ function integer(flags: Flags, name: keyof Flags, min = 0): number | undefined {
   if (!Number.isInteger(n) || n < min)
     throw new UsageError(`--${name} must be an integer ≥ ${min}, not ${JSON.stringify(value)}`);
   return n;
-}
-
-/** Imports the user's module and finds the app it exports (default, `app`, or any Taskfleet export). */
-async function loadApp(module: string): Promise<Taskfleet> {
-  const url = pathToFileURL(resolve(process.cwd(), module)).href;
-  let exports: Record<string, unknown>;
-  try {
-    exports = (await import(url)) as Record<string, unknown>;
-  } catch (error) {
-    throw new TaskfleetError('APP_IMPORT', `could not import --app ${module}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  const isApp = (x: unknown): x is Taskfleet =>
-    x instanceof Taskfleet ||
-    (typeof x === 'object' && x !== null && 'tasks' in x && typeof (x as Taskfleet).configure === 'function');
-  const app = [exports.default, exports.app, ...Object.values(exports)].find(isApp);
-  if (!app) {
-    throw new TaskfleetError(
-      'APP_EXPORT',
-      `--app ${module} exports no Taskfleet app: add \`export const app = new Taskfleet({...})\``,
-    );
-  }
-  return app;
 }
 
 /** The app options the connection flags set: broker, backend and key prefix, where given. */

@@ -58,7 +58,11 @@ export interface WorkerOptions {
   ordered?: boolean;
   /** How long stop() waits for running calls before aborting them, ms. @defaultValue 30_000 */
   shutdownGrace?: number;
-  /** Serve /metrics, /healthz and /readyz on this port (0: any free port). Unset: no server. */
+  /**
+   * Serve /metrics, /healthz and /readyz on this port (0: any free port; see metricsAddress). Unset: no
+   * server. The CLI differs: `taskfleet worker` serves on 9090 unless told, and its `--metrics-port 0`
+   * turns the server off.
+   */
   metricsPort?: number;
   /** @defaultValue 2000 */
   heartbeatInterval?: number;
@@ -160,16 +164,28 @@ export class Worker {
   }
 
   /**
-   * Connects and starts consuming. While the broker cannot be reached (down, or a wrong URL) it keeps
+   * Connects and starts consuming; refuses (ConfigError) if the app has no tasks. While the broker cannot be reached (down, or a wrong URL) it keeps
    * trying, as a pod started before its Redis must: /healthz answers, /readyz says not ready, and a
    * warning naming the broker is logged every few seconds until it answers.
    */
   async start(): Promise<void> {
+    if (this.#app.tasks.size === 0) {
+      throw new ConfigError(
+        `the app registers no tasks, so this worker would dead-letter every call on queue ${JSON.stringify(this.queue)} as unknown-task: define them with app.task('name', handler) in the tasks module (or in modules it imports) before the worker starts`,
+      );
+    }
     this.#startedAt = Date.now();
     if (this.#options.metricsPort !== undefined) {
-      this.#server = await serveObservability(this.#options.metricsPort, this.metrics.registry, {
+      const port = this.#options.metricsPort;
+      this.#server = await serveObservability(port, this.metrics.registry, {
         live: () => true,
         ready: () => this.ready,
+      }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EADDRINUSE') throw error;
+        throw new ConfigError(
+          `the metrics port ${port} is in use (another worker on this machine?): give each worker its own with --metrics-port (TASKFLEET_METRICS_PORT; metricsPort in code), or --metrics-port 0 to serve no metrics`,
+          { cause: error },
+        );
       });
     }
     const broker = this.#app.broker;
