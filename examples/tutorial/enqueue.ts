@@ -1,7 +1,7 @@
 /**
  * The calling side of the tutorial: enqueue, carry on, read results later. With a worker running
- * (`taskfleet worker --app examples/tutorial/tasks.ts`, or the image of ./Dockerfile):
- *   node examples/tutorial/enqueue.ts
+ * (`npx taskfleet worker --app examples/tutorial/tasks.ts`, or the image of ./Dockerfile):
+ *   npx node examples/tutorial/enqueue.ts   (npx: the Node 24 in node_modules; see examples/README.md)
  * TASKFLEET_BROKER and TASKFLEET_BACKEND say where Redis is (default redis://localhost:6379/0);
  * FEED_URL is what fetch_external_data fetches.
  */

@@ -1,6 +1,6 @@
 /**
  * The Celery tutorial's tasks, in TypeScript. Run a worker for them with:
- *   taskfleet worker --app examples/tutorial/tasks.ts
+ *   npx taskfleet worker --app examples/tutorial/tasks.ts
  * or in a container: ./Dockerfile puts this module in the worker image.
  */
 import { setTimeout as sleep } from 'node:timers/promises';

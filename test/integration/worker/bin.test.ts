@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -21,10 +21,10 @@ interface Run {
 }
 
 /** Runs `command args` with the given PATH first and no NODE_OPTIONS (no `source` condition: dist/). */
-async function run(command: string, args: string[], path: string): Promise<Run> {
+async function run(command: string, args: string[], path: string, cwd = process.cwd()): Promise<Run> {
   const env = { HOME: process.env.HOME ?? '/root', PATH: `${path}:/usr/local/bin:/usr/bin:/bin` };
   try {
-    const { stdout, stderr } = await promisify(execFile)(command, args, { env, timeout: 30_000 });
+    const { stdout, stderr } = await promisify(execFile)(command, args, { env, cwd, timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -63,4 +63,15 @@ test('under a Node older than 24.11 the command exits 1 and says which Node it n
     result.stderr,
     `taskfleet: needs Node 24.11 or newer, and this is Node ${version.trim().slice(1)} (${node}). Install Node 24 and put it first on PATH; in the Taskfleet repository, \`npx taskfleet …\` runs it on the Node 24 that npm installed into node_modules.\n`,
   );
+});
+
+test('in the repository, npx runs taskfleet and node on the Node 24 of node_modules, an older node first on PATH', async () => {
+  const node = oldNode();
+  const path = dirname(node); // the machine's npm and its older node, nothing of node_modules
+  const help = await run('npx', ['taskfleet', '--help'], path, repo);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^taskfleet — Celery-style background tasks for TypeScript/);
+  const version = await run('npx', ['node', '--version'], path, repo);
+  assert.equal(version.code, 0, version.stderr);
+  assert.match(version.stdout, /^v24\./);
 });
