@@ -156,7 +156,7 @@ test('a broker URL that is neither Redis nor Kafka is refused at once, naming it
       assert.ok(error instanceof ConfigError);
       assert.equal(
         error.message,
-        'broker "http://x" is not supported: use a redis:// or rediss:// URL, or kafka:// (kafkas://) for Kafka',
+        `broker "http://x" (from the app's broker option) is not supported: use a redis:// or rediss:// URL, or kafka:// (kafkas://) for Kafka`,
       );
       return true;
     },

@@ -11,7 +11,7 @@ import { redact, redactText } from '../brokers/redact.ts';
 import { connect } from '../brokers/redis/connection.ts';
 import { TaskfleetError } from '../errors.ts';
 import { createLogger, type Logger, parseLogLevel } from '../observe/logger.ts';
-import { Worker } from '../runtime/worker.ts';
+import { assertHasTasks, Worker } from '../runtime/worker.ts';
 import { loadApp } from './app-module.ts';
 import { runBeat } from './beat.ts';
 import { printable, printableJson } from './printable.ts';
@@ -228,6 +228,7 @@ async function runWorker(flags: Flags): Promise<void> {
     ...boundOverrides(flags),
     ...(flags.queue ? { defaultQueue: flags.queue } : {}),
   });
+  assertHasTasks(app, app.defaultQueue);
   const metricsPort = integer(flags, 'metrics-port') ?? 9090;
   const maxDeliveries = integer(flags, 'max-deliveries', 1);
   const concurrency = integer(flags, 'concurrency', 1);

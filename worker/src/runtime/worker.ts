@@ -164,16 +164,12 @@ export class Worker {
   }
 
   /**
-   * Connects and starts consuming; refuses (ConfigError) if the app has no tasks. While the broker cannot be reached (down, or a wrong URL) it keeps
+   * Connects and starts consuming (an app without tasks too: `taskfleet worker` refuses one, see
+   * assertHasTasks; from code, a worker with no tasks dead-letters what it reads). While the broker cannot be reached (down, or a wrong URL) it keeps
    * trying, as a pod started before its Redis must: /healthz answers, /readyz says not ready, and a
    * warning naming the broker is logged every few seconds until it answers.
    */
   async start(): Promise<void> {
-    if (this.#app.tasks.size === 0) {
-      throw new ConfigError(
-        `the app registers no tasks, so this worker would dead-letter every call on queue ${JSON.stringify(this.queue)} as unknown-task: define them with app.task('name', handler) in the tasks module (or in modules it imports) before the worker starts`,
-      );
-    }
     this.#startedAt = Date.now();
     if (this.#options.metricsPort !== undefined) {
       const port = this.#options.metricsPort;
@@ -894,4 +890,15 @@ function messageOf(error: unknown): string {
 /** A task name as a log line or a dead letter quotes it: JSON (control characters escaped), and not too long. */
 function quoted(name: string): string {
   return JSON.stringify(name.length > MAX_QUOTED_NAME ? `${name.slice(0, MAX_QUOTED_NAME)}…` : name);
+}
+
+/**
+ * Refuses an app with no tasks: a worker for it would dead-letter every call on its queue as
+ * unknown-task (and record each FAILURE). `taskfleet worker` checks before it connects.
+ */
+export function assertHasTasks(app: Taskfleet, queue: string): void {
+  if (app.tasks.size > 0) return;
+  throw new ConfigError(
+    `the app registers no tasks, so this worker would dead-letter every call on queue ${JSON.stringify(queue)} as unknown-task: define them with app.task('name', handler) in the tasks module (or in modules it imports) before the worker starts`,
+  );
 }
