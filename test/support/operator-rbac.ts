@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { load } from 'js-yaml';
+import { parse } from 'yaml';
 
 /** The one source of the operator's permissions: the Helm chart renders it, the tests bind to it. */
 export const rbacRulesFile = new URL('../../charts/taskfleet/files/rbac-rules.yaml', import.meta.url).pathname;
@@ -22,7 +22,7 @@ export interface OperatorRbacRules {
 const groups = ['namespaceRules', 'secretRules', 'leaderElectionRules'] as const;
 
 export async function operatorRbacRules(): Promise<OperatorRbacRules> {
-  const rules = load(await readFile(rbacRulesFile, 'utf8')) as Partial<OperatorRbacRules> | null;
+  const rules = parse(await readFile(rbacRulesFile, 'utf8')) as Partial<OperatorRbacRules> | null;
   for (const group of groups) {
     if (!rules?.[group]?.length)
       throw new Error(`${rbacRulesFile} must hold ${groups.join(', ')}: ${group} is missing`);

@@ -11,14 +11,15 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { load, loadAll } from 'js-yaml';
 import { Taskfleet } from 'taskfleet';
+import { parse } from 'yaml';
 import { startChartOperator } from '../../support/chart-operator.ts';
 import { eventually } from '../../support/eventually.ts';
 import { helm } from '../../support/helm.ts';
 import { kubectl } from '../../support/kube.ts';
 import { operatorRbacRules, watchedNamespaceRules } from '../../support/operator-rbac.ts';
 import { useKube, useRedis } from '../../support/stack.ts';
+import { yamlDocuments } from '../../support/yaml.ts';
 
 interface Json {
   // biome-ignore lint/suspicious/noExplicitAny: reading rendered manifests and kubectl's JSON in assertions
@@ -42,7 +43,7 @@ const redisUrl = (await useRedis()).url;
 /** `helm template` as the stack's cluster would see it (the stack's Helm defaults to an older version). */
 const template = (...args: string[]) =>
   helm(['template', release, chart, '--namespace', namespace, '--kube-version', kube.version, ...args]);
-const render = async (...args: string[]) => loadAll(await template(...args)).filter(Boolean) as Json[];
+const render = async (...args: string[]) => yamlDocuments(await template(...args)).filter(Boolean) as Json[];
 /** The one object of that kind (and name) among what the chart rendered. */
 const find = (docs: Json[], kind: string, name?: string) => {
   const found = docs.filter((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
@@ -233,7 +234,7 @@ test('by default: two replicas with leader election, the one source of RBAC, a l
   const pod = deployment.spec.template.spec;
   assert.equal(pod.serviceAccountName, operatorName);
   const container = pod.containers[0];
-  const { appVersion } = load(await readFile(join(chart, 'Chart.yaml'), 'utf8')) as Json;
+  const { appVersion } = parse(await readFile(join(chart, 'Chart.yaml'), 'utf8')) as Json;
   assert.equal(container.image, `ghcr.io/taskfleet/taskfleet-operator:${appVersion}`, "the chart's appVersion");
   const [fromPod, literal] = [(container.env as Json[]).filter((e) => e.valueFrom), env(deployment)];
   assert.deepEqual(Object.fromEntries(fromPod.map((e) => [e.name, e.valueFrom.fieldRef.fieldPath])), {
@@ -557,7 +558,7 @@ test("helm install: the CRD from crds/, the operator's ServiceAccount and RBAC, 
   } else {
     t.diagnostic('the TaskQueue CRD was already in the cluster: Helm kept it, as it keeps any existing CRD');
   }
-  const [chartCrdObject] = loadAll(await readFile(chartCrd, 'utf8')) as Json[];
+  const [chartCrdObject] = yamlDocuments(await readFile(chartCrd, 'utf8')) as Json[];
   assert.deepEqual(
     crd.spec.versions.map((v: Json) => v.schema.openAPIV3Schema),
     chartCrdObject!.spec.versions.map((v: Json) => v.schema.openAPIV3Schema),

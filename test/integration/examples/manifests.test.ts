@@ -10,13 +10,13 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadAll } from 'js-yaml';
 import type { TaskQueue } from '../../../operator/src/api/types.ts';
 import { buildWorkerDeployment } from '../../../operator/src/controller/deployment.ts';
 import { installCrdsInto } from '../../support/crds.ts';
 import { eventually } from '../../support/eventually.ts';
 import { kubectl } from '../../support/kube.ts';
 import { useKube } from '../../support/stack.ts';
+import { yamlDocuments } from '../../support/yaml.ts';
 
 const examples = fileURLToPath(new URL('../../../examples/k8s/', import.meta.url));
 const files = (await readdir(examples)).filter((f) => f.endsWith('.yaml')).sort();
@@ -64,7 +64,7 @@ test('there are example manifests for Redis and Kafka', () => {
 
 for (const file of files) {
   test(`examples/k8s/${file} is accepted by the API server, and so is its worker Deployment`, async () => {
-    const objects = loadAll(await readFile(join(examples, file), 'utf8')) as KubeObject[];
+    const objects = yamlDocuments(await readFile(join(examples, file), 'utf8')) as KubeObject[];
     const accepted = await dryRun(objects);
     assert.deepEqual(
       accepted.map((o) => `${o.kind}/${o.metadata.name}`),
@@ -84,7 +84,7 @@ for (const file of files) {
 }
 
 test('a misspelt field in an example is refused, not dropped', async () => {
-  const [, taskQueue] = loadAll(await readFile(join(examples, 'taskqueue-kafka.yaml'), 'utf8')) as [
+  const [, taskQueue] = yamlDocuments(await readFile(join(examples, 'taskqueue-kafka.yaml'), 'utf8')) as [
     KubeObject,
     KubeObject & { spec: { broker: { kafka: Record<string, unknown> } } },
   ];

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { load } from 'js-yaml';
+import { parse } from 'yaml';
 import { crdEstablished, installCrdsInto } from '../../support/crds.ts';
 import { eventually } from '../../support/eventually.ts';
 import { condition, type Json, kubectlWith } from '../../support/kube.ts';
@@ -29,7 +29,7 @@ const crdFile = new URL('../../../crds/taskqueues.taskfleet.dev.yaml', import.me
  * on inline URLs' credentials.
  */
 async function looserCrd(): Promise<Json> {
-  const crd = load(await readFile(crdFile, 'utf8')) as Json;
+  const crd = parse(await readFile(crdFile, 'utf8')) as Json;
   const loosen = (node: unknown): void => {
     if (typeof node !== 'object' || node === null) return;
     const properties = (node as Json).properties as Record<string, Json> | undefined;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { load } from 'js-yaml';
+import { parse } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import {
   addSchedule,
@@ -33,7 +33,7 @@ export function parseScheduleDocument(
 ): Schedule[] {
   let document: unknown;
   try {
-    document = load(text, { filename: source });
+    document = parse(text);
   } catch (error) {
     throw new ConfigError(`${source} is not valid YAML or JSON: ${(error as Error).message}`);
   }
