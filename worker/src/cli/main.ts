@@ -16,66 +16,110 @@ import { loadApp } from './app-module.ts';
 import { runBeat } from './beat.ts';
 import { printable, printableJson } from './printable.ts';
 
-const usage = `taskfleet — Celery-style background tasks for TypeScript
-
-Usage:
-  taskfleet worker --app <module> [options]     run a worker for the tasks <module> registers
-  taskfleet beat --app <module> [--schedules <file>]
-                                                fire <module>'s periodic tasks (run two or more: one fires)
-  taskfleet inspect active|stats|workers        what live workers are doing
-  taskfleet result <task-id> [--wait <ms>]      a task's state and result
-  taskfleet revoke <task-id>... [--terminate]   stop tasks from running (--terminate: abort running ones)
-  taskfleet purge <queue>                       delete every message waiting in a queue
-  taskfleet dlq list <queue> [--limit <n>]      dead letters, with why each could not run
-  taskfleet dlq requeue <queue> [<id>...]       put dead letters back on their queue (all without ids)
-
-Options (each also an environment variable):
-  --app <module>            TASKFLEET_APP               a module that exports a Taskfleet app
-  --queue <name>            TASKFLEET_QUEUE             queue to consume (default: the app's defaultQueue)
-  --concurrency <n>         TASKFLEET_CONCURRENCY       calls run at once (default 16)
-  --prefetch <n>            TASKFLEET_PREFETCH          calls fetched ahead of free slots (default: concurrency)
-  --broker <url>            TASKFLEET_BROKER            redis://host:port/db, or kafka://host:port,… (docs/kafka.md)
-  --backend <url>           TASKFLEET_BACKEND           result backend, redis://host:port/db
-  --metrics-port <port>     TASKFLEET_METRICS_PORT      serve /metrics, /healthz, /readyz (default 9090; 0: none)
-  --log-level <level>       TASKFLEET_LOG_LEVEL         debug, info, warn, error (default info)
-  --visibility-timeout <ms> TASKFLEET_VISIBILITY_TIMEOUT how soon a dead worker's calls are redelivered (default 30000)
-  --shutdown-grace <ms>     TASKFLEET_SHUTDOWN_GRACE    how long SIGTERM waits for running calls (default 30000)
-  --max-deliveries <n>      TASKFLEET_MAX_DELIVERIES    dead-letter a call delivered more times than this as poison (default 5)
-  --max-dead-letters <n>    TASKFLEET_MAX_DEAD_LETTERS  Redis: about how many dead letters a queue keeps (default 10000)
-  --max-result-bytes <n>    TASKFLEET_MAX_RESULT_BYTES  a larger result fails its call (default 1048576)
-  --eta-horizon <ms>        TASKFLEET_ETA_HORIZON       the furthest ahead a countdown or ETA may be (default one year)
-  --ordered                 TASKFLEET_ORDERED           Kafka: run calls sharing a partition key one at a time, in order
-  --prefix <prefix>         TASKFLEET_PREFIX            Redis key prefix (default tf)
-  --schedules <file>        TASKFLEET_SCHEDULES         beat: more schedules, from a JSON or YAML file
-  --lease-ttl <ms>          TASKFLEET_BEAT_LEASE_TTL    beat: how soon another beat takes over from a dead one (default 10000)
-  --json                                                machine-readable output (inspect, result, dlq)
-`;
+/** A flag, its TASKFLEET_* variable, and its line in the usage (flags without `help` are listed by their command). */
+interface FlagSpec {
+  type: 'string' | 'boolean';
+  env?: string;
+  short?: string;
+  /** The value's placeholder in the usage: `<module>`. */
+  value?: string;
+  help?: string;
+}
 
 const options = {
-  app: { type: 'string', env: 'TASKFLEET_APP' },
-  queue: { type: 'string', env: 'TASKFLEET_QUEUE' },
-  concurrency: { type: 'string', env: 'TASKFLEET_CONCURRENCY' },
-  prefetch: { type: 'string', env: 'TASKFLEET_PREFETCH' },
-  broker: { type: 'string', env: 'TASKFLEET_BROKER' },
-  backend: { type: 'string', env: 'TASKFLEET_BACKEND' },
-  'metrics-port': { type: 'string', env: 'TASKFLEET_METRICS_PORT' },
-  'log-level': { type: 'string', env: 'TASKFLEET_LOG_LEVEL' },
-  'visibility-timeout': { type: 'string', env: 'TASKFLEET_VISIBILITY_TIMEOUT' },
-  'shutdown-grace': { type: 'string', env: 'TASKFLEET_SHUTDOWN_GRACE' },
-  'max-deliveries': { type: 'string', env: 'TASKFLEET_MAX_DELIVERIES' },
-  'max-dead-letters': { type: 'string', env: 'TASKFLEET_MAX_DEAD_LETTERS' },
-  'max-result-bytes': { type: 'string', env: 'TASKFLEET_MAX_RESULT_BYTES' },
-  'eta-horizon': { type: 'string', env: 'TASKFLEET_ETA_HORIZON' },
-  ordered: { type: 'boolean', env: 'TASKFLEET_ORDERED' },
-  prefix: { type: 'string', env: 'TASKFLEET_PREFIX' },
-  schedules: { type: 'string', env: 'TASKFLEET_SCHEDULES' },
-  'lease-ttl': { type: 'string', env: 'TASKFLEET_BEAT_LEASE_TTL' },
+  app: { type: 'string', env: 'TASKFLEET_APP', value: '<module>', help: 'a module that exports a Taskfleet app' },
+  queue: {
+    type: 'string',
+    env: 'TASKFLEET_QUEUE',
+    value: '<name>',
+    help: "queue to consume (default: the app's defaultQueue)",
+  },
+  concurrency: { type: 'string', env: 'TASKFLEET_CONCURRENCY', value: '<n>', help: 'calls run at once (default 16)' },
+  prefetch: {
+    type: 'string',
+    env: 'TASKFLEET_PREFETCH',
+    value: '<n>',
+    help: 'calls fetched ahead of free slots (default: concurrency)',
+  },
+  broker: {
+    type: 'string',
+    env: 'TASKFLEET_BROKER',
+    value: '<url>',
+    help: 'redis://host:port/db, or kafka://host:port,… (docs/kafka.md)',
+  },
+  backend: { type: 'string', env: 'TASKFLEET_BACKEND', value: '<url>', help: 'result backend, redis://host:port/db' },
+  'metrics-port': {
+    type: 'string',
+    env: 'TASKFLEET_METRICS_PORT',
+    value: '<port>',
+    help: 'serve /metrics, /healthz, /readyz (default 9090; 0: none)',
+  },
+  'log-level': {
+    type: 'string',
+    env: 'TASKFLEET_LOG_LEVEL',
+    value: '<level>',
+    help: 'debug, info, warn, error (default info)',
+  },
+  'visibility-timeout': {
+    type: 'string',
+    env: 'TASKFLEET_VISIBILITY_TIMEOUT',
+    value: '<ms>',
+    help: "how soon a dead worker's calls are redelivered (default 30000)",
+  },
+  'shutdown-grace': {
+    type: 'string',
+    env: 'TASKFLEET_SHUTDOWN_GRACE',
+    value: '<ms>',
+    help: 'how long SIGTERM waits for running calls (default 30000)',
+  },
+  'max-deliveries': {
+    type: 'string',
+    env: 'TASKFLEET_MAX_DELIVERIES',
+    value: '<n>',
+    help: 'dead-letter a call delivered more times than this as poison (default 5)',
+  },
+  'max-dead-letters': {
+    type: 'string',
+    env: 'TASKFLEET_MAX_DEAD_LETTERS',
+    value: '<n>',
+    help: 'Redis: about how many dead letters a queue keeps (default 10000)',
+  },
+  'max-result-bytes': {
+    type: 'string',
+    env: 'TASKFLEET_MAX_RESULT_BYTES',
+    value: '<n>',
+    help: 'a larger result fails its call (default 1048576)',
+  },
+  'eta-horizon': {
+    type: 'string',
+    env: 'TASKFLEET_ETA_HORIZON',
+    value: '<ms>',
+    help: 'the furthest ahead a countdown or ETA may be (default one year)',
+  },
+  ordered: {
+    type: 'boolean',
+    env: 'TASKFLEET_ORDERED',
+    help: 'Kafka: run calls sharing a partition key one at a time, in order',
+  },
+  prefix: { type: 'string', env: 'TASKFLEET_PREFIX', value: '<prefix>', help: 'Redis key prefix (default tf)' },
+  schedules: {
+    type: 'string',
+    env: 'TASKFLEET_SCHEDULES',
+    value: '<file>',
+    help: 'beat: more schedules, from a JSON or YAML file',
+  },
+  'lease-ttl': {
+    type: 'string',
+    env: 'TASKFLEET_BEAT_LEASE_TTL',
+    value: '<ms>',
+    help: 'beat: how soon another beat takes over from a dead one (default 10000)',
+  },
   wait: { type: 'string' },
   limit: { type: 'string' },
   terminate: { type: 'boolean' },
-  json: { type: 'boolean' },
+  json: { type: 'boolean', help: 'machine-readable output (inspect, result, dlq)' },
   help: { type: 'boolean', short: 'h' },
-} as const;
+} as const satisfies Record<string, FlagSpec>;
 
 type Flags = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'boolean' ? boolean : string };
 
@@ -163,6 +207,16 @@ async function appFor(flags: Flags, uses: 'broker' | 'backend'): Promise<Taskfle
     await assertReachable(app.backendUrl, 'the result backend', setting);
   }
   return app;
+}
+
+/** Runs a one-shot command on the app appFor() makes, and closes it however the command ends. */
+async function withApp<T>(flags: Flags, uses: 'broker' | 'backend', use: (app: Taskfleet) => Promise<T>): Promise<T> {
+  const app = await appFor(flags, uses);
+  try {
+    return await use(app);
+  } finally {
+    await app.close();
+  }
 }
 
 /**
@@ -292,8 +346,7 @@ function print(flags: Flags, value: unknown, human: () => string): void {
 const p = printable;
 
 async function inspect(flags: Flags, what: string | undefined): Promise<void> {
-  const app = await appFor(flags, 'backend');
-  try {
+  await withApp(flags, 'backend', async (app) => {
     const workers = await app.control.workers();
     const now = Date.now();
     switch (what) {
@@ -348,15 +401,12 @@ async function inspect(flags: Flags, what: string | undefined): Promise<void> {
       default:
         throw new UsageError('inspect what? active, stats or workers');
     }
-  } finally {
-    await app.close();
-  }
+  });
 }
 
 async function result(flags: Flags, id: string | undefined): Promise<void> {
   if (!id) throw new UsageError('result needs a task id');
-  const app = await appFor(flags, 'backend');
-  try {
+  await withApp(flags, 'backend', async (app) => {
     const wait = integer(flags, 'wait');
     const handle = app.result(id);
     if (wait !== undefined) await handle.get({ timeout: wait }).catch(() => {});
@@ -371,40 +421,31 @@ async function result(flags: Flags, id: string | undefined): Promise<void> {
           ].join('\n')
         : `${p(id)}  PENDING (unknown, not started, or expired)`,
     );
-  } finally {
-    await app.close();
-  }
+  });
 }
 
 async function revoke(flags: Flags, ids: string[]): Promise<void> {
   if (ids.length === 0) throw new UsageError('revoke needs at least one task id');
-  const app = await appFor(flags, 'backend');
-  try {
+  await withApp(flags, 'backend', async (app) => {
     await app.control.revoke(ids, { terminate: flags.terminate === true });
     console.log(
       `revoked ${ids.length} task${ids.length === 1 ? '' : 's'}${flags.terminate ? ' (running ones are aborted)' : ''}`,
     );
-  } finally {
-    await app.close();
-  }
+  });
 }
 
 async function purge(flags: Flags, queue: string | undefined): Promise<void> {
   if (!queue) throw new UsageError('purge needs a queue name');
-  const app = await appFor(flags, 'broker');
-  try {
+  await withApp(flags, 'broker', async (app) => {
     const count = await app.broker.purge(queue);
     console.log(`purged ${count} message${count === 1 ? '' : 's'} from ${p(queue)}`);
-  } finally {
-    await app.close();
-  }
+  });
 }
 
 async function dlq(flags: Flags, [verb, queue, ...ids]: string[]): Promise<void> {
   if (!queue || (verb !== 'list' && verb !== 'requeue'))
     throw new UsageError('dlq list <queue> | dlq requeue <queue> [<id>...]');
-  const app = await appFor(flags, 'broker');
-  try {
+  await withApp(flags, 'broker', async (app) => {
     if (verb === 'list') {
       const letters = await app.broker.deadLetters(queue, { limit: integer(flags, 'limit', 1) ?? 100 });
       print(flags, letters, () =>
@@ -421,48 +462,96 @@ async function dlq(flags: Flags, [verb, queue, ...ids]: string[]): Promise<void>
       const count = await app.requeueDeadLetters(queue, ids.length > 0 ? ids : undefined);
       console.log(`requeued ${count} dead letter${count === 1 ? '' : 's'} onto ${p(queue)}`);
     }
-  } finally {
-    await app.close();
-  }
+  });
+}
+
+/**
+ * A verb of the command: its lines in the usage (what to type, what it does) and what it runs, which
+ * resolves to the exit code, or to -1 for the verbs that keep running until a signal (worker, beat).
+ */
+interface Verb {
+  usage: readonly (readonly [synopsis: string, help: string])[];
+  run(flags: Flags, positionals: string[]): Promise<number>;
+}
+
+const done = (work: Promise<void>): Promise<number> => work.then(() => 0);
+
+const verbs: Record<string, Verb> = {
+  worker: {
+    usage: [['worker --app <module> [options]', 'run a worker for the tasks <module> registers']],
+    run: (flags) => runWorker(flags).then(() => -1),
+  },
+  beat: {
+    usage: [
+      ['beat --app <module> [--schedules <file>]', "fire <module>'s periodic tasks (run two or more: one fires)"],
+    ],
+    run: (flags) => beat(flags).then(() => -1),
+  },
+  inspect: {
+    usage: [['inspect active|stats|workers', 'what live workers are doing']],
+    run: (flags, [what]) => done(inspect(flags, what)),
+  },
+  result: {
+    usage: [['result <task-id> [--wait <ms>]', "a task's state and result"]],
+    run: (flags, [id]) => done(result(flags, id)),
+  },
+  revoke: {
+    usage: [['revoke <task-id>... [--terminate]', 'stop tasks from running (--terminate: abort running ones)']],
+    run: (flags, ids) => done(revoke(flags, ids)),
+  },
+  purge: {
+    usage: [['purge <queue>', 'delete every message waiting in a queue']],
+    run: (flags, [queue]) => done(purge(flags, queue)),
+  },
+  dlq: {
+    usage: [
+      ['dlq list <queue> [--limit <n>]', 'dead letters, with why each could not run'],
+      ['dlq requeue <queue> [<id>...]', 'put dead letters back on their queue (all without ids)'],
+    ],
+    run: (flags, positionals) => done(dlq(flags, positionals)),
+  },
+};
+
+/** `taskfleet --help`: the verbs' usage lines, then every flag that has a line, with its variable. */
+function usageText(): string {
+  const synopses = Object.values(verbs)
+    .flatMap((verb) => verb.usage)
+    .map(([synopsis, help]) => {
+      const left = `  taskfleet ${synopsis}`;
+      return left.length < 47 ? `${left.padEnd(48)}${help}` : `${left}\n${' '.repeat(48)}${help}`;
+    });
+  const flags = Object.entries(options as Record<string, FlagSpec>).flatMap(([name, spec]) => {
+    if (spec.help === undefined) return [];
+    const flag = `--${name}${spec.value ? ` ${spec.value}` : ''}`;
+    return [`  ${flag.padEnd(25)} ${(spec.env ?? '').padEnd(27)} ${spec.help}`];
+  });
+  return [
+    'taskfleet — Celery-style background tasks for TypeScript',
+    '',
+    'Usage:',
+    ...synopses,
+    '',
+    'Options (each also an environment variable):',
+    ...flags,
+    '',
+  ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   try {
     const [command, ...rest] = argv;
     if (!command || command === '--help' || command === '-h' || command === 'help') {
-      console.log(usage);
+      console.log(usageText());
       return command ? 0 : 2;
     }
     const { flags, positionals } = flagsFrom(rest);
     if (flags.help) {
-      console.log(usage);
+      console.log(usageText());
       return 0;
     }
-    switch (command) {
-      case 'worker':
-        await runWorker(flags);
-        return -1; // keeps running until a signal
-      case 'beat':
-        await beat(flags);
-        return -1; // keeps running until a signal
-      case 'inspect':
-        await inspect(flags, positionals[0]);
-        return 0;
-      case 'result':
-        await result(flags, positionals[0]);
-        return 0;
-      case 'revoke':
-        await revoke(flags, positionals);
-        return 0;
-      case 'purge':
-        await purge(flags, positionals[0]);
-        return 0;
-      case 'dlq':
-        await dlq(flags, positionals);
-        return 0;
-      default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-    }
+    const verb = Object.hasOwn(verbs, command) ? verbs[command] : undefined;
+    if (!verb) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    return await verb.run(flags, positionals);
   } catch (error) {
     // Messages may quote what the command was given or read (a task id, a URL): printable, and redacted.
     const message = printable(redactText((error as Error).message ?? String(error)));
