@@ -2,8 +2,7 @@
  * Celery's canvas: chain, group, chord, and links. Each is a template: every `delay()` sends a new
  * run with new ids. See docs/worker.md, "Workflows".
  */
-import type { Taskfleet } from './app.ts';
-import { COMPILE, type Compiler, emptyChord, isCompilable } from './canvas/compile.ts';
+import { type CanvasApp, COMPILE, type Compiler, emptyChord, isCompilable } from './canvas/compile.ts';
 import { type CanvasObject, sendCanvas } from './canvas/send.ts';
 import { CanvasError } from './errors.ts';
 import type { GroupResult } from './group-result.ts';
@@ -49,7 +48,7 @@ function parts(list: readonly unknown[], what: string): CanvasObject[] {
   });
 }
 
-function appOf(list: readonly CanvasObject[]): Taskfleet | undefined {
+function appOf(list: readonly CanvasObject[]): CanvasApp | undefined {
   for (const part of list) {
     const app = part.app; // once: each part asks its own parts, so asking twice doubles per level
     if (app) return app;
@@ -68,7 +67,7 @@ export class Chain<Missing extends unknown[], R> implements Canvas<Missing, R>, 
     this.steps = parts(steps, 'chain step');
   }
 
-  get app(): Taskfleet | undefined {
+  get app(): CanvasApp | undefined {
     return appOf(this.steps);
   }
 
@@ -117,7 +116,7 @@ export class Group<Missing extends unknown[], Rs> implements Canvas<Missing, Rs>
     this.members = parts(members, 'group member');
   }
 
-  get app(): Taskfleet | undefined {
+  get app(): CanvasApp | undefined {
     return appOf(this.members);
   }
 
@@ -172,7 +171,7 @@ export class Chord<Missing extends unknown[], R> implements Canvas<Missing, R>, 
     }
   }
 
-  get app(): Taskfleet | undefined {
+  get app(): CanvasApp | undefined {
     return appOf([...this.header, this.body]);
   }
 

@@ -1,7 +1,6 @@
-import type { Taskfleet } from './app.ts';
 import { GroupFailedError, ResultTimeoutError } from './errors.ts';
 import { type Flow, isGroup, isTask, type SignatureSpec } from './message/canvas-spec.ts';
-import { AsyncResult } from './result.ts';
+import { AsyncResult, type ResultSource } from './result.ts';
 import type { TaskState } from './results/result.ts';
 
 /**
@@ -11,9 +10,9 @@ import type { TaskState } from './results/result.ts';
 export class GroupResult<R = unknown[]> extends AsyncResult<R> {
   /** The members' results, in order (a member that is itself a group has a GroupResult). */
   readonly results: readonly AsyncResult<unknown>[];
-  readonly #app: Taskfleet;
+  readonly #app: ResultSource;
 
-  constructor(app: Taskfleet, id: string, results: readonly AsyncResult<unknown>[]) {
+  constructor(app: ResultSource, id: string, results: readonly AsyncResult<unknown>[]) {
     super(app, id);
     this.#app = app;
     this.results = results;
@@ -85,7 +84,7 @@ function leafIds(result: AsyncResult<unknown>): string[] {
 }
 
 /** The result of a flow: its last call's, or for a group, each member's; for a chord, its callback flow's. */
-export function resultOf<R>(app: Taskfleet, flow: Flow): AsyncResult<R> {
+export function resultOf<R>(app: ResultSource, flow: Flow): AsyncResult<R> {
   const last = flow.at(-1);
   if (last === undefined) return new GroupResult(app, 'empty', []) as unknown as AsyncResult<R>;
   if (isTask(last)) return new AsyncResult<R>(app, (last as SignatureSpec).id as string);

@@ -1,4 +1,3 @@
-import type { Taskfleet } from './app.ts';
 import type { Broker } from './brokers/broker.ts';
 import { type CallTarget, withDeadline } from './brokers/deadline.ts';
 import { isKafkaUrl } from './brokers/kafka/config.ts';
@@ -11,6 +10,18 @@ import type { Envelope } from './message/envelope.ts';
 import { RedisResultBackend } from './results/redis-backend.ts';
 import type { ResultRecord } from './results/result.ts';
 
+/** What a Producer reads of its app: where the broker and backend are, and the bounds. */
+export interface ProducerSettings {
+  readonly brokerUrl: string;
+  readonly backendUrl: string | undefined;
+  readonly brokerTimeout: number;
+  readonly prefix: string;
+  readonly maxMessageBytes: number;
+  readonly maxDeadLetters: number;
+  /** The app's own broker: a Kafka producer shares its client. */
+  readonly broker: Broker;
+}
+
 /**
  * What an application's calls go through — enqueueing (delay, applyAsync, applyBulk, a workflow's
  * delay), reading results, forget and revoke — each within the app's brokerTimeout, after which it
@@ -20,13 +31,13 @@ import type { ResultRecord } from './results/result.ts';
  * wait for Redis instead, as long as it takes.
  */
 export class Producer {
-  readonly #app: Taskfleet;
+  readonly #app: ProducerSettings;
   /** A producer connection per Redis URL: the broker's, and the backend's when it is another Redis. */
   readonly #redis = new Map<string, RedisBroker>();
   #backend: RedisResultBackend | undefined;
   #control: Control | undefined;
 
-  constructor(app: Taskfleet) {
+  constructor(app: ProducerSettings) {
     this.#app = app;
   }
 

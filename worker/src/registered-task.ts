@@ -1,5 +1,4 @@
-import type { Taskfleet } from './app.ts';
-import { COMPILE, type Compiler } from './canvas/compile.ts';
+import { type CanvasApp, COMPILE, type Compiler } from './canvas/compile.ts';
 import { type CanvasObject, listOf, sendCanvas } from './canvas/send.ts';
 import type { Flow } from './message/canvas-spec.ts';
 import type { AsyncResult } from './result.ts';
@@ -14,6 +13,16 @@ import type {
   TaskOptions,
 } from './task.ts';
 
+/** What tasks and signatures need of their app: sending calls, and all a workflow needs. */
+export interface TaskHost extends CanvasApp {
+  send<R>(task: TaskDefinition, args: readonly unknown[], options: ApplyOptions, chain?: Flow): Promise<AsyncResult<R>>;
+  sendBulk<R>(
+    task: TaskDefinition,
+    argsList: readonly (readonly unknown[])[],
+    options: ApplyOptions,
+  ): Promise<AsyncResult<R>[]>;
+}
+
 /**
  * A registered task: call it with `delay(...)` or `applyAsync(args, options)`, or make a signature
  * with `s(...)` for later or for a chain. Its argument and result types come from the handler.
@@ -22,9 +31,9 @@ export class Task<A extends unknown[], R> implements TaskDefinition {
   readonly name: string;
   readonly options: Readonly<TaskOptions>;
   readonly handler: Handler<unknown[], unknown>;
-  readonly #app: Taskfleet;
+  readonly #app: TaskHost;
 
-  constructor(app: Taskfleet, name: string, options: TaskOptions, handler: Handler<A, R>) {
+  constructor(app: TaskHost, name: string, options: TaskOptions, handler: Handler<A, R>) {
     this.#app = app;
     this.name = name;
     this.options = Object.freeze({ ...options });
@@ -76,9 +85,9 @@ export class TaskSignature<Missing extends unknown[], R> implements Signature<Mi
   readonly args: readonly unknown[];
   readonly options: Readonly<ApplyOptions<never>>;
   /** The app that sends it. */
-  readonly app: Taskfleet;
+  readonly app: TaskHost;
 
-  constructor(app: Taskfleet, task: string, args: readonly unknown[], options: ApplyOptions<never>) {
+  constructor(app: TaskHost, task: string, args: readonly unknown[], options: ApplyOptions<never>) {
     this.app = app;
     this.task = task;
     this.args = args;

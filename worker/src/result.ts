@@ -1,13 +1,27 @@
-import type { Taskfleet } from './app.ts';
 import { ChordFailedError, ResultTimeoutError, TaskFailedError, TaskRevokedError } from './errors.ts';
 import { READY_STATES, type ResultRecord, type TaskState } from './results/result.ts';
+
+/**
+ * The producer calls a result handle makes (the app's Producer): each within the app's brokerTimeout.
+ */
+export interface ResultCalls {
+  result(id: string): Promise<ResultRecord | undefined>;
+  waitReady(id: string, timeoutMs: number): Promise<ResultRecord | undefined>;
+  forget(id: string): Promise<void>;
+  revoke(ids: readonly string[], options?: { terminate?: boolean }): Promise<void>;
+}
+
+/** What a result handle needs of its app. */
+export interface ResultSource {
+  readonly producer: ResultCalls;
+}
 
 /** A handle on a task's result, as Celery's AsyncResult. Every read goes to the result backend. */
 export class AsyncResult<R = unknown> {
   readonly id: string;
-  readonly #app: Taskfleet;
+  readonly #app: ResultSource;
 
-  constructor(app: Taskfleet, id: string) {
+  constructor(app: ResultSource, id: string) {
     this.#app = app;
     this.id = id;
   }

@@ -5,7 +5,6 @@
  * would otherwise find wrong later is refused here, at enqueue.
  */
 import { randomUUID } from 'node:crypto';
-import type { Taskfleet } from '../app.ts';
 import { assertQueueName } from '../brokers/redis/keys.ts';
 import { CanvasError, ConfigError, EtaBeyondHorizonError } from '../errors.ts';
 import {
@@ -20,16 +19,33 @@ import {
   type SignatureSpec,
 } from '../message/canvas-spec.ts';
 import { assertJson, type JsonValue } from '../message/json.ts';
-import type { ApplyOptions } from '../task.ts';
+import type { ResultCalls, ResultSource } from '../result.ts';
+import type { ApplyOptions, TaskDefinition } from '../task.ts';
+import type { Launch } from './launch.ts';
 
 /** The method by which a canvas object (signature, chain, group, chord) becomes a flow. */
 export const COMPILE: unique symbol = Symbol('taskfleet.canvas.compile');
+
+/** What compiling a workflow reads of the app that sends it. */
+export interface CompileContext {
+  readonly defaultQueue: string;
+  readonly etaHorizon: number;
+  readonly tasks: ReadonlyMap<string, TaskDefinition>;
+  /** The task of that name; throws (UNKNOWN_TASK) naming those it has. */
+  definition(name: string): TaskDefinition;
+}
+
+/** What sending a workflow needs of its app: compiling it, starting it, and its result's handles. */
+export interface CanvasApp extends CompileContext, ResultSource {
+  readonly resultExpires: number;
+  readonly producer: ResultCalls & { launch(launch: Launch): Promise<void> };
+}
 
 /** What every canvas object implements (internal). */
 export interface Compilable {
   [COMPILE](compiler: Compiler): Flow;
   /** The app of the first signature inside, if any: the one that sends it. */
-  readonly app: Taskfleet | undefined;
+  readonly app: CanvasApp | undefined;
 }
 
 /** The parts of a task signature the compiler reads. */
@@ -41,11 +57,11 @@ export interface TaskParts {
 
 /** One compilation: counts signatures and depth across the whole workflow, links included. */
 export class Compiler {
-  readonly app: Taskfleet;
+  readonly app: CompileContext;
   #depth = 0;
   #signatures = 0;
 
-  constructor(app: Taskfleet) {
+  constructor(app: CompileContext) {
     this.app = app;
   }
 

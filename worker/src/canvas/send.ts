@@ -1,7 +1,6 @@
-import type { Taskfleet } from '../app.ts';
 import { CanvasError } from '../errors.ts';
 import { GroupResult, resultOf } from '../group-result.ts';
-import type { AsyncResult } from '../result.ts';
+import type { AsyncResult, ResultSource } from '../result.ts';
 import type { ApplyOptions, Canvas, TaskFailure } from '../task.ts';
 import { type Compilable, Compiler } from './compile.ts';
 import { plan } from './launch.ts';
@@ -21,7 +20,7 @@ export interface CanvasObject extends Compilable {
 export async function sendCanvas<R>(canvas: CanvasObject, options: ApplyOptions<never> = {}): Promise<AsyncResult<R>> {
   const app = canvas.app;
   // Only an empty group has no app: it sends nothing and its result is [].
-  if (!app) return new GroupResult(undefined as unknown as Taskfleet, 'empty', []) as unknown as AsyncResult<R>;
+  if (!app) return new GroupResult(undefined as unknown as ResultSource, 'empty', []) as unknown as AsyncResult<R>;
   const { link, linkError, ...head } = options;
   let whole = Object.keys(head).length > 0 ? canvas.set(head) : canvas;
   for (const next of listOf(link)) {

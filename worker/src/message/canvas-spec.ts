@@ -6,7 +6,7 @@
  * argument. Only a task node may be followed by more: a group or a chord is always the last node of
  * its flow (`chain(a, group(b, c), d)` is sent as `[a, chord([b, c], d)]`, as Celery does).
  */
-import type { JsonValue } from './json.ts';
+import type { JsonValue } from './json-value.ts';
 import { isQueueName } from './names.ts';
 
 /** Most levels of nesting (chains, groups, chords, links inside one another) a workflow may have. */

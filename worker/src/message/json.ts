@@ -1,7 +1,7 @@
 import { SerializationError } from '../errors.ts';
+import type { JsonValue } from './json-value.ts';
 
-/** What a task may take and return: values that survive JSON.stringify → JSON.parse unchanged. */
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type { JsonValue };
 
 /**
  * Throws a SerializationError naming the first part of `value` that JSON would silently change or
