@@ -96,7 +96,7 @@ export class Control {
         .publish(this.#keys.control, JSON.stringify(message))
         .exec();
     };
-    await (deadline ? sendWithin(this.#redis, deadline, send) : send());
+    await sendWithin(this.#redis, deadline, send);
   }
 
   /** Ids revoked and not yet expired. */

@@ -11,39 +11,64 @@ export interface CallTarget {
  * How long one producer call (delay, apply, a workflow's delay, get()'s reads, revoke) may wait for the
  * broker or the result backend: the app's brokerTimeout, started when the call is. Its signal aborts
  * when the time is up; the adapter that holds the call then gives up, and says whether anything of it
- * may have been sent. Clear it when the call settles: its timer would keep a process alive.
+ * may have been sent. Clear it when the call settles: its timer would keep a process alive. It is made
+ * for every producer call, so it is kept cheap: one timer, and an AbortSignal only when one is asked for
+ * (a call that waits for its connection).
  */
 export class Deadline {
   readonly ms: number;
   readonly target: CallTarget;
-  readonly #controller = new AbortController();
+  #passed = false;
+  /** What to do when the time is up: reject the races in progress, abort the signal if one was made. */
+  readonly #onPass = new Set<() => void>();
+  #controller: AbortController | undefined;
   readonly #timer: NodeJS.Timeout;
 
   constructor(ms: number, target: CallTarget) {
     this.ms = ms;
     this.target = target;
-    this.#timer = setTimeout(() => this.#controller.abort(), ms);
+    this.#timer = setTimeout(() => {
+      this.#passed = true;
+      for (const onPass of this.#onPass) onPass();
+    }, ms);
   }
 
+  /** Aborts when the time is up. */
   get signal(): AbortSignal {
+    if (!this.#controller) {
+      const controller = new AbortController();
+      if (this.#passed) controller.abort();
+      else this.#onPass.add(() => controller.abort());
+      this.#controller = controller;
+    }
     return this.#controller.signal;
   }
 
   get passed(): boolean {
-    return this.#controller.signal.aborted;
+    return this.#passed;
   }
 
   /** Settles as `work` does, unless the time is up first: then rejects with `late()`. */
   race<T>(work: Promise<T>, late: () => Error): Promise<T> {
-    if (this.passed) {
+    if (this.#passed) {
       work.catch(() => {}); // given up on: its outcome no longer matters to anyone
       return Promise.reject(late());
     }
-    const { promise, reject } = Promise.withResolvers<never>();
-    const onAbort = () => reject(late());
-    this.signal.addEventListener('abort', onAbort, { once: true });
-    work.catch(() => {});
-    return Promise.race([work, promise]).finally(() => this.signal.removeEventListener('abort', onAbort));
+    return new Promise<T>((resolve, reject) => {
+      const onPass = () => reject(late());
+      this.#onPass.add(onPass);
+      // Settling after late() is a no-op, and its rejection is handled here: nobody else awaits it.
+      work.then(
+        (value) => {
+          this.#onPass.delete(onPass);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#onPass.delete(onPass);
+          reject(error);
+        },
+      );
+    });
   }
 
   /**

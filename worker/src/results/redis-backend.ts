@@ -45,7 +45,7 @@ export class RedisResultBackend implements ResultBackend {
   /** The stored record; with a `deadline` (a producer's read), within it. */
   async get(id: string, { deadline }: SendOptions = {}): Promise<ResultRecord | undefined> {
     const read = () => this.#redis.get(this.#keys.result(id));
-    const text = await (deadline ? sendWithin(this.#redis, deadline, read) : read());
+    const text = await sendWithin(this.#redis, deadline, read);
     return text === null ? undefined : (JSON.parse(text) as ResultRecord);
   }
 
@@ -113,7 +113,7 @@ export class RedisResultBackend implements ResultBackend {
     }
     const subscriber = this.#subscriber;
     const send = () => subscriber.subscribe(channel);
-    await (deadline ? sendWithin(subscriber, deadline, send) : send());
+    await sendWithin(subscriber, deadline, send);
   }
 
   /**
@@ -140,7 +140,7 @@ export class RedisResultBackend implements ResultBackend {
 
   async forget(id: string, { deadline }: SendOptions = {}): Promise<void> {
     const send = () => this.#redis.del(this.#keys.result(id));
-    await (deadline ? sendWithin(this.#redis, deadline, send) : send());
+    await sendWithin(this.#redis, deadline, send);
   }
 
   async close(): Promise<void> {

@@ -90,7 +90,7 @@ export class RedisBroker implements Broker {
       const failed = results.find(([error]) => error !== null);
       if (failed) throw failed[0];
     };
-    await (deadline ? sendWithin(this.#redis, deadline, send) : send());
+    await sendWithin(this.#redis, deadline, send);
   }
 
   async consume(queue: string, options: ConsumerOptions): Promise<Consumer> {
@@ -224,7 +224,7 @@ export class RedisBroker implements Broker {
     const keys = chordKeys(this.prefix, callback.queue, id);
     const send = () =>
       this.#redis.openChord(keys.state, size, priorityLane(callback.priority), head, tail, shape ?? '', ttlMs);
-    await (deadline ? sendWithin(this.#redis, deadline, send) : send());
+    await sendWithin(this.#redis, deadline, send);
   }
 
   async completeChordMember(slot: ChordRef, outcome: ChordMemberOutcome, ttlMs: number): Promise<ChordProgress> {

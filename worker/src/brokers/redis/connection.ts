@@ -109,11 +109,13 @@ const LOST = /max retries per request|aborted due to connection close|Connection
  * PRODUCER_CONNECTION within its deadline: waits for the connection, sends, and waits for the answer.
  * It gives up with a BrokerUnavailableError when the time is up or the connection drops, saying
  * whether the commands had been sent. Errors Redis itself answers (a wrong type, out of memory) and
- * any other error are thrown as they are.
+ * any other error are thrown as they are. Without a deadline (the worker's own calls, on connections
+ * that wait for Redis) it only sends.
  */
-export async function sendWithin<T>(redis: Redis, deadline: Deadline, send: () => Promise<T>): Promise<T> {
+export async function sendWithin<T>(redis: Redis, deadline: Deadline | undefined, send: () => Promise<T>): Promise<T> {
+  if (!deadline) return send();
   for (;;) {
-    if (!(await untilReady(redis, deadline.signal))) {
+    if (redis.status !== 'ready' && !(await untilReady(redis, deadline.signal))) {
       throw deadline.unavailable({ maybeSent: false, timedOut: deadline.passed }, notReadyReason(redis));
     }
     try {
