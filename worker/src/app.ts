@@ -6,7 +6,7 @@ import { RedisBroker } from './brokers/redis/broker.ts';
 import { assertRedisUrl } from './brokers/redis/connection.ts';
 import { assertQueueName } from './brokers/redis/keys.ts';
 import { Control } from './control.ts';
-import { type Endpoint, type EndpointKind, resolveEndpoint } from './endpoints.ts';
+import { type Endpoint, resolveEndpoint } from './endpoints.ts';
 import { ConfigError, NoResultBackendError, TaskfleetError } from './errors.ts';
 import {
   createEnvelope,
@@ -89,6 +89,9 @@ export class Taskfleet {
   readonly #written: TaskfleetOptions;
   #configured: TaskfleetOptions = {};
   #options: TaskfleetOptions;
+  /** The broker and backend as resolved from those and the environment (resolveEndpoint), by #validate. */
+  #brokerEndpoint!: Endpoint;
+  #backendEndpoint: Endpoint | undefined;
   readonly #tasks = new Map<string, TaskDefinition>();
   readonly #schedules = new Map<string, Schedule>();
   #broker: Broker | undefined;
@@ -106,14 +109,11 @@ export class Taskfleet {
 
   /** The broker's URL: --broker (configure()) > TASKFLEET_BROKER > the `broker` option > the default. */
   get brokerUrl(): string {
-    return (this.#endpoint('broker') as Endpoint).url;
+    return this.#brokerEndpoint.url;
   }
   /** The result backend's URL, by the same rule as the broker's (TASKFLEET_BACKEND); there is no default. */
   get backendUrl(): string | undefined {
-    return this.#endpoint('backend')?.url;
-  }
-  #endpoint(kind: EndpointKind): Endpoint | undefined {
-    return resolveEndpoint(kind, { configured: this.#configured, env: process.env, written: this.#written });
+    return this.#backendEndpoint?.url;
   }
   get defaultQueue(): string {
     return this.#options.defaultQueue ?? process.env.TASKFLEET_QUEUE ?? 'default';
@@ -152,7 +152,10 @@ export class Taskfleet {
   }
 
   #validate(): void {
-    const { url, from } = this.#endpoint('broker') as Endpoint;
+    const sources = { configured: this.#configured, env: process.env, written: this.#written };
+    this.#brokerEndpoint = resolveEndpoint('broker', sources) as Endpoint;
+    this.#backendEndpoint = resolveEndpoint('backend', sources);
+    const { url, from } = this.#brokerEndpoint;
     if (isKafkaUrl(url)) {
       kafkaOptionsFromUrl(url);
       queueTopics(this.prefix, this.defaultQueue);
@@ -163,7 +166,7 @@ export class Taskfleet {
         `broker ${JSON.stringify(url)} (from ${from}) is not supported: use a redis:// or rediss:// URL, or kafka:// (kafkas://) for Kafka`,
       );
     }
-    const backend = this.#endpoint('backend');
+    const backend = this.#backendEndpoint;
     if (backend !== undefined) assertRedisUrl(backend.url, `the result backend URL (from ${backend.from})`);
     assertQueueName(this.defaultQueue);
     for (const [field, env] of [

@@ -25,7 +25,7 @@ export interface Endpoint {
   from: string;
 }
 
-export const ENDPOINT_ENV: Record<EndpointKind, string> = {
+const ENDPOINT_ENV: Record<EndpointKind, string> = {
   broker: 'TASKFLEET_BROKER',
   backend: 'TASKFLEET_BACKEND',
 };

@@ -1,5 +1,5 @@
 import type { Broker } from './brokers/broker.ts';
-import { type CallTarget, withDeadline } from './brokers/deadline.ts';
+import { type CallTarget, type Deadline, withDeadline } from './brokers/deadline.ts';
 import { isKafkaUrl } from './brokers/kafka/config.ts';
 import { RedisBroker } from './brokers/redis/broker.ts';
 import { PRODUCER_CONNECTION } from './brokers/redis/connection.ts';
@@ -42,38 +42,28 @@ export class Producer {
   }
 
   publish(envelopes: readonly Envelope[]): Promise<void> {
-    return withDeadline(this.#app.brokerTimeout, this.#target('broker'), (deadline) =>
-      this.#broker().publish(envelopes, { deadline }),
-    );
+    return this.#within('broker', (deadline) => this.#broker().publish(envelopes, { deadline }));
   }
 
   /** Starts a workflow: its chords opened, then its first calls sent, all within one deadline. */
   launch(launch: Launch): Promise<void> {
-    return withDeadline(this.#app.brokerTimeout, this.#target('broker'), (deadline) =>
-      start(this.#broker(), launch, { deadline }),
-    );
+    return this.#within('broker', (deadline) => start(this.#broker(), launch, { deadline }));
   }
 
   async result(id: string): Promise<ResultRecord | undefined> {
     const backend = this.#resultBackend('reading results');
-    return withDeadline(this.#app.brokerTimeout, this.#target('result backend'), (deadline) =>
-      backend.get(id, { deadline }),
-    );
+    return this.#within('result backend', (deadline) => backend.get(id, { deadline }));
   }
 
   /** Waits up to `timeoutMs` for a result; brokerTimeout bounds only subscribing and the first read. */
   async waitReady(id: string, timeoutMs: number): Promise<ResultRecord | undefined> {
     const backend = this.#resultBackend('reading results');
-    return withDeadline(this.#app.brokerTimeout, this.#target('result backend'), (deadline) =>
-      backend.waitReady(id, timeoutMs, { deadline }),
-    );
+    return this.#within('result backend', (deadline) => backend.waitReady(id, timeoutMs, { deadline }));
   }
 
   async forget(id: string): Promise<void> {
     const backend = this.#resultBackend('reading results');
-    await withDeadline(this.#app.brokerTimeout, this.#target('result backend'), (deadline) =>
-      backend.forget(id, { deadline }),
-    );
+    await this.#within('result backend', (deadline) => backend.forget(id, { deadline }));
   }
 
   async revoke(ids: readonly string[], { terminate = false }: { terminate?: boolean } = {}): Promise<void> {
@@ -81,9 +71,7 @@ export class Producer {
     if (url === undefined) throw new NoResultBackendError('revoke and inspect');
     this.#control ??= new Control(this.#connection(url).redis, this.#app.prefix);
     const control = this.#control;
-    await withDeadline(this.#app.brokerTimeout, this.#target('result backend'), (deadline) =>
-      control.revoke(ids, { terminate, deadline }),
-    );
+    await this.#within('result backend', (deadline) => control.revoke(ids, { terminate, deadline }));
   }
 
   async close(): Promise<void> {
@@ -92,8 +80,10 @@ export class Producer {
     await Promise.all([...this.#redis.values()].map((broker) => broker.close()));
   }
 
-  #target(what: CallTarget['what']): CallTarget {
-    return { what, url: (what === 'broker' ? this.#app.brokerUrl : this.#app.backendUrl) ?? '' };
+  /** Runs one call within a fresh brokerTimeout against the broker or the result backend. */
+  #within<T>(what: CallTarget['what'], call: (deadline: Deadline) => Promise<T>): Promise<T> {
+    const url = (what === 'broker' ? this.#app.brokerUrl : this.#app.backendUrl) ?? '';
+    return withDeadline(this.#app.brokerTimeout, { what, url }, call);
   }
 
   #broker(): Broker {

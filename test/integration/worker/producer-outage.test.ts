@@ -18,20 +18,31 @@ import { notJsonLines, runScript } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
 import { privateRedis } from '../../support/worker-tools.ts';
 
-/** A producer app of this test's own (its prefix and queue), closed when the file ends. */
-function producer(options: TaskfleetOptions): Taskfleet {
+const elsewhere = (): never => {
+  throw new Error('no worker runs in this test');
+};
+
+/**
+ * A producer app of this test's own (its prefix and queue), closed when the file ends, and its task
+ * `echo` (which no worker runs here).
+ */
+function producer(options: TaskfleetOptions) {
   const app = new Taskfleet({
     prefix: `test-${randomUUID().slice(0, 8)}`,
     defaultQueue: `q-${randomUUID().slice(0, 8)}`,
     ...options,
   });
   after(() => app.close());
-  return app;
+  const echo = app.task('echo', (_ctx, _value: string): string => elsewhere());
+  return { app, echo };
 }
 
-const elsewhere = (): never => {
-  throw new Error('no worker runs in this test');
-};
+/** A listener that accepts connections and never answers, closed when the test ends. */
+async function silentListener() {
+  const hole = await blackHole();
+  after(() => hole.close());
+  return hole;
+}
 
 /** How long `call` took to reject, and with what. */
 async function rejection(call: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
@@ -59,8 +70,7 @@ function assertUnavailable(error: unknown, expected: Partial<BrokerUnavailableEr
  */
 async function connected(brokerTimeout: number) {
   const redis = await privateRedis();
-  const app = producer({ broker: redis.endpoint.url, brokerTimeout });
-  const echo = app.task('echo', (_ctx, _value: string): string => elsewhere());
+  const { app, echo } = producer({ broker: redis.endpoint.url, brokerTimeout });
   await echo.delay('before');
   const admin = new Redis(redis.endpoint.url).on('error', () => {}); // through the outages the tests make
   after(() => admin.disconnect());
@@ -80,8 +90,7 @@ test('delay() while Redis refuses connections rejects after brokerTimeout with B
   timeout: 30_000,
 }, async () => {
   const port = await freePort(); // nothing listens there
-  const app = producer({ broker: `redis://:s3cret@127.0.0.1:${port}/0`, brokerTimeout: 1000 });
-  const echo = app.task('echo', (_ctx, _value: string): string => elsewhere());
+  const { echo } = producer({ broker: `redis://:s3cret@127.0.0.1:${port}/0`, brokerTimeout: 1000 });
   const { error, ms } = await rejection(() => echo.delay('x'));
   const unavailable = assertUnavailable(error, {
     what: 'broker',
@@ -101,10 +110,8 @@ test('delay() while Redis refuses connections rejects after brokerTimeout with B
 test('the bound is 10 s unless configured: delay() to an address that never answers rejects then', {
   timeout: 30_000,
 }, async () => {
-  const hole = await blackHole();
-  after(() => hole.close());
-  const app = producer({ broker: hole.url });
-  const echo = app.task('echo', (_ctx, _value: string): string => elsewhere());
+  const hole = await silentListener();
+  const { echo } = producer({ broker: hole.url });
   const { error, ms } = await rejection(() => echo.delay('x'));
   const unavailable = assertUnavailable(error, { what: 'broker', url: hole.url, maybeSent: false });
   assert.match(unavailable.message, /within 10000 ms \(connected, but it does not answer\): nothing was sent/);
@@ -114,10 +121,8 @@ test('the bound is 10 s unless configured: delay() to an address that never answ
 test('every producer call is bounded: apply, applyBulk, workflows, get(), state(), info(), forget(), revoke()', {
   timeout: 60_000,
 }, async () => {
-  const hole = await blackHole();
-  after(() => hole.close());
-  const app = producer({ broker: hole.url, backend: hole.url, brokerTimeout: 300 });
-  const echo = app.task('echo', (_ctx, _value: string): string => elsewhere());
+  const hole = await silentListener();
+  const { app, echo } = producer({ broker: hole.url, backend: hole.url, brokerTimeout: 300 });
   const sum = app.task('sum', (_ctx, _values: string[]): string => elsewhere());
   const result = app.result('some-task');
   const calls: [string, 'broker' | 'result backend', () => Promise<unknown>][] = [
@@ -206,7 +211,7 @@ test('get() outlasts the loss of its subscription: a result stored while it was 
 }, async () => {
   const redis = await privateRedis();
   const { url } = redis.endpoint;
-  const app = producer({ broker: url, backend: url });
+  const { app } = producer({ broker: url, backend: url });
   const id = randomUUID();
   const waiting = app.result<string>(id).get({ timeout: 30_000 });
   const admin = new Redis(url).on('error', () => {}); // through the outage
@@ -290,11 +295,9 @@ test('a producer process waiting in get() prints only JSON lines through a Redis
 test('delay() to Kafka brokers that never answer rejects after brokerTimeout with BROKER_UNAVAILABLE; nothing was sent', {
   timeout: 60_000,
 }, async () => {
-  const hole = await blackHole();
-  after(() => hole.close());
+  const hole = await silentListener();
   const url = `kafka://127.0.0.1:${hole.port}`;
-  const app = producer({ broker: url, brokerTimeout: 1000 });
-  const echo = app.task('echo', (_ctx, _value: string): string => elsewhere());
+  const { echo } = producer({ broker: url, brokerTimeout: 1000 });
   const { error, ms } = await rejection(() => echo.delay('x'));
   const unavailable = assertUnavailable(error, { what: 'broker', url, maybeSent: false });
   assert.match(
