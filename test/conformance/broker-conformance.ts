@@ -1,8 +1,9 @@
 /**
  * The broker-neutral conformance suite: what every adapter of `Broker` must do, checked through the
- * interface alone, so the same tests run against Redis Streams today and Kafka later.
+ * interface alone, so the same tests run against Redis Streams and Kafka, and against a broker added
+ * later (one folder under worker/src/brokers, one line in its registry, and this suite passing).
  *
- *   describeBrokerConformance('RedisBroker', async () => ({ broker, queue, injectRaw, cleanup }));
+ *   describeBrokerConformance('RedisBroker', async () => ({ broker, definition, url, queue, injectRaw, cleanup }));
  *
  * Each test uses its own queue and closes its own consumers. Waits for an effect are bounded only to
  * turn a hang into a failure; nothing here asserts how fast a broker is.
@@ -10,11 +11,16 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, type TestContext, test } from 'node:test';
-import type { Broker, Consumer, ConsumerOptions, Delivery } from '../../worker/src/brokers/broker.ts';
+import type { Broker, BrokerDefinition, Consumer, ConsumerOptions, Delivery } from '../../worker/src/brokers/broker.ts';
+import { BROKERS, brokerFor } from '../../worker/src/brokers/registry.ts';
 import { createEnvelope, type Envelope, type NewEnvelope } from '../../worker/src/message/envelope.ts';
 
 export interface ConformanceTarget {
   broker: Broker;
+  /** The broker's definition in the registry. */
+  definition: BrokerDefinition;
+  /** A URL of the running broker, as a user would give it. */
+  url: string;
   /** A queue name no other test uses. */
   queue(): string;
   /**
@@ -73,6 +79,16 @@ export function describeBrokerConformance(
       const { ready, delayed, inFlight } = await broker.backlog(queue);
       assert.deepEqual({ ready, delayed, inFlight }, expected, 'backlog');
     }
+
+    test('its definition is registered, takes its URLs, reaches it, and declares what it can do', async () => {
+      const { definition, url } = target;
+      assert.ok(BROKERS.includes(definition), 'registered in worker/src/brokers/registry.ts');
+      assert.equal(brokerFor(url), definition);
+      for (const scheme of definition.schemes) assert.equal(brokerFor(`${scheme}://host:1`), definition);
+      definition.validate(url, 'the test', { prefix: 'tf', queue: target.queue() });
+      await definition.assertReachable(url, { what: 'the broker', setting: 'the test' });
+      assert.equal(broker.chords !== undefined, definition.capabilities.chords, 'chords iff declared');
+    });
 
     test('publish, receive, ack: the envelope arrives intact, once', async (t) => {
       const queue = target.queue();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { KafkaBroker } from '../../worker/src/brokers/kafka/broker.ts';
+import { kafka as definition } from '../../worker/src/brokers/kafka/definition.ts';
 import { useKafka } from '../support/stack.ts';
 import { describeBrokerConformance } from './broker-conformance.ts';
 
@@ -16,6 +17,8 @@ describeBrokerConformance(
     await producer.connect();
     return {
       broker,
+      definition,
+      url: `kafka://${brokers.join(',')}`,
       queue: () => `q-${randomUUID().slice(0, 8)}`,
       async injectRaw(queue, text) {
         // With the task header, as an old producer or another language would send it.

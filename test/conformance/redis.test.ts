@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { RedisBroker } from '../../worker/src/brokers/redis/broker.ts';
+import { redis } from '../../worker/src/brokers/redis/definition.ts';
 import { queueKeys } from '../../worker/src/brokers/redis/keys.ts';
 import { useRedis } from '../support/stack.ts';
 import { describeBrokerConformance } from './broker-conformance.ts';
@@ -11,6 +12,8 @@ describeBrokerConformance('RedisBroker', async () => {
   const broker = new RedisBroker(url, { prefix });
   return {
     broker,
+    definition: redis,
+    url,
     queue: () => `q-${randomUUID().slice(0, 8)}`,
     async injectRaw(queue, text) {
       await broker.redis.xadd(queueKeys(prefix, queue).lanes[1], '*', 'm', text);

@@ -1,10 +1,8 @@
-import type { Broker, DeadLetter } from './brokers/broker.ts';
+import type { Broker, BrokerDefinition, BrokerSettings, DeadLetter } from './brokers/broker.ts';
 import { DEFAULT_MAX_DEAD_LETTERS } from './brokers/dead-letter.ts';
-import { KafkaBroker } from './brokers/kafka/broker.ts';
-import { isKafkaUrl, kafkaOptionsFromUrl, queueTopics } from './brokers/kafka/config.ts';
 import { RedisBroker } from './brokers/redis/broker.ts';
 import { assertRedisUrl } from './brokers/redis/connection.ts';
-import { assertQueueName } from './brokers/redis/keys.ts';
+import { requireBroker } from './brokers/registry.ts';
 import { Control } from './control.ts';
 import { type Endpoint, resolveEndpoint } from './endpoints.ts';
 import { ConfigError, NoResultBackendError, TaskfleetError } from './errors.ts';
@@ -17,6 +15,7 @@ import {
   type Flow,
 } from './message/envelope.ts';
 import { Producer } from './producer.ts';
+import { assertQueueName } from './queue-name.ts';
 import { Task, TaskSignature } from './registered-task.ts';
 import { AsyncResult } from './result.ts';
 import { RedisResultBackend } from './results/redis-backend.ts';
@@ -91,6 +90,7 @@ export class Taskfleet {
   #options: TaskfleetOptions;
   /** The broker and backend as resolved from those and the environment (resolveEndpoint), by #validate. */
   #brokerEndpoint!: Endpoint;
+  #brokerDefinition!: BrokerDefinition;
   #backendEndpoint: Endpoint | undefined;
   readonly #tasks = new Map<string, TaskDefinition>();
   readonly #schedules = new Map<string, Schedule>();
@@ -130,6 +130,16 @@ export class Taskfleet {
   get maxResultBytes(): number {
     return this.#options.maxResultBytes ?? envInteger('TASKFLEET_MAX_RESULT_BYTES') ?? DEFAULT_MAX_RESULT_BYTES;
   }
+  /** The broker's kind (its definition in brokers/registry.ts): what it is and what it can do. */
+  get brokerDefinition(): BrokerDefinition {
+    return this.#brokerDefinition;
+  }
+
+  /** What every broker connection of this app is opened with. */
+  get brokerSettings(): BrokerSettings {
+    return { prefix: this.prefix, maxMessageBytes: this.maxMessageBytes, maxDeadLetters: this.maxDeadLetters };
+  }
+
   get maxDeadLetters(): number {
     return this.#options.maxDeadLetters ?? envInteger('TASKFLEET_MAX_DEAD_LETTERS') ?? DEFAULT_MAX_DEAD_LETTERS;
   }
@@ -156,16 +166,8 @@ export class Taskfleet {
     this.#brokerEndpoint = resolveEndpoint('broker', sources) as Endpoint;
     this.#backendEndpoint = resolveEndpoint('backend', sources);
     const { url, from } = this.#brokerEndpoint;
-    if (isKafkaUrl(url)) {
-      kafkaOptionsFromUrl(url);
-      queueTopics(this.prefix, this.defaultQueue);
-    } else if (/^rediss?:/.test(url)) {
-      assertRedisUrl(url, `the broker URL (from ${from})`);
-    } else {
-      throw new ConfigError(
-        `broker ${JSON.stringify(url)} (from ${from}) is not supported: use a redis:// or rediss:// URL, or kafka:// (kafkas://) for Kafka`,
-      );
-    }
+    this.#brokerDefinition = requireBroker(url, from);
+    this.#brokerDefinition.validate(url, from, { prefix: this.prefix, queue: this.defaultQueue });
     const backend = this.#backendEndpoint;
     if (backend !== undefined) assertRedisUrl(backend.url, `the result backend URL (from ${backend.from})`);
     assertQueueName(this.defaultQueue);
@@ -266,10 +268,7 @@ export class Taskfleet {
 
   /** The broker, as the worker, beat and CLI use it: its calls wait for the broker as long as it takes. */
   get broker(): Broker {
-    const options = { prefix: this.prefix, maxMessageBytes: this.maxMessageBytes };
-    this.#broker ??= isKafkaUrl(this.brokerUrl)
-      ? new KafkaBroker(this.brokerUrl, options)
-      : new RedisBroker(this.brokerUrl, { ...options, maxDeadLetters: this.maxDeadLetters });
+    this.#broker ??= this.#brokerDefinition.open(this.brokerUrl, this.brokerSettings);
     return this.#broker;
   }
 

@@ -1,8 +1,7 @@
-import type { Broker } from './brokers/broker.ts';
+import type { Broker, BrokerDefinition, BrokerSettings } from './brokers/broker.ts';
 import { type CallTarget, type Deadline, withDeadline } from './brokers/deadline.ts';
-import { isKafkaUrl } from './brokers/kafka/config.ts';
 import { RedisBroker } from './brokers/redis/broker.ts';
-import { PRODUCER_CONNECTION } from './brokers/redis/connection.ts';
+import { redis } from './brokers/redis/definition.ts';
 import { type Launch, start } from './canvas/launch.ts';
 import { Control } from './control.ts';
 import { NoResultBackendError } from './errors.ts';
@@ -16,24 +15,24 @@ export interface ProducerSettings {
   readonly backendUrl: string | undefined;
   readonly brokerTimeout: number;
   readonly prefix: string;
-  readonly maxMessageBytes: number;
-  readonly maxDeadLetters: number;
-  /** The app's own broker: a Kafka producer shares its client. */
+  readonly brokerDefinition: BrokerDefinition;
+  readonly brokerSettings: BrokerSettings;
+  /** The app's own broker: shared by the producer when its definition has no openProducer. */
   readonly broker: Broker;
 }
 
 /**
  * What an application's calls go through — enqueueing (delay, applyAsync, applyBulk, a workflow's
  * delay), reading results, forget and revoke — each within the app's brokerTimeout, after which it
- * rejects with a BrokerUnavailableError. On Redis they use connections of their own
- * (PRODUCER_CONNECTION), which never hold a command back to send it once Redis is back: a call that
- * gave up before it was sent is never sent. The worker's connections (app.broker, backend, control)
- * wait for Redis instead, as long as it takes.
+ * rejects with a BrokerUnavailableError. They use connections of their own where the broker's
+ * definition opens them (openProducer; Redis' never hold a command back to send it once Redis is back):
+ * a call that gave up before it was sent is never sent. The worker's connections (app.broker, backend,
+ * control) wait for the broker instead, as long as it takes.
  */
 export class Producer {
   readonly #app: ProducerSettings;
-  /** A producer connection per Redis URL: the broker's, and the backend's when it is another Redis. */
-  readonly #redis = new Map<string, RedisBroker>();
+  /** A producer connection per URL: the broker's, and the backend's when it is another Redis. */
+  readonly #connections = new Map<string, Broker>();
   #backend: RedisResultBackend | undefined;
   #control: Control | undefined;
 
@@ -69,7 +68,7 @@ export class Producer {
   async revoke(ids: readonly string[], { terminate = false }: { terminate?: boolean } = {}): Promise<void> {
     const url = this.#app.backendUrl;
     if (url === undefined) throw new NoResultBackendError('revoke and inspect');
-    this.#control ??= new Control(this.#connection(url).redis, this.#app.prefix);
+    this.#control ??= new Control(this.#redis(url).redis, this.#app.prefix);
     const control = this.#control;
     await this.#within('result backend', (deadline) => control.revoke(ids, { terminate, deadline }));
   }
@@ -77,7 +76,7 @@ export class Producer {
   async close(): Promise<void> {
     await this.#control?.close();
     await this.#backend?.close();
-    await Promise.all([...this.#redis.values()].map((broker) => broker.close()));
+    await Promise.all([...this.#connections.values()].map((broker) => broker.close()));
   }
 
   /** Runs one call within a fresh brokerTimeout against the broker or the result backend. */
@@ -87,30 +86,35 @@ export class Producer {
   }
 
   #broker(): Broker {
-    const url = this.#app.brokerUrl;
-    // kafkajs holds no command back to send it later: a deadline is all a Kafka producer needs, so it
+    const { brokerUrl, brokerDefinition } = this.#app;
+    // A broker whose client holds no call back to send it later needs only a deadline: the producer
     // shares the app's client (closed by the app).
-    return isKafkaUrl(url) ? this.#app.broker : this.#connection(url);
+    return brokerDefinition.openProducer ? this.#connection(brokerUrl, brokerDefinition) : this.#app.broker;
   }
 
   #resultBackend(what: string): RedisResultBackend {
     const url = this.#app.backendUrl;
     if (url === undefined) throw new NoResultBackendError(what);
-    this.#backend ??= new RedisResultBackend(this.#connection(url).redis, this.#app.prefix);
+    this.#backend ??= new RedisResultBackend(this.#redis(url).redis, this.#app.prefix);
     return this.#backend;
   }
 
-  #connection(url: string): RedisBroker {
-    let broker = this.#redis.get(url);
+  /** The producer connection to this URL, opened by the definition of the broker there. */
+  #connection(url: string, definition: BrokerDefinition): Broker {
+    let broker = this.#connections.get(url);
     if (!broker) {
-      broker = new RedisBroker(url, {
-        prefix: this.#app.prefix,
-        maxMessageBytes: this.#app.maxMessageBytes,
-        maxDeadLetters: this.#app.maxDeadLetters,
-        connection: PRODUCER_CONNECTION,
-      });
-      this.#redis.set(url, broker);
+      const settings = this.#app.brokerSettings;
+      broker = definition.openProducer?.(url, settings) ?? definition.open(url, settings);
+      this.#connections.set(url, broker);
     }
+    return broker;
+  }
+
+  /** The result backend's Redis (the broker's connection when it is the same Redis). */
+  #redis(url: string): RedisBroker {
+    const broker = this.#connection(url, redis);
+    // (the backend's URL is checked to be a Redis URL when the app is made)
+    if (!(broker instanceof RedisBroker)) throw new Error('the result backend is not a Redis');
     return broker;
   }
 }

@@ -112,7 +112,9 @@ test('a bad-input corpus: the worker stays up, every message ends dead-lettered 
   await write(JSON.stringify(deep).replace('"args":[]', `"args":[${'['.repeat(20_000)}1${']'.repeat(20_000)}]`));
   // A chord slot its chord does not have: only the chord's script can tell, once the member has run.
   const outOfRange = call('echo', { chord: { id: 'small-chord', index: 5, queue } });
-  await app.broker.openChord({ id: 'small-chord', size: 1, callback: call('echo'), ttlMs: 60_000 });
+  const chords = app.broker.chords;
+  assert.ok(chords, 'a Redis broker has chords');
+  await chords.openChord({ id: 'small-chord', size: 1, callback: call('echo'), ttlMs: 60_000 });
   await write(JSON.stringify(outOfRange));
   const unknown = Array.from({ length: UNKNOWN_NAMES }, (_, i) => call(`unknown-${i}\u001b[31m`));
   for (let i = 0; i < unknown.length; i += 500) {

@@ -383,7 +383,8 @@ test('refused at declaration or enqueue, with nothing sent: empty chord, unknown
 
 test('the chord script: slots filled twice or at the same instant enqueue the callback once, in slot order', async () => {
   const app = await testApp();
-  const broker = app.broker;
+  const broker = app.broker.chords;
+  assert.ok(broker, 'a Redis broker has chords');
   const redis = redisOf(app);
   const lanes = keysOf(app).lanes;
   const id = 'chord-under-test';

@@ -33,16 +33,10 @@ export interface Broker {
     options?: { beforeEach?: (letters: readonly DeadLetter[]) => Promise<void> },
   ): Promise<number>;
   /**
-   * Opens a chord before its members are published: the state their results are recorded against,
-   * and the callback message they complete. Opening a chord that exists already does nothing.
+   * The broker's chords, on a broker that can record a member's result atomically with enqueueing the
+   * callback (its definition declares `capabilities.chords`); undefined on one that cannot.
    */
-  openChord(chord: ChordOpening, options?: SendOptions): Promise<void>;
-  /**
-   * Records a chord member's final outcome. The call that records the last missing result enqueues
-   * the callback, atomically with the recording, so it is enqueued exactly once; the first failure
-   * enqueues it to fail instead. A slot recorded already, or a chord that is over, changes nothing.
-   */
-  completeChordMember(slot: ChordRef, outcome: ChordMemberOutcome, ttlMs: number): Promise<ChordProgress>;
+  readonly chords: Chords | undefined;
   /** Problems with the broker's configuration that can lose tasks, in words; empty when there are none. */
   warnings(): Promise<string[]>;
   close(): Promise<void>;
@@ -187,7 +181,22 @@ export interface DeadLetter {
   at: number;
 }
 
-/** A chord to open: see Broker.openChord. */
+/** What a broker with chords does for them (Broker.chords). */
+export interface Chords {
+  /**
+   * Opens a chord before its members are published: the state their results are recorded against,
+   * and the callback message they complete. Opening a chord that exists already does nothing.
+   */
+  openChord(chord: ChordOpening, options?: SendOptions): Promise<void>;
+  /**
+   * Records a chord member's final outcome. The call that records the last missing result enqueues
+   * the callback, atomically with the recording, so it is enqueued exactly once; the first failure
+   * enqueues it to fail instead. A slot recorded already, or a chord that is over, changes nothing.
+   */
+  completeChordMember(slot: ChordRef, outcome: ChordMemberOutcome, ttlMs: number): Promise<ChordProgress>;
+}
+
+/** A chord to open: see Chords.openChord. */
 export interface ChordOpening {
   /** The chord's id: its callback's task id. */
   id: string;
@@ -212,3 +221,46 @@ export type ChordMemberOutcome = { ok: true; value: JsonValue } | { ok: false; f
  * already, or the chord is over); `unknown` nothing (no such chord: never opened, or expired).
  */
 export type ChordProgress = 'recorded' | 'completed' | 'failed' | 'duplicate' | 'unknown';
+
+/** How the app opens a broker: the settings every adapter takes. */
+export interface BrokerSettings {
+  prefix: string;
+  maxMessageBytes: number;
+  /** About how many dead letters each queue keeps, on a broker that bounds them by count. */
+  maxDeadLetters: number;
+}
+
+export interface BrokerDefinition {
+  /** The broker's name in messages: "Redis". */
+  readonly name: string;
+  /** The URL schemes it takes, without the colon: `redis`, `rediss`. */
+  readonly schemes: readonly string[];
+  /** How its URLs look, for the error that lists what is supported: "a redis:// or rediss:// URL". */
+  readonly usage: string;
+  /**
+   * What it can do beyond the Broker contract. `chords`: Broker.chords is there (member results
+   * recorded atomically with enqueueing the callback). `resultBackend`: its URL may serve as the result
+   * backend too (a CLI command given only --broker uses it for both). `schedules`: beat and the
+   * operator can fire periodic tasks through it (each tick recorded and enqueued in one transaction).
+   */
+  readonly capabilities: { readonly chords: boolean; readonly resultBackend: boolean; readonly schedules: boolean };
+  /**
+   * Throws a ConfigError that says what to change when the URL, or a queue name under the prefix,
+   * cannot be used; `from` names where the URL came from.
+   */
+  validate(url: string, from: string, names: { prefix: string; queue: string }): void;
+  /** The broker as the worker, beat and CLI use it: its calls wait for the broker as long as it takes. */
+  open(url: string, settings: BrokerSettings): Broker;
+  /**
+   * The broker as an application's calls use it: a connection that never holds a call back to send it
+   * once the broker is back, so that a call that gave up is never sent. Absent when the worker's client
+   * already behaves so, and the producer shares it.
+   */
+  openProducer?(url: string, settings: BrokerSettings): Broker;
+  /**
+   * One attempt to reach it (the worker's own connections would wait in silence), throwing an
+   * UNREACHABLE TaskfleetError with the reason; `what` names its role ("the broker"), `setting` the
+   * flag or variable that sets the URL.
+   */
+  assertReachable(url: string, where: { what: string; setting: string }): Promise<void>;
+}

@@ -30,3 +30,11 @@ test('redactText masks credentials of every URL in free text and every form of t
   assert.equal(redactText('a b c', ['a']), 'a b c');
   assert.equal(redactText('nothing to hide at redis://h:6379'), 'nothing to hide at redis://h:6379');
 });
+
+test('redact shows a URL listing several hosts as written, with its credentials masked', () => {
+  assert.equal(redact('kafka://k1:9092,k2:9092?sasl=plain'), 'kafka://k1:9092,k2:9092?sasl=plain');
+  assert.equal(redact('kafkas://k1:9093'), 'kafkas://k1:9093');
+  assert.equal(redact('kafka://k1:9092,k2:9092?password=s3cret'), 'kafka://k1:9092,k2:9092?password=***');
+  // Userinfo in a host list is refused by the Kafka adapter; should one reach a log, nothing of it shows.
+  assert.equal(redact('kafka://u:s3cret@k1:9092,k2:9092'), '(unparseable URL)');
+});

@@ -1,17 +1,18 @@
-import { isKafkaUrl } from './kafka/config.ts';
-
 /** Query parameters that carry credentials in connection URLs (Redis' `?password=`, tokens, keys). */
 const SECRET_PARAMS = /^(password|pass|passwd|pwd|secret|token|access_token|auth|apikey|api_key|key|sasl_password)$/i;
 const MASK = '***';
 
+/** An authority listing several hosts (`kafka://h1:9092,h2:9092`), which the WHATWG URL parser refuses. */
+const HOST_LIST = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#@]+(,[^\s/?#@]+)+(\/|\?|$)/i;
+
 /**
- * A broker or backend URL as it may be logged: without the password of its userinfo and without the
- * value of any query parameter that carries a credential (`?password=`, `?token=`). A Kafka URL never
- * carries credentials (they come from the environment, see kafka/config.ts; a URL with them is refused),
- * but it goes through the same masking.
+ * A broker or backend URL, of any broker, as it may be logged: without the password of its userinfo and
+ * without the value of any query parameter that carries a credential (`?password=`, `?token=`). A URL
+ * with a list of hosts is masked as text is (see redactText); anything else that is not a URL is not
+ * shown at all, since it might be a secret pasted in the wrong place.
  */
 export function redact(url: string): string {
-  if (isKafkaUrl(url)) return redactText(url);
+  if (HOST_LIST.test(url)) return redactText(url);
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -5,7 +5,6 @@
  * would otherwise find wrong later is refused here, at enqueue.
  */
 import { randomUUID } from 'node:crypto';
-import { assertQueueName } from '../brokers/redis/keys.ts';
 import { CanvasError, ConfigError, EtaBeyondHorizonError } from '../errors.ts';
 import {
   type ChordSpec,
@@ -19,6 +18,7 @@ import {
   type SignatureSpec,
 } from '../message/canvas-spec.ts';
 import { assertJson, type JsonValue } from '../message/json.ts';
+import { assertQueueName } from '../queue-name.ts';
 import type { ResultCalls, ResultSource } from '../result.ts';
 import type { ApplyOptions, TaskDefinition } from '../task.ts';
 import type { Launch } from './launch.ts';

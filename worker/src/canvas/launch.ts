@@ -4,6 +4,8 @@
  * errbacks) the same way, with the call's result as input.
  */
 import type { Broker, ChordOpening, SendOptions } from '../brokers/broker.ts';
+import { BROKERS } from '../brokers/registry.ts';
+import { ConfigError } from '../errors.ts';
 import { type Flow, isGroup, isTask, type SignatureSpec } from '../message/canvas-spec.ts';
 import { createEnvelope, type Envelope } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
@@ -88,6 +90,16 @@ function callOf(spec: SignatureSpec, rest: Flow, context: LaunchContext, groupId
  * published twice fills its chord slot once.
  */
 export async function start(broker: Broker, launch: Launch, options: SendOptions = {}): Promise<void> {
-  await Promise.all(launch.chords.map((chord) => broker.openChord(chord, options)));
+  if (launch.chords.length > 0) {
+    const chords = broker.chords;
+    if (!chords) throw new ConfigError(noChords());
+    await Promise.all(launch.chords.map((chord) => chords.openChord(chord, options)));
+  }
   await broker.publish(launch.envelopes, options);
+}
+
+/** Why a workflow with a chord cannot start on this broker, and which brokers can run it. */
+function noChords(): string {
+  const able = BROKERS.filter((b) => b.capabilities.chords).map((b) => b.name);
+  return `chords need a broker that can record member results atomically with enqueueing the callback: use a ${able.join(' or ')} broker for queues that run chords (chains and groups work on every broker)`;
 }

@@ -114,7 +114,9 @@ export class CanvasRuntime {
   }
 
   async #fill(envelope: Envelope, slot: ChordRef, outcome: ChordMemberOutcome): Promise<void> {
-    const progress = await this.#app.broker.completeChordMember(slot, outcome, this.#app.resultExpires);
+    // (a broker without chords refused the workflow when it was launched: no member of one runs on it)
+    const chords = this.#app.broker.chords;
+    const progress = chords ? await chords.completeChordMember(slot, outcome, this.#app.resultExpires) : 'unknown';
     const fields = { task: envelope.task, taskId: envelope.id, chord: slot.id, slot: slot.index };
     if (progress === 'completed') this.#log.info('chord complete: callback enqueued', fields);
     else if (progress === 'failed') this.#log.warn('chord failed: its callback will record the failure', fields);

@@ -5,11 +5,9 @@
  */
 import { parseArgs } from 'node:util';
 import { Taskfleet } from '../app.ts';
-import { KafkaBroker } from '../brokers/kafka/broker.ts';
-import { isKafkaUrl } from '../brokers/kafka/config.ts';
 import { redact, redactText } from '../brokers/redact.ts';
-import { connect } from '../brokers/redis/connection.ts';
-import { TaskfleetError } from '../errors.ts';
+import { redis } from '../brokers/redis/definition.ts';
+import { brokerFor } from '../brokers/registry.ts';
 import { createLogger, type Logger, parseLogLevel } from '../observe/logger.ts';
 import { assertHasTasks, Worker } from '../runtime/worker.ts';
 import { loadApp } from './app-module.ts';
@@ -181,7 +179,9 @@ function boundOverrides(flags: Flags): { maxDeadLetters?: number; maxResultBytes
 
 /**
  * The app for commands that only read or manage the fleet: the user's, or one made from the URLs;
- * `uses` is the Redis the command talks to, checked first.
+ * `uses` is the connection the command talks to, checked first: the app's connections wait for their
+ * broker as long as it takes (a worker outlives a Redis restart), so a command given a wrong URL would
+ * wait in silence forever.
  */
 async function appFor(flags: Flags, uses: 'broker' | 'backend'): Promise<Taskfleet> {
   const overrides = connectionOverrides(flags);
@@ -190,21 +190,24 @@ async function appFor(flags: Flags, uses: 'broker' | 'backend'): Promise<Taskfle
     app = await loadApp(flags.app);
     app.configure(overrides);
   } else {
-    // A Redis broker is the result backend too unless told otherwise; a Kafka one cannot be. Flags are
+    // A broker that can be the result backend (Redis) is, unless told otherwise; Kafka cannot. Flags are
     // overrides (configure()), not options, so that they win over TASKFLEET_* as they do with --app.
-    const brokerIsBackend = !flags.backend && flags.broker && !isKafkaUrl(flags.broker);
+    const brokerIsBackend = !flags.backend && flags.broker && brokerFor(flags.broker)?.capabilities.resultBackend;
     app = new Taskfleet();
     app.configure({ ...overrides, ...(brokerIsBackend ? { backend: flags.broker } : {}) });
   }
   if (uses === 'broker') {
-    await assertReachable(app.brokerUrl, 'the broker', '--broker (TASKFLEET_BROKER)');
+    await app.brokerDefinition.assertReachable(app.brokerUrl, {
+      what: 'the broker',
+      setting: '--broker (TASKFLEET_BROKER)',
+    });
   } else if (app.backendUrl !== undefined) {
     // (with none, the command's first use of it says what to configure)
     const setting =
       app.backendUrl === app.brokerUrl
         ? '--backend or --broker (TASKFLEET_BACKEND, TASKFLEET_BROKER)'
         : '--backend (TASKFLEET_BACKEND)';
-    await assertReachable(app.backendUrl, 'the result backend', setting);
+    await redis.assertReachable(app.backendUrl, { what: 'the result backend', setting });
   }
   return app;
 }
@@ -216,47 +219,6 @@ async function withApp<T>(flags: Flags, uses: 'broker' | 'backend', use: (app: T
     return await use(app);
   } finally {
     await app.close();
-  }
-}
-
-/**
- * The app's connections wait for Redis as long as it takes (a worker outlives a Redis restart), so a
- * command given a wrong URL would wait in silence forever. It makes one attempt of its own first, and
- * fails with the reason.
- */
-async function assertReachable(url: string, what: string, setting: string): Promise<void> {
-  if (isKafkaUrl(url)) return assertKafkaReachable(url, setting);
-  const probe = connect(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-  let cause: Error | undefined; // the socket's error says more than the "Connection is closed." that follows
-  probe.on('error', (error: Error) => {
-    cause ??= error;
-  });
-  try {
-    await probe.connect();
-    await probe.ping();
-  } catch (error) {
-    cause ??= error as Error;
-    throw new TaskfleetError(
-      'UNREACHABLE',
-      `cannot reach ${what} at ${redact(url)} (${cause.message}): is Redis running there? Set it with ${setting}.`,
-      { cause },
-    );
-  } finally {
-    probe.disconnect();
-  }
-}
-
-/** One attempt to reach the Kafka brokers, with the reason when it fails. */
-async function assertKafkaReachable(url: string, setting: string): Promise<void> {
-  const broker = new KafkaBroker(url);
-  try {
-    await broker.admin();
-  } catch (error) {
-    throw new TaskfleetError('UNREACHABLE', `${(error as Error).message.replace(/\.$/, '')}; set it with ${setting}.`, {
-      cause: error,
-    });
-  } finally {
-    await broker.close();
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * Names a message may carry that end up in broker keys and topics. Checked where a name is chosen
- * (brokers/redis/keys.ts refuses it with a ConfigError) and again where a message is read, so a
+ * (queue-name.ts refuses it with a ConfigError) and again where a message is read, so a
  * message naming a queue no broker would take is refused on arrival, not when the worker acts on it.
  */
 

@@ -1,7 +1,7 @@
-import { assertQueueName } from '../brokers/redis/keys.ts';
 import { ConfigError, SerializationError } from '../errors.ts';
 import { MAX_PRIORITY, MIN_PRIORITY } from '../message/envelope.ts';
 import { assertJson, type JsonValue } from '../message/json.ts';
+import { assertQueueName } from '../queue-name.ts';
 import type { ApplyOptions } from '../task.ts';
 import { cronTiming, intervalTiming, type Timing } from './timing.ts';
 

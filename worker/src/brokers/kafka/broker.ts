@@ -16,17 +16,7 @@ import {
   type Envelope,
   encodeEnvelope,
 } from '../../message/envelope.ts';
-import type {
-  Backlog,
-  Broker,
-  ChordMemberOutcome,
-  ChordOpening,
-  ChordProgress,
-  Consumer,
-  ConsumerOptions,
-  DeadLetter,
-  SendOptions,
-} from '../broker.ts';
+import type { Backlog, Broker, Consumer, ConsumerOptions, DeadLetter, SendOptions } from '../broker.ts';
 import { boundedDetail, deadLetterCopy } from '../dead-letter.ts';
 import {
   describeKafka,
@@ -83,6 +73,8 @@ interface TopicRecord {
  * Results, revoke and inspect live in the Redis result backend. See docs/kafka.md.
  */
 export class KafkaBroker implements Broker {
+  /** None: Kafka cannot record a member's result in one transaction with enqueueing the callback. */
+  readonly chords = undefined;
   readonly options: KafkaBrokerOptions;
   readonly prefix: string;
   readonly maxMessageBytes: number;
@@ -593,16 +585,6 @@ export class KafkaBroker implements Broker {
       await reader.disconnect().catch(() => {});
       await admin.deleteGroups([groupId]).catch(() => {});
     }
-  }
-
-  async openChord(_chord: ChordOpening): Promise<void> {
-    throw new ConfigError(
-      'chords need a broker that can record member results atomically with enqueueing the callback: use a Redis broker for queues that run chords (chains and groups work on Kafka)',
-    );
-  }
-
-  async completeChordMember(_slot: unknown, _outcome: ChordMemberOutcome, _ttlMs: number): Promise<ChordProgress> {
-    return 'unknown';
   }
 
   /**

@@ -8,12 +8,14 @@ import {
   encodeEnvelope,
   priorityLane,
 } from '../../message/envelope.ts';
+import { assertQueueName } from '../../queue-name.ts';
 import type {
   Backlog,
   Broker,
   ChordMemberOutcome,
   ChordOpening,
   ChordProgress,
+  Chords,
   Consumer,
   ConsumerOptions,
   DeadLetter,
@@ -23,7 +25,7 @@ import { DEFAULT_MAX_DEAD_LETTERS } from '../dead-letter.ts';
 import { redact } from '../redact.ts';
 import { connect, type Redis, type Scripts, sendWithin, withScripts } from './connection.ts';
 import { RedisConsumer } from './consumer.ts';
-import { assertQueueName, chordKeys, GROUP, queueKeys } from './keys.ts';
+import { chordKeys, GROUP, queueKeys } from './keys.ts';
 
 export interface RedisBrokerOptions {
   /** @defaultValue 'tf' */
@@ -45,7 +47,12 @@ const REQUEUE_PAGE = 100;
  * Redis Streams as a broker. Per queue: three lane streams (by priority) read by one consumer group,
  * a delayed set promoted by a Lua script, and a dead-letter stream. See docs/worker.md.
  */
-export class RedisBroker implements Broker {
+export class RedisBroker implements Broker, Chords {
+  /** Chords, recorded by Lua scripts atomically with enqueueing the callback. */
+  get chords(): Chords {
+    return this;
+  }
+
   readonly url: string;
   readonly prefix: string;
   readonly maxMessageBytes: number;

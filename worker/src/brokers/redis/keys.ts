@@ -1,15 +1,3 @@
-import { ConfigError } from '../../errors.ts';
-import { isQueueName } from '../../message/names.ts';
-
-/** Checks a queue name: letters, digits and `_ . : -`, at most 200, so it is safe in keys and topics. */
-export function assertQueueName(queue: string): void {
-  if (!isQueueName(queue)) {
-    throw new ConfigError(
-      `queue name ${JSON.stringify(queue)} is not valid: use 1–200 letters, digits, '_', '.', ':' or '-', starting with a letter or digit`,
-    );
-  }
-}
-
 /**
  * The keys of one queue. They share the hash tag `{<prefix>:<queue>}`, so a Redis Cluster keeps
  * them in one slot and a Lua script may touch them together.
