@@ -105,6 +105,13 @@ export async function startStack(components: readonly StackComponent[]): Promise
     throw failure.reason;
   }
   info.processes = services.map(({ name, pid }) => ({ name, pid }));
+  // A component that dies while the stack runs fails every test after it with a vague "connection
+  // refused": say which one died and why, on the stderr a test run shows.
+  for (const service of services) {
+    service.exited.catch((error: Error) => {
+      if (stopped === undefined) console.error(`stack: ${error.message}`);
+    });
+  }
   await writeFile(join(dir, 'stack.json'), JSON.stringify(info, null, 2));
   return { info, stop };
 }

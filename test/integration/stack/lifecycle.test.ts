@@ -90,3 +90,22 @@ test('SIGKILL of the supervisor itself: its processes die with it, the next star
   await sweepAbandonedStacks();
   assert.ok(!existsSync(info.dir));
 });
+
+test('a component that dies while the stack runs is named, with the end of its log, on the stack’s stderr', async () => {
+  const supervisorPath = new URL('../../stack/supervisor.ts', import.meta.url).pathname;
+  const supervisor = spawn(process.execPath, [supervisorPath, '--json', 'redis'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  supervisor.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [line] = (await once(supervisor.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
+  const { ready } = JSON.parse(line.toString()) as { ready: StackInfo };
+  const redis = ready.processes.find((p) => p.name === 'redis');
+  assert.ok(redis);
+  process.kill(redis.pid, 'SIGKILL');
+  await eventually('the supervisor to say that redis died', () => stderr.includes('redis exited'), 15_000);
+  assert.match(stderr, /^stack: redis exited \(SIGKILL\) unexpectedly; the end of its log:/m);
+  supervisor.stdin?.end();
+  await once(supervisor, 'exit');
+  await assertTornDown(ready);
+});
