@@ -1,7 +1,8 @@
 /**
- * Writes crds/ and the Helm chart's copy (charts/taskfleet/crds/, which Helm installs) from the typed
- * schema: `node operator/src/api/generate-crds.ts [--check]`. With --check it writes nothing and exits 1
- * if either differs from what it would write.
+ * Writes crds/ and the Helm chart's copy (charts/taskfleet/crds/, which Helm installs) from the TaskQueue
+ * schema — TypeBox in api/schema.ts and brokers/<broker>/spec.ts, the defaults from api/defaults.ts, made
+ * plain OpenAPI by api/openapi.ts: `node operator/src/api/generate-crds.ts [--check]`. With --check it
+ * writes nothing and exits 1 if either differs from what it would write.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { stringify } from 'yaml';

@@ -1,271 +1,195 @@
 /**
- * The TaskQueue CRD, built from one place: this file describes the types of types.ts as OpenAPI v3
- * with descriptions, defaults, bounds and CEL rules, so the API server itself rejects bad specs.
- * `make crds` writes it to crds/; the lint step fails when crds/ has drifted from it.
+ * The TaskQueue API (taskfleet.dev/v1alpha1), written once: each TypeBox schema below is both the CRD's
+ * OpenAPI v3 (descriptions, defaults, bounds and CEL rules, so the API server itself rejects bad specs)
+ * and, through `Static`, the TypeScript type the operator reads. The broker connections come from
+ * brokers/redis/spec.ts and brokers/kafka/spec.ts, the defaults from api/defaults.ts. `make crds` writes
+ * crds/ from {@link taskQueueCrd} (api/generate-crds.ts); the lint step fails when crds/ has drifted.
  */
-import { DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX_LENGTH, SECRET_KEY, SECRET_KEY_MAX_LENGTH } from './names.ts';
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from './types.ts';
+import type { V1PodTemplateSpec } from '@kubernetes/client-node';
+import Type, { type Static } from 'typebox';
+import { KafkaConnection } from '../brokers/kafka/spec.ts';
+import { redisConnection } from '../brokers/redis/spec.ts';
+import { SCALE_TARGET_DEFAULTS, SCALING_DEFAULTS, SCHEDULE_DEFAULTS, WORKER_DEFAULTS } from './defaults.ts';
+import { objectName, stringEnum } from './fragments.ts';
+import { openApi } from './openapi.ts';
 
-type Schema = Record<string, unknown>;
+export const GROUP = 'taskfleet.dev';
+export const VERSION = 'v1alpha1';
+export const KIND = 'TaskQueue';
+export const PLURAL = 'taskqueues';
+export const API_VERSION = `${GROUP}/${VERSION}`;
 
-const integer = (description: string, bounds: { min?: number; max?: number; default?: number } = {}): Schema => ({
-  type: 'integer',
-  description,
-  ...(bounds.min !== undefined ? { minimum: bounds.min } : {}),
-  ...(bounds.max !== undefined ? { maximum: bounds.max } : {}),
-  ...(bounds.default !== undefined ? { default: bounds.default } : {}),
-});
-
-const string = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
-
-const object = (description: string, properties: Record<string, Schema>, extra: Schema = {}): Schema => ({
-  type: 'object',
-  description,
-  properties,
-  ...extra,
-});
-
-/**
- * The name of an object in the TaskQueue's namespace, as the API server validates names: a DNS-1123
- * subdomain. The operator puts it into a request path, so nothing else (`/`, `..`) may pass.
- */
-const objectName = (description: string): Schema =>
-  string(`${description} A DNS-1123 subdomain, at most 253 characters.`, {
-    minLength: 1,
-    maxLength: DNS1123_SUBDOMAIN_MAX_LENGTH,
-    pattern: DNS1123_SUBDOMAIN,
-  });
-
-const secretKeyRef = object(
-  'A key of a Secret in the TaskQueue’s namespace. The operator passes it to workers by reference; its value is never copied into the Deployment.',
+/** Where the tasks are: exactly one broker. */
+export const BrokerSpec = Type.Object(
   {
-    secretKeyRef: object(
-      'The Secret and key.',
+    redis: Type.Optional(redisConnection('The broker')),
+    kafka: Type.Optional(KafkaConnection),
+  },
+  {
+    description: 'Where the tasks are. Set exactly one broker.',
+    'x-kubernetes-validations': [
       {
-        name: objectName('Name of the Secret, in the TaskQueue’s namespace.'),
-        key: string('Key in the Secret: letters, digits, -, _ and ., at most 253 characters.', {
-          minLength: 1,
-          maxLength: SECRET_KEY_MAX_LENGTH,
-          pattern: SECRET_KEY,
+        rule: '[has(self.redis), has(self.kafka)].filter(b, b).size() == 1',
+        message: 'set exactly one broker (redis or kafka)',
+      },
+    ],
+  },
+);
+export type BrokerSpec = Static<typeof BrokerSpec>;
+
+/** One limit on how much to scale per period, as the HPA's `HPAScalingPolicy`. */
+export const ScalingPolicy = Type.Object(
+  {
+    type: stringEnum({
+      description: 'Pods: a number of pods; Percent: a percentage of the replicas at the start of the period.',
+      enum: ['Pods', 'Percent'],
+    }),
+    value: Type.Integer({ description: 'How many pods, or what percentage.', minimum: 1 }),
+    periodSeconds: Type.Integer({ description: 'The period the limit applies to.', minimum: 1, maximum: 1800 }),
+  },
+  { description: 'One limit.' },
+);
+export type ScalingPolicy = Static<typeof ScalingPolicy>;
+
+/** How fast to scale one way, as the HPA's `HPAScalingRules`; each field defaults on its own. */
+const scalingRules = (
+  direction: 'up' | 'down',
+  defaults: { stabilizationSeconds: number; selectPolicy: 'Max' | 'Min' | 'Disabled' },
+) =>
+  Type.Object(
+    {
+      stabilizationSeconds: Type.Optional(
+        Type.Integer({
+          description:
+            direction === 'up'
+              ? 'Scale up only to the lowest recommendation seen within this window (damps spikes).'
+              : 'Scale down only to the highest recommendation seen within this window (avoids flapping).',
+          minimum: 0,
+          maximum: 3600,
+          default: defaults.stabilizationSeconds,
         }),
-      },
-      { required: ['name', 'key'] },
-    ),
-  },
-  { required: ['secretKeyRef'] },
-);
-
-/** Query parameters that carry credentials, as the redaction of 'taskfleet' masks them. */
-const CREDENTIAL_PARAMS = 'password|pass|passwd|pwd|secret|token|access_token|auth|apikey|api_key|key|sasl_password';
-
-const redisConnection = (what: string): Schema =>
-  object(
-    `${what} on Redis. Set exactly one of url and urlFrom.`,
-    {
-      url: string(
-        'redis:// or rediss:// URL, without credentials: it is in the TaskQueue, which anyone with view on the namespace reads. Put a URL with a password in a Secret and use urlFrom.',
-        { pattern: '^rediss?://', maxLength: 2048 },
       ),
-      urlFrom: secretKeyRef,
-      prefix: string('Prefix of the Redis keys the workers use.', {
-        default: 'tf',
-        pattern: '^[A-Za-z0-9_.:-]{1,64}$',
-      }),
-    },
-    {
-      'x-kubernetes-validations': [
-        { rule: 'has(self.url) != has(self.urlFrom)', message: 'set exactly one of url and urlFrom' },
-        // On the connection, not on url itself: the API server's error then shows "object", not the URL —
-        // which would put the password into kubectl's output, CI logs and audit logs.
-        {
-          // A user name alone is refused too: a lone userinfo (redis://s3cret@host) is a password to Redis.
-          rule: "!has(self.url) || !self.url.matches('^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@')",
-          fieldPath: '.url',
-          message:
-            'the URL carries credentials (user information before @): put the URL in a Secret and set urlFrom instead of url',
-        },
-        {
-          rule: `!has(self.url) || !self.url.matches('(?i)[?&](${CREDENTIAL_PARAMS})=')`,
-          fieldPath: '.url',
-          message:
-            'the URL carries credentials (a password= or token= query parameter): put the URL in a Secret and set urlFrom instead of url',
-        },
-      ],
-    },
-  );
-
-/** host:port, as the workers' Kafka URL parser accepts it (a name or IPv4, or an IPv6 in brackets). */
-const HOST_PORT =
-  '^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$';
-
-const kafkaConnection = object(
-  'The broker on Kafka. Per queue the workers use the topics <prefix>.<queue> (calls due now), <prefix>.<queue>.delay and <prefix>.<queue>.dead, and the consumer group <prefix>.<queue>; the operator scales on the group’s lag and caps the replicas at the topic’s partitions.',
-  {
-    brokers: {
-      type: 'array',
-      description: 'Bootstrap addresses of the Kafka cluster, host:port each.',
-      minItems: 1,
-      maxItems: 100,
-      items: string('host:port of a Kafka broker.', { pattern: HOST_PORT, maxLength: 260 }),
-    },
-    partitions: integer(
-      'Partitions of the topics the workers create when they are missing. Topics that exist keep theirs: the operator caps the replicas at the partitions it finds.',
-      { min: 1, max: 10000, default: 12 },
-    ),
-    replicationFactor: integer(
-      'Replicas of each partition of the topics the workers create. Unset: the cluster’s default.',
-      { min: 1, max: 100 },
-    ),
-    prefix: string('Prefix of the topic and consumer group names the workers use.', {
-      default: 'tf',
-      pattern: '^[A-Za-z0-9._-]{1,64}$',
-    }),
-    allowIdleConsumers: {
-      type: 'boolean',
-      description:
-        'Allow more replicas than the topic has partitions. Kafka gives each partition to one consumer of the group, so the extra replicas sit idle (KEDA’s allowIdleConsumers).',
-      default: false,
-    },
-    tls: object(
-      'TLS to the brokers. The CA, certificate and key are mounted into the workers from their Secrets.',
-      {
-        enabled: { type: 'boolean', description: 'Connect with TLS.' },
-        caFrom: {
-          ...secretKeyRef,
-          description: 'The CA certificates (PEM) to trust, from a Secret key. Unset: the system’s CAs.',
-        },
-        certFrom: {
-          ...secretKeyRef,
-          description: 'A client certificate (PEM), for mutual TLS, from a Secret key. Set with keyFrom.',
-        },
-        keyFrom: {
-          ...secretKeyRef,
-          description: 'The client certificate’s private key (PEM), from a Secret key. Set with certFrom.',
-        },
-      },
-      {
-        required: ['enabled'],
-        'x-kubernetes-validations': [
-          { rule: 'has(self.certFrom) == has(self.keyFrom)', message: 'set both certFrom and keyFrom, or neither' },
-          {
-            rule: 'self.enabled || !(has(self.caFrom) || has(self.certFrom) || has(self.keyFrom))',
-            message: 'caFrom, certFrom and keyFrom need enabled: true',
-          },
-        ],
-      },
-    ),
-    sasl: object(
-      'SASL authentication. The username and password reach the workers as secretKeyRef environment variables, never as values.',
-      {
-        mechanism: string('The SASL mechanism.', { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] }),
-        secretRef: object(
-          'A Secret in the TaskQueue’s namespace with the keys username and password.',
-          { name: objectName('Name of the Secret.') },
-          { required: ['name'] },
-        ),
-      },
-      { required: ['mechanism', 'secretRef'] },
-    ),
-  },
-  { required: ['brokers'] },
-);
-
-const scalingRules = (direction: 'up' | 'down', defaults: { stabilization: number }): Schema =>
-  object(
-    `How fast to scale ${direction}, as the HorizontalPodAutoscaler's behavior.scale${direction === 'up' ? 'Up' : 'Down'}.`,
-    {
-      stabilizationSeconds: integer(
-        direction === 'up'
-          ? 'Scale up only to the lowest recommendation seen within this window (damps spikes).'
-          : 'Scale down only to the highest recommendation seen within this window (avoids flapping).',
-        { min: 0, max: 3600, default: defaults.stabilization },
+      policies: Type.Optional(
+        Type.Array(ScalingPolicy, {
+          description: `Limits on how much to scale ${direction} per period. Unset: the HPA defaults.`,
+          maxItems: 10,
+        }),
       ),
-      policies: {
-        type: 'array',
-        description: `Limits on how much to scale ${direction} per period. Unset: the HPA defaults.`,
-        maxItems: 10,
-        items: object(
-          'One limit.',
-          {
-            type: string('Pods: a number of pods; Percent: a percentage of the replicas at the start of the period.', {
-              enum: ['Pods', 'Percent'],
-            }),
-            value: integer('How many pods, or what percentage.', { min: 1 }),
-            periodSeconds: integer('The period the limit applies to.', { min: 1, max: 1800 }),
-          },
-          { required: ['type', 'value', 'periodSeconds'] },
-        ),
-      },
-      selectPolicy: string(
-        'With several policies: the one allowing the most change (Max), the least (Min), or none (Disabled).',
-        {
+      selectPolicy: Type.Optional(
+        stringEnum({
+          description:
+            'With several policies: the one allowing the most change (Max), the least (Min), or none (Disabled).',
           enum: ['Max', 'Min', 'Disabled'],
-          default: 'Max',
-        },
+          default: defaults.selectPolicy,
+        }),
       ),
     },
+    {
+      description: `How fast to scale ${direction}, as the HorizontalPodAutoscaler's behavior.scale${direction === 'up' ? 'Up' : 'Down'}.`,
+    },
   );
+export type ScalingRules = Static<ReturnType<typeof scalingRules>>;
 
-const scaling = object(
-  'How the operator sizes the worker fleet from the broker’s backlog and rates.',
+/** How the operator sizes the worker fleet: scaling/policy.ts reads it through scaling/spec.ts. */
+export const ScalingSpec = Type.Object(
   {
-    minReplicas: integer('Fewest replicas. 0 lets an idle queue scale to zero.', { min: 0, max: 10000, default: 0 }),
-    maxReplicas: integer('Most replicas.', { min: 1, max: 10000, default: 10 }),
-    pollIntervalSeconds: integer('How often the broker is probed and the decision made.', {
-      min: 1,
-      max: 300,
-      default: 2,
-    }),
-    targetBacklogPerReplica: integer(
-      'Backlog one replica should carry: replicas = ceil(backlog / target), as KEDA. Used until rates are known, and always when targetDrainSeconds is unset.',
-      { min: 1, default: 100 },
+    minReplicas: Type.Optional(
+      Type.Integer({
+        description: 'Fewest replicas. 0 lets an idle queue scale to zero.',
+        minimum: 0,
+        maximum: 10000,
+        default: SCALING_DEFAULTS.minReplicas,
+      }),
     ),
-    targetDrainSeconds: integer(
-      'Throughput-aware mode: enough replicas to serve arrivals and drain the backlog within this many seconds, from measured completion rates.',
-      { min: 1, max: 86400 },
+    maxReplicas: Type.Optional(
+      Type.Integer({
+        description: 'Most replicas.',
+        minimum: 1,
+        maximum: 10000,
+        default: SCALING_DEFAULTS.maxReplicas,
+      }),
     ),
-    activationBacklog: integer('A queue at zero replicas stays at zero until its backlog exceeds this.', {
-      min: 0,
-      default: 0,
-    }),
-    idleSecondsBeforeZero: integer(
-      'Scale to zero only after the queue has been idle (no backlog, nothing in flight) this long.',
-      {
-        min: 0,
-        max: 86400,
-        default: 120,
-      },
+    pollIntervalSeconds: Type.Optional(
+      Type.Integer({
+        description: 'How often the broker is probed and the decision made.',
+        minimum: 1,
+        maximum: 300,
+        default: SCALING_DEFAULTS.pollIntervalSeconds,
+      }),
     ),
-    tolerance: {
-      type: 'number',
-      description: 'Changes smaller than this fraction of the current replicas are ignored.',
-      minimum: 0,
-      maximum: 1,
-      default: 0.1,
-    },
-    scaleUp: scalingRules('up', { stabilization: 0 }),
-    scaleDown: scalingRules('down', { stabilization: 120 }),
-    fallback: object(
-      'Replicas to run while the broker cannot be probed — from zero too.',
-      {
-        replicas: integer('Replicas while in fallback.', { min: 0 }),
-        afterFailures: integer('Consecutive failed probes before fallback.', { min: 1, max: 100, default: 3 }),
-      },
-      { required: ['replicas'] },
+    targetBacklogPerReplica: Type.Optional(
+      Type.Integer({
+        description:
+          'Backlog one replica should carry: replicas = ceil(backlog / target), as KEDA. Used until rates are known, and always when targetDrainSeconds is unset.',
+        minimum: 1,
+        default: SCALING_DEFAULTS.targetBacklogPerReplica,
+      }),
     ),
-    paused: {
-      type: 'boolean',
-      description: 'Keep the replicas as they are; probing and status go on.',
-      default: false,
-    },
-    spareBusyWorkers: {
-      type: 'boolean',
-      description:
-        'Before scaling down, mark pods with their in-flight calls (pod-deletion-cost) so idle pods are removed first.',
-      default: true,
-    },
+    targetDrainSeconds: Type.Optional(
+      Type.Integer({
+        description:
+          'Throughput-aware mode: enough replicas to serve arrivals and drain the backlog within this many seconds, from measured completion rates.',
+        minimum: 1,
+        maximum: 86400,
+      }),
+    ),
+    activationBacklog: Type.Optional(
+      Type.Integer({
+        description: 'A queue at zero replicas stays at zero until its backlog exceeds this.',
+        minimum: 0,
+        default: SCALING_DEFAULTS.activationBacklog,
+      }),
+    ),
+    idleSecondsBeforeZero: Type.Optional(
+      Type.Integer({
+        description: 'Scale to zero only after the queue has been idle (no backlog, nothing in flight) this long.',
+        minimum: 0,
+        maximum: 86400,
+        default: SCALING_DEFAULTS.idleSecondsBeforeZero,
+      }),
+    ),
+    tolerance: Type.Optional(
+      Type.Number({
+        description: 'Changes smaller than this fraction of the current replicas are ignored.',
+        minimum: 0,
+        maximum: 1,
+        default: SCALING_DEFAULTS.tolerance,
+      }),
+    ),
+    scaleUp: Type.Optional(scalingRules('up', SCALING_DEFAULTS.scaleUp)),
+    scaleDown: Type.Optional(scalingRules('down', SCALING_DEFAULTS.scaleDown)),
+    fallback: Type.Optional(
+      Type.Object(
+        {
+          replicas: Type.Integer({ description: 'Replicas while in fallback.', minimum: 0 }),
+          afterFailures: Type.Optional(
+            Type.Integer({
+              description: 'Consecutive failed probes before fallback.',
+              minimum: 1,
+              maximum: 100,
+              default: SCALING_DEFAULTS.fallback.afterFailures,
+            }),
+          ),
+        },
+        { description: 'Replicas to run while the broker cannot be probed — from zero too.' },
+      ),
+    ),
+    paused: Type.Optional(
+      Type.Boolean({
+        description: 'Keep the replicas as they are; probing and status go on.',
+        default: SCALING_DEFAULTS.paused,
+      }),
+    ),
+    spareBusyWorkers: Type.Optional(
+      Type.Boolean({
+        description:
+          'Before scaling down, mark pods with their in-flight calls (pod-deletion-cost) so idle pods are removed first.',
+        default: SCALING_DEFAULTS.spareBusyWorkers,
+      }),
+    ),
   },
   {
+    description: 'How the operator sizes the worker fleet from the broker’s backlog and rates.',
     default: {},
     'x-kubernetes-validations': [
       // has() guards: the rule also runs on the `{}` default itself, before nested defaults fill it.
@@ -280,108 +204,161 @@ const scaling = object(
     ],
   },
 );
+export type ScalingSpec = Static<typeof ScalingSpec>;
 
-const worker = object(
-  'A worker Deployment the operator creates and owns. The operator adds the broker settings (TASKFLEET_* env), probes, the metrics port and secure defaults to the template.',
+/** The worker Deployment the operator creates and owns (controller/deployment.ts builds it). */
+export const WorkerSpec = Type.Object(
   {
-    template: {
+    // The API server keeps the template as written (preserve-unknown-fields); its type is Kubernetes'.
+    template: Type.Unsafe<V1PodTemplateSpec>({
       type: 'object',
       description: 'A pod template (as in a Deployment). Its first container runs the worker.',
       'x-kubernetes-preserve-unknown-fields': true,
-    },
-    concurrency: integer('Calls each worker runs at once.', { min: 1, max: 10000, default: 16 }),
-    prefetch: integer('Calls each worker fetches ahead of free slots. Unset: equal to concurrency.', {
-      min: 0,
-      max: 10000,
     }),
-    terminationGracePeriodSeconds: integer(
-      'How long a terminating worker may finish its running calls; the worker’s shutdown grace is set a little shorter.',
-      { min: 1, max: 86400, default: 300 },
+    concurrency: Type.Optional(
+      Type.Integer({
+        description: 'Calls each worker runs at once.',
+        minimum: 1,
+        maximum: 10000,
+        default: WORKER_DEFAULTS.concurrency,
+      }),
     ),
-    metricsPort: integer('Port of /metrics, /healthz and /readyz in the worker.', {
-      min: 1,
-      max: 65535,
-      default: 9090,
-    }),
+    prefetch: Type.Optional(
+      Type.Integer({
+        description: 'Calls each worker fetches ahead of free slots. Unset: equal to concurrency.',
+        minimum: 0,
+        maximum: 10000,
+      }),
+    ),
+    terminationGracePeriodSeconds: Type.Optional(
+      Type.Integer({
+        description:
+          'How long a terminating worker may finish its running calls; the worker’s shutdown grace is set a little shorter.',
+        minimum: 1,
+        maximum: 86400,
+        default: WORKER_DEFAULTS.terminationGracePeriodSeconds,
+      }),
+    ),
+    metricsPort: Type.Optional(
+      Type.Integer({
+        description: 'Port of /metrics, /healthz and /readyz in the worker.',
+        minimum: 1,
+        maximum: 65535,
+        default: WORKER_DEFAULTS.metricsPort,
+      }),
+    ),
   },
-  { required: ['template'] },
+  {
+    description:
+      'A worker Deployment the operator creates and owns. The operator adds the broker settings (TASKFLEET_* env), probes, the metrics port and secure defaults to the template.',
+  },
 );
+export type WorkerSpec = Static<typeof WorkerSpec>;
 
-const schedules: Schema = {
-  type: 'array',
-  description:
-    'Periodic tasks the operator fires into this queue, from its leader only: each tick exactly once, even across a failover (the same scheduler as `taskfleet beat`).',
-  maxItems: 100,
-  'x-kubernetes-list-type': 'map',
-  'x-kubernetes-list-map-keys': ['name'],
-  items: object(
-    'One schedule. Set exactly one of cron and everySeconds.',
-    {
-      name: string('Unique within the TaskQueue; part of each fired call’s id (<name>@<tick>).', {
+/** A periodic task fired into this queue by the operator's leader (the same scheduler as `taskfleet beat`). */
+export const TaskQueueSchedule = Type.Object(
+  {
+    name: Type.String({
+      description: 'Unique within the TaskQueue; part of each fired call’s id (<name>@<tick>).',
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$',
+    }),
+    cron: Type.Optional(
+      Type.String({
+        description:
+          'Five fields (minute hour day-of-month month day-of-week), six with seconds first, or @daily, @hourly….',
+      }),
+    ),
+    timeZone: Type.Optional(
+      Type.String({
+        description: 'IANA time zone the cron fields are read in, DST included.',
+        default: SCHEDULE_DEFAULTS.timeZone,
+      }),
+    ),
+    everySeconds: Type.Optional(
+      Type.Integer({
+        description: 'Seconds between ticks; ticks fall on multiples of it since the Unix epoch.',
+        minimum: 1,
+        maximum: 31536000,
+      }),
+    ),
+    task: Type.String({ description: 'The registered task name to call.', minLength: 1 }),
+    args: Type.Optional(
+      Type.Array(Type.Unknown({ 'x-kubernetes-preserve-unknown-fields': true }), {
+        description: 'Its arguments (JSON).',
+      }),
+    ),
+    missed: Type.Optional(
+      stringEnum({
+        description: 'Ticks missed while no operator ran: fire once for all of them, or skip them.',
+        enum: ['fire-once', 'skip'],
+        default: SCHEDULE_DEFAULTS.missed,
+      }),
+    ),
+  },
+  {
+    description: 'One schedule. Set exactly one of cron and everySeconds.',
+    'x-kubernetes-validations': [
+      { rule: 'has(self.cron) != has(self.everySeconds)', message: 'set exactly one of cron and everySeconds' },
+    ],
+  },
+);
+export type TaskQueueSchedule = Static<typeof TaskQueueSchedule>;
+
+/** What the queue is, where its broker is, and how its workers scale. */
+export const TaskQueueSpec = Type.Object(
+  {
+    queue: Type.Optional(
+      Type.String({
+        description: 'The broker queue. Unset: the TaskQueue’s name.',
         pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$',
       }),
-      cron: string(
-        'Five fields (minute hour day-of-month month day-of-week), six with seconds first, or @daily, @hourly….',
+    ),
+    broker: BrokerSpec,
+    resultBackend: Type.Optional(
+      Type.Object(
+        { redis: Type.Optional(redisConnection('The result backend')) },
+        { description: 'Where the workers store results. Unset: results are not stored.' },
       ),
-      timeZone: string('IANA time zone the cron fields are read in, DST included.', { default: 'UTC' }),
-      everySeconds: integer('Seconds between ticks; ticks fall on multiples of it since the Unix epoch.', {
-        min: 1,
-        max: 31536000,
-      }),
-      task: string('The registered task name to call.', { minLength: 1 }),
-      args: {
-        type: 'array',
-        description: 'Its arguments (JSON).',
-        items: { 'x-kubernetes-preserve-unknown-fields': true },
-      },
-      missed: string('Ticks missed while no operator ran: fire once for all of them, or skip them.', {
-        enum: ['fire-once', 'skip'],
-        default: 'fire-once',
-      }),
-    },
-    {
-      required: ['name', 'task'],
-      'x-kubernetes-validations': [
-        { rule: 'has(self.cron) != has(self.everySeconds)', message: 'set exactly one of cron and everySeconds' },
-      ],
-    },
-  ),
-};
-
-const spec = object(
-  'What the queue is, where its broker is, and how its workers scale.',
-  {
-    queue: string('The broker queue. Unset: the TaskQueue’s name.', { pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$' }),
-    broker: object(
-      'Where the tasks are. Set exactly one broker.',
-      { redis: redisConnection('The broker'), kafka: kafkaConnection },
-      {
-        'x-kubernetes-validations': [
-          {
-            rule: '[has(self.redis), has(self.kafka)].filter(b, b).size() == 1',
-            message: 'set exactly one broker (redis or kafka)',
-          },
-        ],
-      },
     ),
-    resultBackend: object('Where the workers store results. Unset: results are not stored.', {
-      redis: redisConnection('The result backend'),
-    }),
-    worker,
-    scaleTargetRef: object(
-      'An existing Deployment to scale instead of a managed one. The operator changes only its replicas, through /scale.',
-      {
-        apiVersion: string('API version of the target.', { default: 'apps/v1', enum: ['apps/v1'] }),
-        kind: string('Kind of the target.', { default: 'Deployment', enum: ['Deployment'] }),
-        name: objectName('Name of the Deployment, in the TaskQueue’s namespace.'),
-      },
-      { required: ['name'] },
+    worker: Type.Optional(WorkerSpec),
+    scaleTargetRef: Type.Optional(
+      Type.Object(
+        {
+          apiVersion: Type.Optional(
+            stringEnum({
+              description: 'API version of the target.',
+              default: SCALE_TARGET_DEFAULTS.apiVersion,
+              enum: ['apps/v1'],
+            }),
+          ),
+          kind: Type.Optional(
+            stringEnum({
+              description: 'Kind of the target.',
+              default: SCALE_TARGET_DEFAULTS.kind,
+              enum: ['Deployment'],
+            }),
+          ),
+          name: objectName('Name of the Deployment, in the TaskQueue’s namespace.'),
+        },
+        {
+          description:
+            'An existing Deployment to scale instead of a managed one. The operator changes only its replicas, through /scale.',
+        },
+      ),
     ),
-    scaling,
-    schedules,
+    scaling: Type.Optional(ScalingSpec),
+    schedules: Type.Optional(
+      Type.Array(TaskQueueSchedule, {
+        description:
+          'Periodic tasks the operator fires into this queue, from its leader only: each tick exactly once, even across a failover (the same scheduler as `taskfleet beat`).',
+        maxItems: 100,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+      }),
+    ),
   },
   {
-    required: ['broker'],
+    description: 'What the queue is, where its broker is, and how its workers scale.',
     'x-kubernetes-validations': [
       {
         rule: 'has(self.worker) != has(self.scaleTargetRef)',
@@ -400,59 +377,119 @@ const spec = object(
     ],
   },
 );
+export type TaskQueueSpec = Static<typeof TaskQueueSpec>;
 
-const condition = object(
-  'A condition, as in every Kubernetes status.',
+/** The conditions the operator sets, in the order it lists them. */
+export const CONDITION_TYPES = ['Ready', 'BrokerReachable', 'Active', 'ScalingLimited', 'Fallback', 'Paused'] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+/**
+ * A condition, as in every Kubernetes status. Its type is any string: the operator sets only
+ * {@link ConditionType}s, and keeps the conditions another writer set.
+ */
+export const Condition = Type.Object(
   {
-    type: string('Ready, BrokerReachable, Active, ScalingLimited, Fallback or Paused.'),
-    status: string('True, False or Unknown.', { enum: ['True', 'False', 'Unknown'] }),
-    reason: string('One word, CamelCase.'),
-    message: string('What happened, in words.'),
-    lastTransitionTime: string('When status last changed.', { format: 'date-time' }),
-    observedGeneration: integer('The generation the condition is about.'),
+    type: Type.String({ description: `${CONDITION_TYPES.slice(0, -1).join(', ')} or ${CONDITION_TYPES.at(-1)}.` }),
+    status: stringEnum({ description: 'True, False or Unknown.', enum: ['True', 'False', 'Unknown'] }),
+    reason: Type.Optional(Type.String({ description: 'One word, CamelCase.' })),
+    message: Type.Optional(Type.String({ description: 'What happened, in words.' })),
+    lastTransitionTime: Type.Optional(Type.String({ description: 'When status last changed.', format: 'date-time' })),
+    observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the condition is about.' })),
   },
-  { required: ['type', 'status'] },
+  { description: 'A condition, as in every Kubernetes status.' },
 );
+export type Condition = Static<typeof Condition>;
 
-const status = object('What the operator observed and decided.', {
-  observedGeneration: integer('The spec generation the status reflects.'),
-  conditions: {
-    type: 'array',
-    description: 'Ready, BrokerReachable, Active, ScalingLimited, Fallback, Paused.',
-    items: condition,
-    'x-kubernetes-list-type': 'map',
-    'x-kubernetes-list-map-keys': ['type'],
+/** What the operator observed and decided; nothing in it is required, as the API server admits it. */
+export const TaskQueueStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation the status reflects.' })),
+    conditions: Type.Optional(
+      Type.Array(Condition, {
+        description: `${CONDITION_TYPES.join(', ')}.`,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['type'],
+      }),
+    ),
+    backlog: Type.Optional(
+      Type.Object(
+        {
+          ready: Type.Optional(Type.Integer({ description: 'Calls waiting to run now.' })),
+          delayed: Type.Optional(Type.Integer({ description: 'Calls waiting for a later time.' })),
+          inFlight: Type.Optional(Type.Integer({ description: 'Calls delivered and not finished.' })),
+        },
+        { description: 'The queue at the last probe.' },
+      ),
+    ),
+    rates: Type.Optional(
+      Type.Object(
+        {
+          arrival: Type.Optional(Type.Number({ description: 'Calls enqueued per second.' })),
+          completion: Type.Optional(Type.Number({ description: 'Calls finished per second.' })),
+          perReplica: Type.Optional(
+            Type.Number({ description: 'Calls finished per second per ready replica, while busy.' }),
+          ),
+        },
+        { description: 'Rates measured at the broker, per second.' },
+      ),
+    ),
+    replicas: Type.Optional(Type.Integer({ description: 'Replicas of the worker Deployment.' })),
+    readyReplicas: Type.Optional(Type.Integer({ description: 'Ready replicas of the worker Deployment.' })),
+    desiredReplicas: Type.Optional(Type.Integer({ description: 'Replicas the last decision asked for.' })),
+    lastScaleTime: Type.Optional(Type.String({ description: 'When replicas last changed.', format: 'date-time' })),
+    lastScaleReason: Type.Optional(Type.String({ description: 'Why, in words.' })),
+    brokerKind: Type.Optional(Type.String({ description: 'redis or kafka (a printer column).' })),
+    backlogTotal: Type.Optional(Type.Integer({ description: 'ready + delayed due + inFlight (a printer column).' })),
+    schedules: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.Optional(Type.String({ description: 'The schedule.' })),
+            lastFire: Type.Optional(Type.String({ description: 'The tick last fired.', format: 'date-time' })),
+            lastTaskId: Type.Optional(Type.String({ description: 'The id of the call it fired.' })),
+            nextFire: Type.Optional(Type.String({ description: 'The next tick.', format: 'date-time' })),
+            fires: Type.Optional(Type.Integer({ description: 'Ticks fired so far.' })),
+            missed: Type.Optional(Type.Integer({ description: 'Ticks missed (skipped or folded into one fire).' })),
+          },
+          { description: 'A schedule’s state.' },
+        ),
+        { description: 'Each schedule’s last and next fire.' },
+      ),
+    ),
   },
-  backlog: object('The queue at the last probe.', {
-    ready: integer('Calls waiting to run now.'),
-    delayed: integer('Calls waiting for a later time.'),
-    inFlight: integer('Calls delivered and not finished.'),
-  }),
-  rates: object('Rates measured at the broker, per second.', {
-    arrival: { type: 'number', description: 'Calls enqueued per second.' },
-    completion: { type: 'number', description: 'Calls finished per second.' },
-    perReplica: { type: 'number', description: 'Calls finished per second per ready replica, while busy.' },
-  }),
-  replicas: integer('Replicas of the worker Deployment.'),
-  readyReplicas: integer('Ready replicas of the worker Deployment.'),
-  desiredReplicas: integer('Replicas the last decision asked for.'),
-  lastScaleTime: string('When replicas last changed.', { format: 'date-time' }),
-  lastScaleReason: string('Why, in words.'),
-  brokerKind: string('redis or kafka (a printer column).'),
-  backlogTotal: integer('ready + delayed due + inFlight (a printer column).'),
-  schedules: {
-    type: 'array',
-    description: 'Each schedule’s last and next fire.',
-    items: object('A schedule’s state.', {
-      name: string('The schedule.'),
-      lastFire: string('The tick last fired.', { format: 'date-time' }),
-      lastTaskId: string('The id of the call it fired.'),
-      nextFire: string('The next tick.', { format: 'date-time' }),
-      fires: integer('Ticks fired so far.'),
-      missed: integer('Ticks missed (skipped or folded into one fire).'),
-    }),
+  { description: 'What the operator observed and decided.' },
+);
+export type TaskQueueStatus = Static<typeof TaskQueueStatus>;
+
+/** The metadata of a TaskQueue as the API server serves it: the fields the operator reads, and the rest. */
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  [k: string]: unknown;
+}
+
+/**
+ * A TaskQueue. The API server serves every one with apiVersion, kind and metadata, so the type has them;
+ * it checks them itself, and a client may leave apiVersion and kind to kubectl, so the CRD requires only
+ * spec, and says no more of metadata than that it is an object.
+ */
+export const TaskQueue = Type.Object(
+  {
+    apiVersion: Type.Unsafe<typeof API_VERSION>({ type: 'string' }),
+    kind: Type.Unsafe<typeof KIND>({ type: 'string' }),
+    metadata: Type.Unsafe<ObjectMeta>({ type: 'object' }),
+    spec: TaskQueueSpec,
+    status: Type.Optional(TaskQueueStatus),
   },
-});
+  {
+    description: `A queue of Taskfleet tasks (${API_VERSION}) and the worker fleet that the operator scales from its backlog.`,
+    required: ['spec'],
+  },
+);
+export type TaskQueue = Static<typeof TaskQueue>;
 
 /** The CustomResourceDefinition object. */
 export function taskQueueCrd(): Record<string, unknown> {
@@ -490,13 +527,7 @@ export function taskQueueCrd(): Record<string, unknown> {
             },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
-          schema: {
-            openAPIV3Schema: object(
-              `A queue of Taskfleet tasks (${API_VERSION}) and the worker fleet that the operator scales from its backlog.`,
-              { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, spec, status },
-              { required: ['spec'] },
-            ),
-          },
+          schema: { openAPIV3Schema: openApi(TaskQueue) },
         },
       ],
     },

@@ -1,4 +1,4 @@
-import type { Condition, ConditionType, TaskQueueStatus } from '../api/types.ts';
+import { CONDITION_TYPES, type Condition, type ConditionType, type TaskQueueStatus } from '../api/types.ts';
 
 /** One condition as a reconcile decides it; {@link setConditions} adds the times and generation. */
 export interface ConditionUpdate {
@@ -31,7 +31,8 @@ export function setConditions(
   generation: number | undefined,
   now: Date,
 ): Condition[] {
-  const byType = new Map<ConditionType, Condition>();
+  // Keyed by any type: a condition another writer set is kept as it is.
+  const byType = new Map<string, Condition>();
   for (const c of conditions) byType.set(c.type, c);
   for (const { type, status, reason, message } of updates) {
     const previous = conditions.find((c) => c.type === type);
@@ -47,7 +48,8 @@ export function setConditions(
   return [...byType.values()].sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
 }
 
-const order: ConditionType[] = ['Ready', 'BrokerReachable', 'Active', 'ScalingLimited', 'Fallback', 'Paused'];
+/** The order conditions are listed in; those of other writers (not in it) come first. */
+const order: readonly string[] = CONDITION_TYPES;
 
 /**
  * Status fields compared for "did anything change" (rates rounded so noise does not cause writes). Key
