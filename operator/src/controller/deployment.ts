@@ -26,20 +26,12 @@ import type {
   V1VolumeProjection,
 } from '@kubernetes/client-node';
 import { TaskfleetError } from 'taskfleet';
+import { DEFAULT_PREFIX, KAFKA_DEFAULTS, WORKER_DEFAULTS } from '../api/defaults.ts';
 import { API_VERSION, type KafkaConnection, KIND, type RedisConnection, type TaskQueue } from '../api/types.ts';
 import { TaskQueueSpecError } from './errors.ts';
 
 /** The field manager of everything the operator applies. */
 export const FIELD_MANAGER = 'taskfleet';
-
-/** The defaults of spec.worker, as in the CRD (the API server fills them; tests and dry runs may not). */
-export const WORKER_DEFAULTS = {
-  concurrency: 16,
-  terminationGracePeriodSeconds: 300,
-  metricsPort: 9090,
-  prefix: 'tf',
-  kafkaPartitions: 12,
-} as const;
 
 /**
  * Resources of a worker container that sets none: enough for a Node process running I/O-bound tasks, with
@@ -317,7 +309,7 @@ function brokerSettings(tq: TaskQueue): BrokerSettings {
       connectionEnv('TASKFLEET_BROKER', redis, 'spec.broker.redis'),
       // Always set, default included: the operator probes the broker under this prefix, so the workers must
       // use the same one whatever the app's code says.
-      { name: 'TASKFLEET_PREFIX', value: redis.prefix ?? WORKER_DEFAULTS.prefix },
+      { name: 'TASKFLEET_PREFIX', value: redis.prefix ?? DEFAULT_PREFIX },
     ],
   };
 }
@@ -350,8 +342,8 @@ function kafkaSettings(kafka: KafkaConnection): BrokerSettings {
   const env: V1EnvVar[] = [
     { name: 'TASKFLEET_BROKER', value: `${scheme}://${kafka.brokers.join(',')}` },
     // Always set, as for Redis: the operator measures the lag of the group under this prefix.
-    { name: 'TASKFLEET_PREFIX', value: kafka.prefix ?? WORKER_DEFAULTS.prefix },
-    { name: 'TASKFLEET_KAFKA_PARTITIONS', value: String(kafka.partitions ?? WORKER_DEFAULTS.kafkaPartitions) },
+    { name: 'TASKFLEET_PREFIX', value: kafka.prefix ?? DEFAULT_PREFIX },
+    { name: 'TASKFLEET_KAFKA_PARTITIONS', value: String(kafka.partitions ?? KAFKA_DEFAULTS.partitions) },
   ];
   if (kafka.replicationFactor !== undefined) {
     env.push({ name: 'TASKFLEET_KAFKA_REPLICATION_FACTOR', value: String(kafka.replicationFactor) });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { SCALING_DEFAULTS } from '../api/defaults.ts';
 import type { ScalingSpec } from '../api/types.ts';
 import { scaleDownLimit, scaleUpLimit, stabilize } from './behavior.ts';
 import {
@@ -11,7 +12,7 @@ import {
   type Limit,
   type Observation,
 } from './policy.ts';
-import { DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, resolveScaling } from './spec.ts';
+import { resolveScaling } from './spec.ts';
 
 /** An arbitrary epoch; rows speak in seconds relative to it. */
 const T0 = 1_750_000_000_000;
@@ -957,13 +958,13 @@ describe('the decision is pure and its history small', () => {
 describe('behaviour helpers match the HPA arithmetic', () => {
   test('defaults: scale-up max(100%, 4 pods) per 15 s, no window; scale-down 100% per 15 s, 120 s window', () => {
     const s = resolveScaling({});
-    assert.deepEqual(s.scaleUp, DEFAULT_SCALE_UP);
-    assert.deepEqual(s.scaleDown, DEFAULT_SCALE_DOWN);
+    assert.deepEqual(s.scaleUp, SCALING_DEFAULTS.scaleUp);
+    assert.deepEqual(s.scaleDown, SCALING_DEFAULTS.scaleDown);
     assert.equal(s.scaleUp.stabilizationSeconds, 0);
     assert.equal(s.scaleDown.stabilizationSeconds, 120);
     assert.deepEqual(
       resolveScaling({ scaleDown: { stabilizationSeconds: 30 } }).scaleDown.policies,
-      DEFAULT_SCALE_DOWN.policies,
+      SCALING_DEFAULTS.scaleDown.policies,
     );
     assert.equal(resolveScaling({ fallback: { replicas: 1 } }).fallback?.afterFailures, 3);
   });

@@ -3,7 +3,9 @@
  * set?". The CRD already rejects out-of-range values; this module still makes the policy total: a value
  * the API server should have refused (negative, not finite, `minReplicas > maxReplicas`) is replaced by
  * its default or clamped, never thrown on, because a controller that throws on every poll helps nobody.
+ * The defaults are the CRD's own, from api/defaults.ts.
  */
+import { SCALING_DEFAULTS } from '../api/defaults.ts';
 import type { ScalingPolicy, ScalingRules, ScalingSpec } from '../api/types.ts';
 
 /** One direction's behaviour (the HPA's `HPAScalingRules`) after defaulting. */
@@ -31,57 +33,28 @@ export interface ResolvedScaling {
   readonly paused: boolean;
 }
 
-export const DEFAULT_MIN_REPLICAS = 0;
-export const DEFAULT_MAX_REPLICAS = 10;
-export const DEFAULT_TARGET_BACKLOG_PER_REPLICA = 100;
-export const DEFAULT_ACTIVATION_BACKLOG = 0;
-export const DEFAULT_IDLE_SECONDS_BEFORE_ZERO = 120;
-export const DEFAULT_TOLERANCE = 0.1;
-export const DEFAULT_FALLBACK_AFTER_FAILURES = 3;
-
-/** The HPA's default scale-up: double, or add 4 pods, every 15 s, whichever is more; no stabilization. */
-export const DEFAULT_SCALE_UP: ResolvedRules = Object.freeze({
-  stabilizationSeconds: 0,
-  policies: Object.freeze([
-    Object.freeze({ type: 'Percent', value: 100, periodSeconds: 15 }),
-    Object.freeze({ type: 'Pods', value: 4, periodSeconds: 15 }),
-  ]),
-  selectPolicy: 'Max',
-} as const);
-
-/**
- * The HPA's default scale-down (any amount every 15 s), but with a 120 s stabilization window instead of
- * the HPA's 300 s: it matches `idleSecondsBeforeZero`, so a fleet shrinks to one replica and to zero on
- * the same clock.
- */
-export const DEFAULT_SCALE_DOWN: ResolvedRules = Object.freeze({
-  stabilizationSeconds: 120,
-  policies: Object.freeze([Object.freeze({ type: 'Percent', value: 100, periodSeconds: 15 })]),
-  selectPolicy: 'Max',
-} as const);
-
 /** Fills in the defaults of `spec` (which may be absent: a TaskQueue without `scaling`). */
 export function resolveScaling(spec: ScalingSpec | undefined): ResolvedScaling {
   const s = spec ?? {};
-  const minReplicas = count(s.minReplicas, DEFAULT_MIN_REPLICAS);
-  const maxReplicas = Math.max(minReplicas, count(s.maxReplicas, DEFAULT_MAX_REPLICAS));
+  const minReplicas = count(s.minReplicas, SCALING_DEFAULTS.minReplicas);
+  const maxReplicas = Math.max(minReplicas, count(s.maxReplicas, SCALING_DEFAULTS.maxReplicas));
   const fallback =
     s.fallback && isCount(s.fallback.replicas)
       ? {
           replicas: Math.floor(s.fallback.replicas),
-          afterFailures: Math.max(1, count(s.fallback.afterFailures, DEFAULT_FALLBACK_AFTER_FAILURES)),
+          afterFailures: Math.max(1, count(s.fallback.afterFailures, SCALING_DEFAULTS.fallback.afterFailures)),
         }
       : undefined;
   return {
     minReplicas,
     maxReplicas,
-    targetBacklogPerReplica: positive(s.targetBacklogPerReplica) ?? DEFAULT_TARGET_BACKLOG_PER_REPLICA,
+    targetBacklogPerReplica: positive(s.targetBacklogPerReplica) ?? SCALING_DEFAULTS.targetBacklogPerReplica,
     targetDrainSeconds: positive(s.targetDrainSeconds),
-    activationBacklog: nonNegative(s.activationBacklog) ?? DEFAULT_ACTIVATION_BACKLOG,
-    idleSecondsBeforeZero: nonNegative(s.idleSecondsBeforeZero) ?? DEFAULT_IDLE_SECONDS_BEFORE_ZERO,
-    tolerance: nonNegative(s.tolerance) ?? DEFAULT_TOLERANCE,
-    scaleUp: resolveRules(s.scaleUp, DEFAULT_SCALE_UP),
-    scaleDown: resolveRules(s.scaleDown, DEFAULT_SCALE_DOWN),
+    activationBacklog: nonNegative(s.activationBacklog) ?? SCALING_DEFAULTS.activationBacklog,
+    idleSecondsBeforeZero: nonNegative(s.idleSecondsBeforeZero) ?? SCALING_DEFAULTS.idleSecondsBeforeZero,
+    tolerance: nonNegative(s.tolerance) ?? SCALING_DEFAULTS.tolerance,
+    scaleUp: resolveRules(s.scaleUp, SCALING_DEFAULTS.scaleUp),
+    scaleDown: resolveRules(s.scaleDown, SCALING_DEFAULTS.scaleDown),
     fallback,
     paused: s.paused === true,
   };
