@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backlog } from 'taskfleet';
+import type { KafkaBroker } from 'taskfleet/operator';
 import { blackHole } from '../../../test/support/black-hole.ts';
 import { eventually } from '../../../test/support/eventually.ts';
 import {
@@ -23,12 +23,15 @@ const target = (extra: Partial<KafkaTarget> = {}): KafkaTarget => ({
   ...extra,
 });
 
+/** The Kafka client of a target's probe connection. */
+const client = (pool: ProbePool, t: KafkaTarget) => pool.connection(t).broker as KafkaBroker;
+
 describe('ProbePool: one Kafka client per distinct connection', () => {
   test('queues on the same brokers, TLS, credentials and prefix share one; any difference makes another', async () => {
     const pool = new ProbePool();
     const sasl = { mechanism: 'scram-sha-512' as const, username: 'u', password: 'p1' };
-    const a = pool.kafkaBroker(target({ sasl }));
-    assert.equal(pool.kafkaBroker(target({ sasl: { ...sasl }, queue: 'reports' })), a, 'another queue');
+    const a = client(pool, target({ sasl }));
+    assert.equal(client(pool, target({ sasl: { ...sasl }, queue: 'reports' })), a, 'another queue');
     for (const other of [
       target({ sasl: { ...sasl, password: 'p2' } }),
       target({ sasl: { ...sasl, mechanism: 'plain' } }),
@@ -38,7 +41,7 @@ describe('ProbePool: one Kafka client per distinct connection', () => {
       target({ sasl, tls: { ca: 'PEM' } }),
       target(),
     ]) {
-      assert.notEqual(pool.kafkaBroker(other), a, JSON.stringify(other));
+      assert.notEqual(client(pool, other), a, JSON.stringify(other));
     }
     assert.equal(pool.size, 8);
     assert.equal(a.prefix, 'tf');
@@ -48,15 +51,17 @@ describe('ProbePool: one Kafka client per distinct connection', () => {
   });
 
   test('a client nobody used for idleMs is closed and replaced on its next use', async () => {
-    const pool = new ProbePool({ idleMs: 20 });
-    const a = pool.kafkaBroker(target());
-    const b = pool.kafkaBroker(target({ prefix: 'other' }));
-    assert.equal(pool.kafkaBroker(target()), a, 'still fresh');
-    await sleep(40);
-    const c = pool.kafkaBroker(target());
+    let now = 1_000_000;
+    const pool = new ProbePool({ idleMs: 20, now: () => now });
+    const a = client(pool, target());
+    const b = client(pool, target({ prefix: 'other' }));
+    now += 20;
+    assert.equal(client(pool, target()), a, 'still fresh at exactly idleMs');
+    now += 21;
+    const c = client(pool, target());
     assert.notEqual(c, a);
     assert.equal(pool.size, 1, 'both idle clients were closed');
-    assert.notEqual(pool.kafkaBroker(target({ prefix: 'other' })), b);
+    assert.notEqual(client(pool, target({ prefix: 'other' })), b);
     await pool.close();
   });
 });

@@ -1,33 +1,19 @@
-import { createHash } from 'node:crypto';
-import { type Backlog, KafkaBroker, type KafkaBrokerOptions, RedisBroker, redact, TaskfleetError } from 'taskfleet';
+import { type Backlog, TaskfleetError } from 'taskfleet';
+import type { RedisBroker } from 'taskfleet/operator';
+import type { KafkaTarget } from '../brokers/kafka/probe.ts';
+import { type ProbeConnection, ProbeTimeoutError, type ScalingBacklog } from '../brokers/probe-connection.ts';
+import type { RedisTarget } from '../brokers/redis/probe.ts';
+import { type BrokerTarget, probeOf } from '../brokers/registry.ts';
 import { FairQueue } from '../runtime/fair-queue.ts';
 import { Backoff } from './backoff.ts';
+
+export type { BrokerTarget, KafkaTarget, RedisTarget };
 
 /** What the operator learns about a queue from its broker at one instant. */
 export interface BrokerReading {
   backlog: Backlog;
   /** Epoch ms of the reading. */
   at: number;
-}
-
-/** Where a queue lives, resolved (secrets read) from a TaskQueue spec. */
-export type BrokerTarget = RedisTarget | KafkaTarget;
-
-export interface RedisTarget {
-  kind: 'redis';
-  url: string;
-  prefix: string;
-  queue: string;
-}
-
-export interface KafkaTarget {
-  kind: 'kafka';
-  brokers: string[];
-  prefix: string;
-  queue: string;
-  /** true: TLS with the system's CAs; or the PEM texts to trust and present. */
-  tls?: true | { ca?: string; cert?: string; key?: string };
-  sasl?: NonNullable<KafkaBrokerOptions['sasl']>;
 }
 
 export interface ProbePoolOptions {
@@ -76,9 +62,6 @@ export class ProbeFailedError extends TaskfleetError {
   }
 }
 
-/** The probe gave up waiting: its connection is dropped, and the next probe opens a new one. */
-class ProbeTimeoutError extends Error {}
-
 /**
  * Probes brokers with one connection per distinct broker (not per queue), and at most `concurrency`
  * probes in flight, whatever the number of queues. A connection nobody has probed through for `idleMs`
@@ -91,7 +74,7 @@ class ProbeTimeoutError extends Error {}
  * never answers then cost the others next to nothing.
  */
 export class ProbePool {
-  readonly #brokers = new Map<string, { broker: RedisBroker | KafkaBroker; usedAt: number }>();
+  readonly #connections = new Map<string, { connection: ProbeConnection; usedAt: number }>();
   readonly #concurrency: number;
   readonly #idleMs: number;
   readonly #connectTimeoutMs: number;
@@ -117,31 +100,26 @@ export class ProbePool {
     target: BrokerTarget,
     { namespace = '', timeoutMs = 5000 }: { namespace?: string; timeoutMs?: number } = {},
   ): Promise<BrokerReading> {
-    const key = `${connectionKey(target)}\u0000${target.queue}`;
+    const key = `${probeOf(target).connectionKey(target)}\u0000${target.queue}`;
     const waiting = this.#backoff.waiting(key, this.#now());
     if (waiting) throw new ProbeFailedError(waiting.detail, { ...waiting, probed: false });
     await this.#slot(namespace);
     try {
-      const broker = target.kind === 'kafka' ? this.kafkaBroker(target) : this.broker(target);
+      const connection = this.connection(target);
       let backlog: Backlog;
       try {
         backlog = await withTimeout(
           (async () => {
-            if (broker instanceof RedisBroker) await this.#connected(broker);
-            return broker.backlog(target.queue);
+            await connection.ready();
+            return connection.backlog(target.queue);
           })(),
           timeoutMs,
           `probe of ${target.queue} timed out after ${timeoutMs} ms`,
         );
       } catch (error) {
         // A connection that never answered is not kept: the next probe, after the backoff, opens a new one.
-        if (error instanceof ProbeTimeoutError) this.#drop(broker);
-        const message = (error as Error).message;
-        // kafkajs' own errors ("Broker not connected") do not say where. (A KafkaBroker's url holds no credentials.)
-        const detail =
-          broker instanceof KafkaBroker && !message.includes(broker.url)
-            ? `Kafka at ${broker.url}: ${message}`
-            : message;
+        if (error instanceof ProbeTimeoutError) this.#drop(connection);
+        const detail = connection.describe((error as Error).message);
         throw new ProbeFailedError(detail, { ...this.#backoff.failed(key, detail, this.#now()), probed: true });
       }
       this.#backoff.succeeded(key);
@@ -151,63 +129,42 @@ export class ProbePool {
     }
   }
 
-  /** The Redis broker's connection (one per distinct broker), shared with the reconciler, which fires schedules through it. */
-  broker(target: RedisTarget): RedisBroker {
-    return this.#use(
-      connectionKey(target),
-      () =>
-        // Fail fast while the broker is away: a probe that queued commands would report stale numbers late.
-        new RedisBroker(target.url, {
-          prefix: target.prefix,
-          connection: { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: this.#connectTimeoutMs },
-        }),
-    );
-  }
-
-  /** The Kafka cluster's client (one per distinct brokers, TLS, credentials and prefix). */
-  kafkaBroker(target: KafkaTarget): KafkaBroker {
-    const { brokers, prefix, tls, sasl } = target;
-    return this.#use(
-      connectionKey(target),
-      () =>
-        new KafkaBroker({
-          brokers,
-          prefix,
-          ...(tls ? { tls } : {}),
-          ...(sasl ? { sasl } : {}),
-          // The probe goes out again at the next poll: a short wait and few retries, not kafkajs' 30 s and 8.
-          connectionTimeoutMs: this.#connectTimeoutMs,
-          requestTimeoutMs: this.#connectTimeoutMs,
-          retries: 2,
-        }),
-    );
-  }
-
-  #use<B extends RedisBroker | KafkaBroker>(key: string, create: () => B): B {
+  /**
+   * The connection to a target's broker: one per distinct broker, prefix and credentials (not per
+   * queue), shared with the reconciler, which fires schedules through its broker.
+   */
+  connection(target: BrokerTarget): ProbeConnection {
+    const probe = probeOf(target);
+    const key = probe.connectionKey(target);
     this.#closeIdle();
-    let entry = this.#brokers.get(key);
+    let entry = this.#connections.get(key);
     if (!entry) {
-      entry = { broker: create(), usedAt: this.#now() };
-      this.#brokers.set(key, entry);
+      entry = { connection: probe.open(target, { connectTimeoutMs: this.#connectTimeoutMs }), usedAt: this.#now() };
+      this.#connections.set(key, entry);
     }
     entry.usedAt = this.#now();
-    return entry.broker as B;
+    return entry.connection;
   }
 
-  #drop(broker: RedisBroker | KafkaBroker): void {
-    for (const [key, entry] of this.#brokers) {
-      if (entry.broker !== broker) continue;
-      this.#brokers.delete(key);
-      void broker.close().catch(() => {});
+  /** The Redis broker of a Redis target's connection, which the reconciler fires schedules through. */
+  broker(target: RedisTarget): RedisBroker {
+    return this.connection(target).broker as RedisBroker;
+  }
+
+  #drop(connection: ProbeConnection): void {
+    for (const [key, entry] of this.#connections) {
+      if (entry.connection !== connection) continue;
+      this.#connections.delete(key);
+      void connection.close().catch(() => {});
     }
   }
 
   #closeIdle(): void {
     const before = this.#now() - this.#idleMs;
-    for (const [key, { broker, usedAt }] of this.#brokers) {
+    for (const [key, { connection, usedAt }] of this.#connections) {
       if (usedAt >= before) continue;
-      this.#brokers.delete(key);
-      void broker.close().catch(() => {});
+      this.#connections.delete(key);
+      void connection.close().catch(() => {});
     }
     // The failures of a target nobody has probed for as long (its TaskQueue deleted or changed) are forgotten.
     this.#backoff.prune(before);
@@ -215,7 +172,7 @@ export class ProbePool {
 
   /** Connections open now. */
   get size(): number {
-    return this.#brokers.size;
+    return this.#connections.size;
   }
 
   /** Probes in flight now. */
@@ -247,58 +204,9 @@ export class ProbePool {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#brokers.values()].map((b) => b.broker.close()));
-    this.#brokers.clear();
+    await Promise.all([...this.#connections.values()].map((entry) => entry.connection.close()));
+    this.#connections.clear();
   }
-
-  /**
-   * Waits until a Redis connection is ready, for `connectTimeoutMs` at most. The probe's connection fails
-   * commands at once while it is not (no offline queue), so a first probe sent while it still connects
-   * would fail for nothing; and when Redis cannot be reached, the connection's own error says why better
-   * than a refused command. An address that accepts the connection and never answers gives neither
-   * `ready` nor `reconnecting`: the timeout ends that wait.
-   */
-  async #connected(broker: RedisBroker): Promise<void> {
-    const redis = broker.redis;
-    if (redis.status === 'ready') return;
-    const where = redact(broker.url);
-    let lastError: Error | undefined;
-    const onError = (error: Error) => {
-      lastError = error;
-    };
-    let onReady: (() => void) | undefined;
-    let onRetry: (() => void) | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await new Promise<void>((resolve, reject) => {
-        onReady = resolve;
-        // Refused or unknown host: the connection retries, having said why in its error.
-        onRetry = () => reject(new Error(`cannot connect to Redis at ${where}: ${lastError?.message}`));
-        timer = setTimeout(() => {
-          const why = `no answer within ${this.#connectTimeoutMs} ms: is Redis listening there, and reachable from the operator?`;
-          reject(new ProbeTimeoutError(`cannot connect to Redis at ${where}: ${why}`));
-        }, this.#connectTimeoutMs);
-        redis.on('error', onError);
-        redis.once('ready', onReady);
-        redis.once('reconnecting', onRetry);
-      });
-    } finally {
-      clearTimeout(timer);
-      redis.off('error', onError);
-      if (onReady) redis.off('ready', onReady);
-      if (onRetry) redis.off('reconnecting', onRetry);
-    }
-  }
-}
-
-/** One connection per key: a Redis URL and prefix, or a digest of a Kafka client's settings. */
-function connectionKey(target: BrokerTarget): string {
-  if (target.kind === 'redis') return `redis\u0000${target.url}\u0000${target.prefix}`;
-  const { brokers, prefix, tls, sasl } = target;
-  // A digest, not the credentials and keys themselves.
-  return `kafka\u0000${createHash('sha256')
-    .update(JSON.stringify([brokers, prefix, tls ?? null, sasl ?? null]))
-    .digest('hex')}`;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
@@ -309,22 +217,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/**
- * The backlog the scaling policy sees. Its `delayed` is the delayed calls that need a worker now: on
- * Redis, those already due. Kafka cannot say which delayed records are due without reading them, and
- * only a running consumer releases them when they are (it holds them in memory until then; no server
- * timer promotes them), so on Kafka every delayed call counts: a queue holding some is never left at
- * zero with them stranded.
- */
-export function scalingBacklog(
-  kind: BrokerTarget['kind'],
-  backlog: Backlog,
-): { ready: number; delayed: number; inFlight: number } {
-  return {
-    ready: backlog.ready,
-    delayed: kind === 'kafka' ? backlog.delayed : backlog.due,
-    inFlight: backlog.inFlight,
-  };
+/** The backlog the scaling policy sees: what a broker of this kind says needs a worker now. */
+export function scalingBacklog(kind: BrokerTarget['kind'], backlog: Backlog): ScalingBacklog {
+  return probeOf({ kind }).scalingBacklog(backlog);
 }
 
 /**

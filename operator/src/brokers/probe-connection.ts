@@ -1,0 +1,39 @@
+import type { Backlog, Broker } from 'taskfleet/operator';
+
+/** The probe gave up waiting: its connection is dropped, and the next probe opens a new one. */
+export class ProbeTimeoutError extends Error {}
+
+/** How the operator reaches one broker to read its backlog: opened by the broker's definition. */
+export interface ProbeConnection {
+  /** The worker's adapter underneath (the reconciler fires a TaskQueue's schedules through it). */
+  readonly broker: Broker;
+  /**
+   * Resolves once a probe may be sent; rejects with why it cannot (a ProbeTimeoutError when the
+   * address accepted the connection and never answered within the connect timeout).
+   */
+  ready(): Promise<void>;
+  backlog(queue: string): Promise<Backlog>;
+  /** A failed probe's message as reported: where it went, when the client's own error does not say. */
+  describe(message: string): string;
+  close(): Promise<void>;
+}
+
+/** What the scaling policy sees of a backlog (see the broker definitions' scalingBacklog). */
+export interface ScalingBacklog {
+  ready: number;
+  delayed: number;
+  inFlight: number;
+}
+
+/** The probe side of a broker, as its operator definition gives it. */
+export interface BrokerProbe<Target> {
+  /** One connection per distinct key: the same broker, prefix and credentials (a digest, never a credential). */
+  connectionKey(target: Target): string;
+  /**
+   * Opens a connection for probing: short timeouts and few retries (the probe goes out again at the
+   * next poll), failing fast while the broker is away instead of queueing.
+   */
+  open(target: Target, options: { connectTimeoutMs: number }): ProbeConnection;
+  /** The backlog the scaling policy sees: which delayed calls need a worker now. */
+  scalingBacklog(backlog: Backlog): ScalingBacklog;
+}

@@ -1,0 +1,13 @@
+/**
+ * `taskfleet/operator`: what only the Taskfleet operator uses — the broker registry and adapters it
+ * probes with, the Scheduler it fires a TaskQueue's schedules through, and the control plane it reads
+ * heartbeats from. Apps import `taskfleet`; nothing here is part of its API.
+ */
+export type { Backlog, Broker, BrokerDefinition } from './brokers/broker.ts';
+export { KafkaBroker } from './brokers/kafka/broker.ts';
+export type { KafkaBrokerOptions } from './brokers/kafka/config.ts';
+export { RedisBroker } from './brokers/redis/broker.ts';
+export { BROKERS, brokerFor } from './brokers/registry.ts';
+export { Control } from './control.ts';
+export { type HealthSource, serveObservability } from './observe/server.ts';
+export { RedisScheduleStore, Scheduler } from './schedule/index.ts';
