@@ -8,6 +8,7 @@ import {
   Scheduler,
   TaskfleetError,
 } from 'taskfleet';
+import { DEFAULT_PREFIX } from '../api/defaults.ts';
 import type { Condition, ConditionType, SecretKeySelector, TaskQueue, TaskQueueStatus } from '../api/types.ts';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../api/types.ts';
 import {
@@ -594,7 +595,7 @@ export class Reconciler {
       );
     }
     const url = await this.#secretOrValue(tq, redis.url, redis.urlFrom, 'spec.broker.redis');
-    return { kind: 'redis', url, prefix: redis.prefix ?? 'tf', queue };
+    return { kind: 'redis', url, prefix: redis.prefix ?? DEFAULT_PREFIX, queue };
   }
 
   /** With `--read-secrets=false`: the error of a probe that would need the Secret `field` names. */
@@ -611,7 +612,7 @@ export class Reconciler {
     queue: string,
   ): Promise<KafkaTarget> {
     const field = 'spec.broker.kafka';
-    const prefix = kafka.prefix ?? 'tf';
+    const prefix = kafka.prefix ?? DEFAULT_PREFIX;
     if (!/^[A-Za-z0-9._-]+$/.test(`${prefix}.${queue}`)) {
       throw new BrokerConfigError(
         'InvalidSpec',
@@ -742,7 +743,7 @@ export class Reconciler {
     const labels = deployment.spec?.selector?.matchLabels;
     if (!backend || !labels) return; // no heartbeats without a result backend: nothing to rank by
     const url = await this.#secretOrValue(tq, backend.url, backend.urlFrom, 'spec.resultBackend.redis');
-    const control = this.#control(url, backend.prefix ?? 'tf');
+    const control = this.#control(url, backend.prefix ?? DEFAULT_PREFIX);
     const selector = Object.entries(labels)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
