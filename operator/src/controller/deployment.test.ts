@@ -3,12 +3,11 @@ import { describe, test } from 'node:test';
 import type { V1Container, V1Deployment, V1EnvVar, V1PodSpec, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { TaskfleetError } from 'taskfleet';
 import type { KafkaConnection, TaskQueue, TaskQueueSpec, WorkerSpec } from '../api/types.ts';
+import { KAFKA_TLS_DIR, KAFKA_TLS_VOLUME } from '../brokers/kafka/worker-settings.ts';
 import {
   buildWorkerDeployment,
   DEFAULT_WORKER_RESOURCES,
   FIELD_MANAGER,
-  KAFKA_TLS_DIR,
-  KAFKA_TLS_VOLUME,
   shutdownGraceMs,
   workerDeploymentName,
   workerLabels,

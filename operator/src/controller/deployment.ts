@@ -23,11 +23,13 @@ import type {
   V1SecurityContext,
   V1Volume,
   V1VolumeMount,
-  V1VolumeProjection,
 } from '@kubernetes/client-node';
 import { TaskfleetError } from 'taskfleet';
-import { DEFAULT_PREFIX, KAFKA_DEFAULTS, WORKER_DEFAULTS } from '../api/defaults.ts';
-import { API_VERSION, type KafkaConnection, KIND, type RedisConnection, type TaskQueue } from '../api/types.ts';
+import { WORKER_DEFAULTS } from '../api/defaults.ts';
+import { API_VERSION, KIND, type TaskQueue } from '../api/types.ts';
+import type { WorkerBrokerSettings } from '../brokers/definition.ts';
+import { connectionEnv } from '../brokers/redis/worker-settings.ts';
+import { workerBrokerSettings } from '../brokers/registry.ts';
 import { TaskQueueSpecError } from './errors.ts';
 
 /** The field manager of everything the operator applies. */
@@ -55,20 +57,6 @@ export interface WorkerDeploymentOptions {
 
 /** Name of the port the worker serves /metrics, /healthz and /readyz on. */
 export const METRICS_PORT_NAME = 'metrics';
-
-/**
- * The Kafka TLS files (CA, client certificate, key): one projected volume of the Secret keys the spec
- * names, mounted read-only into the worker container, whose TASKFLEET_KAFKA_*_FILE variables point at
- * them. The Deployment holds the Secrets' names and keys only.
- */
-export const KAFKA_TLS_VOLUME = 'taskfleet-kafka-tls';
-export const KAFKA_TLS_DIR = '/var/run/secrets/taskfleet.dev/kafka';
-const KAFKA_TLS_FILES = { caFrom: 'ca.crt', certFrom: 'tls.crt', keyFrom: 'tls.key' } as const;
-const KAFKA_TLS_ENV = {
-  caFrom: 'TASKFLEET_KAFKA_CA_FILE',
-  certFrom: 'TASKFLEET_KAFKA_CERT_FILE',
-  keyFrom: 'TASKFLEET_KAFKA_KEY_FILE',
-} as const;
 
 /** The worker Deployment of the TaskQueue named `taskQueueName` (in the same namespace). */
 export function workerDeploymentName(taskQueueName: string): string {
@@ -159,7 +147,7 @@ export function buildWorkerDeployment(tq: TaskQueue, options: WorkerDeploymentOp
   }
 
   const [first, ...others] = containers as [V1Container, ...V1Container[]];
-  const broker = brokerSettings(tq);
+  const broker = workerBrokerSettings(tq.spec.broker);
   const labels = workerLabels(name);
   const owner: V1OwnerReference = {
     apiVersion: API_VERSION,
@@ -221,7 +209,7 @@ export function buildWorkerDeployment(tq: TaskQueue, options: WorkerDeploymentOp
 function workerContainer(
   tq: TaskQueue,
   container: V1Container,
-  broker: BrokerSettings,
+  broker: WorkerBrokerSettings,
   metricsPort: number,
   grace: number,
   defaultResources: V1ResourceRequirements,
@@ -265,7 +253,7 @@ function workerContainer(
 }
 
 /** TASKFLEET_* settings for the worker (`taskfleet worker` reads each flag from its variable). */
-function operatorEnv(tq: TaskQueue, broker: BrokerSettings, metricsPort: number, grace: number): V1EnvVar[] {
+function operatorEnv(tq: TaskQueue, broker: WorkerBrokerSettings, metricsPort: number, grace: number): V1EnvVar[] {
   const { spec } = tq;
   const worker = spec.worker!;
   const backend = spec.resultBackend?.redis;
@@ -285,91 +273,6 @@ function operatorEnv(tq: TaskQueue, broker: BrokerSettings, metricsPort: number,
   return env;
 }
 
-/** What the worker needs to reach its broker: variables, and for Kafka TLS a volume and its mount. */
-interface BrokerSettings {
-  env: V1EnvVar[];
-  volume?: V1Volume;
-  mount?: V1VolumeMount;
-}
-
-function brokerSettings(tq: TaskQueue): BrokerSettings {
-  const { redis, kafka } = tq.spec.broker ?? {};
-  if (redis && kafka) {
-    throw new TaskQueueSpecError('spec.broker', 'spec.broker sets both redis and kafka: set exactly one');
-  }
-  if (kafka) return kafkaSettings(kafka);
-  if (!redis) {
-    throw new TaskQueueSpecError(
-      'spec.broker',
-      'spec.broker names no broker: set spec.broker.redis or spec.broker.kafka',
-    );
-  }
-  return {
-    env: [
-      connectionEnv('TASKFLEET_BROKER', redis, 'spec.broker.redis'),
-      // Always set, default included: the operator probes the broker under this prefix, so the workers must
-      // use the same one whatever the app's code says.
-      { name: 'TASKFLEET_PREFIX', value: redis.prefix ?? DEFAULT_PREFIX },
-    ],
-  };
-}
-
-/**
- * A Kafka broker: its URL (kafkas:// with TLS), the prefix, the topic settings, and the credentials and
- * TLS files by reference only — username and password as secretKeyRef variables, the PEM files through
- * a read-only volume — so no secret value is ever in the Deployment.
- */
-function kafkaSettings(kafka: KafkaConnection): BrokerSettings {
-  const field = 'spec.broker.kafka';
-  if (!Array.isArray(kafka.brokers) || kafka.brokers.length === 0) {
-    throw new TaskQueueSpecError(
-      `${field}.brokers`,
-      `${field}.brokers is empty: list the bootstrap brokers, host:port each`,
-    );
-  }
-  const tls = kafka.tls;
-  const files = (['caFrom', 'certFrom', 'keyFrom'] as const).filter((f) => tls?.[f] !== undefined);
-  if ((tls?.certFrom === undefined) !== (tls?.keyFrom === undefined)) {
-    throw new TaskQueueSpecError(
-      `${field}.tls`,
-      `${field}.tls: set both certFrom and keyFrom (mutual TLS), or neither`,
-    );
-  }
-  if (!tls?.enabled && files.length > 0) {
-    throw new TaskQueueSpecError(`${field}.tls`, `${field}.tls: ${files.join(', ')} need enabled: true`);
-  }
-  const scheme = tls?.enabled ? 'kafkas' : 'kafka';
-  const env: V1EnvVar[] = [
-    { name: 'TASKFLEET_BROKER', value: `${scheme}://${kafka.brokers.join(',')}` },
-    // Always set, as for Redis: the operator measures the lag of the group under this prefix.
-    { name: 'TASKFLEET_PREFIX', value: kafka.prefix ?? DEFAULT_PREFIX },
-    { name: 'TASKFLEET_KAFKA_PARTITIONS', value: String(kafka.partitions ?? KAFKA_DEFAULTS.partitions) },
-  ];
-  if (kafka.replicationFactor !== undefined) {
-    env.push({ name: 'TASKFLEET_KAFKA_REPLICATION_FACTOR', value: String(kafka.replicationFactor) });
-  }
-  if (kafka.sasl) {
-    const secret = kafka.sasl.secretRef.name;
-    env.push(
-      { name: 'TASKFLEET_KAFKA_SASL_MECHANISM', value: kafka.sasl.mechanism },
-      { name: 'TASKFLEET_KAFKA_USERNAME', valueFrom: { secretKeyRef: { name: secret, key: 'username' } } },
-      { name: 'TASKFLEET_KAFKA_PASSWORD', valueFrom: { secretKeyRef: { name: secret, key: 'password' } } },
-    );
-  }
-  if (files.length === 0) return { env };
-  const sources: V1VolumeProjection[] = [];
-  for (const f of files) {
-    const { name, key } = tls![f]!.secretKeyRef;
-    sources.push({ secret: { name, items: [{ key, path: KAFKA_TLS_FILES[f] }] } });
-    env.push({ name: KAFKA_TLS_ENV[f], value: `${KAFKA_TLS_DIR}/${KAFKA_TLS_FILES[f]}` });
-  }
-  return {
-    env,
-    volume: { name: KAFKA_TLS_VOLUME, projected: { sources } },
-    mount: { name: KAFKA_TLS_VOLUME, mountPath: KAFKA_TLS_DIR, readOnly: true },
-  };
-}
-
 /** The user's volumes plus ours, unless they declare one of that name (theirs is kept). */
 function withVolume(volumes: V1Volume[], volume: V1Volume): V1Volume[] {
   return volumes.some((v) => v.name === volume.name) ? volumes : [...volumes, volume];
@@ -378,17 +281,6 @@ function withVolume(volumes: V1Volume[], volume: V1Volume): V1Volume[] {
 /** The user's mounts plus ours, unless they mount that volume or that path already (theirs is kept). */
 function withMount(mounts: V1VolumeMount[], mount: V1VolumeMount): V1VolumeMount[] {
   return mounts.some((m) => m.name === mount.name || m.mountPath === mount.mountPath) ? mounts : [...mounts, mount];
-}
-
-/** A URL inline, or by reference to its Secret: the operator never reads a Secret's value. */
-function connectionEnv(name: string, connection: RedisConnection, field: string): V1EnvVar {
-  const { url, urlFrom } = connection;
-  if ((url === undefined) === (urlFrom === undefined)) {
-    throw new TaskQueueSpecError(field, `${field}: set exactly one of url and urlFrom`);
-  }
-  if (url !== undefined) return { name, value: url };
-  const { name: secret, key } = urlFrom!.secretKeyRef;
-  return { name, valueFrom: { secretKeyRef: { name: secret, key } } };
 }
 
 /**

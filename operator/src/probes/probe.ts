@@ -1,7 +1,7 @@
 import { type Backlog, TaskfleetError } from 'taskfleet';
 import type { RedisBroker } from 'taskfleet/operator';
+import { type ProbeConnection, ProbeTimeoutError, type ScalingBacklog } from '../brokers/definition.ts';
 import type { KafkaTarget } from '../brokers/kafka/probe.ts';
-import { type ProbeConnection, ProbeTimeoutError, type ScalingBacklog } from '../brokers/probe-connection.ts';
 import type { RedisTarget } from '../brokers/redis/probe.ts';
 import { type BrokerTarget, probeOf } from '../brokers/registry.ts';
 import { FairQueue } from '../runtime/fair-queue.ts';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { KafkaBroker, type KafkaBrokerOptions } from 'taskfleet/operator';
-import type { BrokerProbe, ProbeConnection } from '../probe-connection.ts';
+import type { BrokerProbe, ProbeConnection } from '../definition.ts';
 
 /** A queue on Kafka, resolved (TLS files and credentials read from Secrets) from a TaskQueue spec. */
 export interface KafkaTarget {

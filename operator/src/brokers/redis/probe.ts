@@ -1,7 +1,7 @@
 import { redact } from 'taskfleet';
 import { RedisBroker } from 'taskfleet/operator';
-import type { BrokerProbe, ProbeConnection } from '../probe-connection.ts';
-import { ProbeTimeoutError } from '../probe-connection.ts';
+import type { BrokerProbe, ProbeConnection } from '../definition.ts';
+import { ProbeTimeoutError } from '../definition.ts';
 
 /** A queue on Redis, resolved (its URL read from a Secret if need be) from a TaskQueue spec. */
 export interface RedisTarget {

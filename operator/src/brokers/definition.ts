@@ -1,3 +1,8 @@
+/**
+ * What a broker's folder under operator/src/brokers gives the operator (see registry.ts): how its
+ * targets are probed, and what its workers are given to reach it.
+ */
+import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { Backlog, Broker } from 'taskfleet/operator';
 
 /** The probe gave up waiting: its connection is dropped, and the next probe opens a new one. */
@@ -36,4 +41,21 @@ export interface BrokerProbe<Target> {
   open(target: Target, options: { connectTimeoutMs: number }): ProbeConnection;
   /** The backlog the scaling policy sees: which delayed calls need a worker now. */
   scalingBacklog(backlog: Backlog): ScalingBacklog;
+}
+
+/**
+ * What a worker needs to reach its broker, as the Deployment builder adds it to the worker container:
+ * variables (Secrets by reference only), and a volume with its mount for files such as TLS keys.
+ */
+export interface WorkerBrokerSettings {
+  env: V1EnvVar[];
+  volume?: V1Volume;
+  mount?: V1VolumeMount;
+}
+
+/** A broker as the operator sees it: `Spec` is its connection in spec.broker, `Target` what it probes. */
+export interface OperatorBroker<Spec, Target> {
+  readonly probe: BrokerProbe<Target>;
+  /** The worker container's variables (and volume) for this connection; `field` is where it is in the spec. */
+  workerSettings(spec: Spec, field: string): WorkerBrokerSettings;
 }
