@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { ManualClock, nextTurn } from '../../../test/support/manual-clock.ts';
 import {
   SerializationError,
   SoftTimeLimitExceededError,
@@ -236,6 +236,7 @@ describe('execute', () => {
   });
 
   test('at the soft time limit the signal aborts, and the handler may still finish', async () => {
+    const clock = new ManualClock();
     let reason: unknown;
     const { outcome } = execute(
       definition({ softTimeLimit: 20, timeLimit: 5000 }, async (ctx) => {
@@ -245,7 +246,13 @@ describe('execute', () => {
       }),
       call(),
       silentLogger,
+      clock,
     );
+    clock.advance(19);
+    await nextTurn();
+    const early = reason;
+    assert.equal(early, undefined, 'not before the soft time limit');
+    clock.advance(1);
     assert.deepEqual(await outcome, { ok: true, value: 'cleaned up' });
     assert.ok(reason instanceof SoftTimeLimitExceededError);
     assert.equal(reason.code, 'SOFT_TIME_LIMIT');
@@ -253,6 +260,7 @@ describe('execute', () => {
   });
 
   test('at the hard time limit a handler that never settles fails, and its signal aborts', async () => {
+    const clock = new ManualClock();
     let signal: AbortSignal | undefined;
     const { outcome } = execute(
       definition({ timeLimit: 30 }, (ctx) => {
@@ -261,7 +269,16 @@ describe('execute', () => {
       }),
       call(),
       silentLogger,
+      clock,
     );
+    let over = false;
+    void outcome.then(() => {
+      over = true;
+    });
+    clock.advance(29);
+    await nextTurn();
+    assert.equal(over, false, 'not before the time limit');
+    clock.advance(1);
     const result = await outcome;
     assert.equal(result.ok, false);
     const error = result.ok ? undefined : result.error;
@@ -272,6 +289,7 @@ describe('execute', () => {
   });
 
   test('the soft limit fires before the hard one', async () => {
+    const clock = new ManualClock();
     const reasons: unknown[] = [];
     const { outcome } = execute(
       definition({ softTimeLimit: 10, timeLimit: 40 }, (ctx) => {
@@ -280,7 +298,9 @@ describe('execute', () => {
       }),
       call(),
       silentLogger,
+      clock,
     );
+    clock.advance(40);
     const result = await outcome;
     assert.ok(!result.ok && result.error instanceof TimeLimitExceededError);
     assert.equal(reasons.length, 1, 'the signal aborts once');
@@ -308,6 +328,7 @@ describe('execute', () => {
   });
 
   test('once the call is done, its time limits no longer fire', async () => {
+    const clock = new ManualClock();
     let signal: AbortSignal | undefined;
     const { outcome } = execute(
       definition({ softTimeLimit: 10, timeLimit: 20 }, (ctx) => {
@@ -316,9 +337,11 @@ describe('execute', () => {
       }),
       call(),
       silentLogger,
+      clock,
     );
     assert.deepEqual(await outcome, { ok: true, value: 'quick' });
-    await sleep(50); // past both limits: their timers would have fired by now
+    assert.equal(clock.pending, 0, 'both timers are cancelled');
+    clock.advance(50); // past both limits: their timers would have fired by now
     assert.equal(signal?.aborted, false);
   });
 });

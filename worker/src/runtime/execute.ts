@@ -10,6 +10,7 @@ import type { Envelope } from '../message/envelope.ts';
 import { assertJson } from '../message/json.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { TaskContext, TaskDefinition } from '../task.ts';
+import { type Clock, systemClock, type Timer } from './clock.ts';
 
 /** What `ctx.retry()` returns for the handler to throw. */
 export class RetryRequest extends TaskfleetError {
@@ -42,9 +43,14 @@ export interface Execution {
 /**
  * Runs a handler with its context and limits. Whatever the handler does — returns, throws a string,
  * never settles, returns something JSON cannot carry — the outcome settles, at the latest at the hard
- * time limit or when aborted.
+ * time limit or when aborted. The time limits are timeouts of `clock`.
  */
-export function execute(definition: TaskDefinition, envelope: Envelope, log: Logger): Execution {
+export function execute(
+  definition: TaskDefinition,
+  envelope: Envelope,
+  log: Logger,
+  clock: Pick<Clock, 'timeout'> = systemClock,
+): Execution {
   if (envelope.chordError) {
     // The callback of a chord that failed: it does not run, it fails, and so the chord's result is
     // FAILURE and its errbacks run, as for any call that fails for good.
@@ -54,8 +60,8 @@ export function execute(definition: TaskDefinition, envelope: Envelope, log: Log
   const controller = new AbortController();
   const { softTimeLimit, timeLimit } = definition.options;
   const maxRetries = envelope.maxRetries ?? definition.options.maxRetries ?? 0;
-  let soft: NodeJS.Timeout | undefined;
-  let hard: NodeJS.Timeout | undefined;
+  let soft: Timer | undefined;
+  let hard: Timer | undefined;
   let settle!: (outcome: Outcome) => void;
   const outcome = new Promise<Outcome>((resolve) => {
     settle = resolve;
@@ -63,8 +69,8 @@ export function execute(definition: TaskDefinition, envelope: Envelope, log: Log
   // Whichever comes first — the handler, the hard time limit, an abort — settles the outcome; the
   // others change nothing. One promise, not a race of several: this runs for every call.
   const finish = (result: Outcome) => {
-    clearTimeout(soft);
-    clearTimeout(hard);
+    soft?.cancel();
+    hard?.cancel();
     settle(result);
   };
   const abort = (reason: Error) => {
@@ -72,10 +78,10 @@ export function execute(definition: TaskDefinition, envelope: Envelope, log: Log
     finish({ ok: false, error: reason });
   };
   if (softTimeLimit !== undefined) {
-    soft = setTimeout(() => controller.abort(new SoftTimeLimitExceededError(softTimeLimit / 1000)), softTimeLimit);
+    soft = clock.timeout(softTimeLimit, () => controller.abort(new SoftTimeLimitExceededError(softTimeLimit / 1000)));
   }
   if (timeLimit !== undefined) {
-    hard = setTimeout(() => abort(new TimeLimitExceededError(timeLimit / 1000)), timeLimit);
+    hard = clock.timeout(timeLimit, () => abort(new TimeLimitExceededError(timeLimit / 1000)));
   }
   const ctx: TaskContext = {
     id: envelope.id,
