@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { SendOptions } from './brokers/broker.ts';
-import { connect, type Redis, sendWithin } from './brokers/redis/connection.ts';
+import { connect, type Redis, type Scripts, sendWithin, withScripts } from './brokers/redis/connection.ts';
 import { appKeys } from './brokers/redis/keys.ts';
 
 /**
@@ -30,22 +30,39 @@ export interface WorkerHeartbeat {
   reportAt?: number;
 }
 
+/** What a worker does with what comes on the control channel (see {@link Control.listen}). */
+export interface ControlListener {
+  message(message: ControlMessage): void;
+  /** A message that is not JSON, or that `message` threw on: it is dropped. */
+  invalid(error: unknown): void;
+  /** The connection is ready, at first and after each reconnect: messages sent while it was away were missed. */
+  connected(): void;
+}
+
+export interface ControlSubscription {
+  /** Resolves once the channel is subscribed to. */
+  readonly subscribed: Promise<void>;
+  /** Unsubscribes and closes the connection. */
+  close(): void;
+}
+
 /** How long a revocation is remembered (a revoked task not seen by then may run). @defaultValue one day */
 export const REVOKE_TTL_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The fleet's shared state outside the broker: revocations (a set with expiry, plus a broadcast so
- * running tasks can be terminated at once) and heartbeats, which `inspect` reads.
+ * running tasks can be terminated at once), heartbeats, which `inspect` reads, and the rate limits
+ * every worker shares.
  */
 export class Control {
-  readonly #redis: Redis;
+  readonly #redis: Redis & Scripts;
   readonly #keys: ReturnType<typeof appKeys>;
   readonly #owned: boolean;
   /** Report requests waiting for answers: id → workers yet to answer, those who did, and the end of the wait. */
   readonly #reports = new Map<string, { pending: Set<string>; answered: Set<string>; done: () => void }>();
   #reportListener: Promise<Redis> | undefined;
 
-  constructor(redis: Redis, prefix: string, { owned = false }: { owned?: boolean } = {}) {
+  constructor(redis: Redis & Scripts, prefix: string, { owned = false }: { owned?: boolean } = {}) {
     this.#redis = redis;
     this.#keys = appKeys(prefix);
     this.#owned = owned;
@@ -53,9 +70,8 @@ export class Control {
 
   /** A Control with a connection of its own (the operator reads heartbeats this way). */
   static connect(url: string, prefix: string): Control {
-    return new Control(connect(url, { connectionName: 'taskfleet-control', maxRetriesPerRequest: 1 }), prefix, {
-      owned: true,
-    });
+    const redis = connect(url, { connectionName: 'taskfleet-control', maxRetriesPerRequest: 1 });
+    return new Control(withScripts(redis), prefix, { owned: true });
   }
 
   /** Closes the connection if this Control opened it. */
@@ -97,6 +113,34 @@ export class Control {
         .exec();
     };
     await sendWithin(this.#redis, deadline, send);
+  }
+
+  /**
+   * Listens on the control channel, on a connection of its own (a subscribed connection sends nothing
+   * else). The subscription is returned at once, so that it can be closed while it is still subscribing.
+   */
+  listen(listener: ControlListener): ControlSubscription {
+    const subscriber = this.#redis.duplicate({ enableAutoPipelining: false });
+    subscriber.on('message', (_channel: string, text: string) => {
+      try {
+        listener.message(JSON.parse(text) as ControlMessage);
+      } catch (error) {
+        listener.invalid(error);
+      }
+    });
+    subscriber.on('ready', () => listener.connected());
+    return {
+      subscribed: subscriber.subscribe(this.channel).then(() => {}),
+      close: () => subscriber.disconnect(),
+    };
+  }
+
+  /**
+   * Takes a permit of `task`'s rate limit shared by every worker (one permit every `intervalMs`, on
+   * Redis' clock: see scripts/rate-limit.lua). 0 when a permit was taken, else the ms until one may be.
+   */
+  async rateLimit(task: string, intervalMs: number): Promise<number> {
+    return Number(await this.#redis.rateLimit(this.#keys.rateLimit(task), intervalMs));
   }
 
   /** Ids revoked and not yet expired. */
