@@ -1,0 +1,395 @@
+/**
+ * Recording how a call ended, before its delivery is acknowledged: its result, a retry, a FAILURE, a
+ * call skipped (revoked, expired) or dead-lettered; and, for a call in a workflow, what follows it.
+ * Each is recorded first and settled after, so a worker killed in between runs the call again and loses
+ * nothing.
+ */
+import type { Consumer, Delivery } from '../brokers/broker.ts';
+import { CanvasRuntime } from '../canvas/runtime.ts';
+import {
+  EtaBeyondHorizonError,
+  type RecordedError,
+  ResultTooLargeError,
+  recordError,
+  TaskRevokedError,
+  WorkflowError,
+} from '../errors.ts';
+import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
+import type { JsonValue } from '../message/json.ts';
+import { LogBudget } from '../observe/log-budget.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { WorkerMetrics } from '../observe/metrics.ts';
+import type { ResultBackend, ResultRecord } from '../results/result.ts';
+import type { TaskDefinition } from '../task.ts';
+import { retryDelayMs } from './backoff.ts';
+import type { Clock } from './clock.ts';
+import { judgeFailure, type Outcome } from './execute.ts';
+import { isPermanent } from './permanent.ts';
+
+/** What a finished attempt leads to. */
+export type Decision =
+  | { kind: 'success'; value: unknown }
+  | { kind: 'retry'; error: unknown; delayMs: number; at: number }
+  | { kind: 'fail'; error: unknown }
+  | { kind: 'revoked'; error: TaskRevokedError };
+
+/** The app's limits an outcome is judged by (the Taskfleet app has them, and reads each when asked). */
+export interface OutcomeLimits {
+  readonly maxResultBytes: number;
+  readonly etaHorizon: number;
+}
+
+/**
+ * Decides what a finished attempt leads to: a success (unless its result is too large to be `kept`,
+ * stored or passed on), or what judgeFailure says of a failure, a retry being due `delayMs` after
+ * `finishedAt` — or failed, when that is beyond the horizon (a countdown in seconds taken for ms).
+ */
+export function decide(
+  definition: TaskDefinition,
+  envelope: Envelope,
+  outcome: Outcome,
+  { finishedAt, kept, limits }: { finishedAt: number; kept: boolean; limits: OutcomeLimits },
+  random: () => number = Math.random,
+): Decision {
+  const tooLarge = outcome.ok && kept ? resultTooLarge(envelope.task, outcome.value, limits.maxResultBytes) : undefined;
+  if (outcome.ok && !tooLarge) return { kind: 'success', value: outcome.value };
+  const verdict = tooLarge
+    ? { kind: 'fail' as const, error: tooLarge }
+    : judgeFailure(definition, envelope, (outcome as { error: unknown }).error);
+  if (verdict.kind !== 'retry') return verdict;
+  const { options } = definition;
+  const delayMs =
+    verdict.delayMs ??
+    retryDelayMs(
+      {
+        retryDelay: options.retryDelay ?? 1000,
+        retryBackoff: options.retryBackoff ?? false,
+        retryBackoffMax: options.retryBackoffMax ?? 600_000,
+        retryJitter: options.retryJitter ?? true,
+      },
+      envelope.attempt,
+      random,
+    );
+  const at = finishedAt + delayMs;
+  const horizon = limits.etaHorizon;
+  if (delayMs > horizon) {
+    return { kind: 'fail', error: new EtaBeyondHorizonError(envelope.task, at, finishedAt, horizon) };
+  }
+  return { kind: 'retry', error: verdict.error, delayMs, at };
+}
+
+/** Whether a result is over `maxBytes` as JSON: the error to fail the call with, if so. */
+export function resultTooLarge(task: string, value: unknown, maxBytes: number): ResultTooLargeError | undefined {
+  const text = JSON.stringify(value ?? null);
+  // Buffer.byteLength is exact but costs a pass; a string of n UTF-16 units is at most 3n bytes.
+  if (text.length * 3 <= maxBytes) return undefined;
+  const bytes = Buffer.byteLength(text);
+  return bytes > maxBytes ? new ResultTooLargeError(task, bytes, maxBytes) : undefined;
+}
+
+/** What recording outcomes reads of the app; the Taskfleet app satisfies it. */
+export interface OutcomeApp extends OutcomeLimits {
+  readonly hasBackend: boolean;
+  /** Read only when the app has a backend. */
+  readonly backend: Pick<ResultBackend, 'store'>;
+  readonly resultExpires: number;
+}
+
+/** What recording outcomes needs of its worker. */
+export interface OutcomeContext {
+  readonly app: OutcomeApp;
+  /** The worker's id, recorded with each result. */
+  readonly worker: string;
+  readonly queue: string;
+  readonly log: Logger;
+  readonly clock: Pick<Clock, 'now'>;
+  readonly metrics: Pick<WorkerMetrics, 'tasks' | 'retries' | 'deadLetters'>;
+  /** What follows a call in its workflow: chains, chords, links and errbacks. */
+  readonly workflows: Pick<CanvasRuntime, 'succeeded' | 'failed'>;
+  /** The consumer deliveries are settled with (the worker has one whenever it has a delivery). */
+  consumer(): Pick<Consumer, 'settle' | 'release' | 'drop'>;
+}
+
+type Counted = 'success' | 'failure' | 'retry' | 'revoked' | 'expired';
+
+export class Outcomes {
+  readonly #context: OutcomeContext;
+  readonly #processed: Record<string, number> = {};
+  /** Dead letters are logged a few per reason and minute; the rest are counted (a flood must not flood the log). */
+  readonly #deadLetterLog: LogBudget;
+
+  constructor(context: OutcomeContext) {
+    this.#context = context;
+    this.#deadLetterLog = new LogBudget({ now: () => context.clock.now() });
+  }
+
+  /** Calls finished here so far, by how they ended (a copy). */
+  get processed(): Record<string, number> {
+    return { ...this.#processed };
+  }
+
+  /** Records a call STARTED (for tasks with trackStarted). */
+  started(definition: TaskDefinition, envelope: Envelope, startedAt: number): Promise<void> {
+    return this.#store(definition, { ...this.#record(envelope, 'STARTED'), startedAt });
+  }
+
+  /** Records a finished attempt, and what follows it, then settles its delivery. */
+  async finish(
+    delivery: Delivery,
+    envelope: Envelope,
+    definition: TaskDefinition,
+    outcome: Outcome,
+    startedAt: number,
+    log: Logger,
+  ): Promise<void> {
+    const { app, metrics, queue } = this.#context;
+    const consumer = this.#context.consumer();
+    const finishedAt = this.#context.clock.now();
+    const kept = (!definition.options.ignoreResult && app.hasBackend) || CanvasRuntime.involved(envelope);
+    const decision = decide(definition, envelope, outcome, { finishedAt, kept, limits: app });
+    if (decision.kind === 'success') {
+      if (CanvasRuntime.involved(envelope)) {
+        await permanentAs('success', this.#context.workflows.succeeded(envelope, decision.value as JsonValue));
+      }
+      await this.#store(definition, {
+        ...this.#record(envelope, 'SUCCESS'),
+        result: decision.value as ResultRecord['result'],
+        startedAt,
+        finishedAt,
+      });
+      await consumer.settle(delivery, { kind: 'ack' });
+      this.#count(envelope, 'success');
+      log.debug('task succeeded', { ms: finishedAt - startedAt });
+      return;
+    }
+    if (decision.kind === 'retry') {
+      const error = recordError(decision.error);
+      const at = decision.at;
+      await this.#store(definition, { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at });
+      const next: Envelope = { ...envelope, attempt: envelope.attempt + 1, eta: at };
+      await consumer.settle(delivery, { kind: 'requeue', envelope: next, at });
+      this.#count(envelope, 'retry');
+      metrics.retries.inc({ queue, task: envelope.task });
+      log.warn('task failed; retrying', { error, retryInMs: decision.delayMs });
+      return;
+    }
+    const error = recordError(decision.error);
+    const state = decision.kind === 'revoked' ? 'REVOKED' : 'FAILURE';
+    await this.#store(definition, { ...this.#record(envelope, state), error, startedAt, finishedAt });
+    if (CanvasRuntime.involved(envelope)) {
+      await permanentAs('failure', this.#context.workflows.failed(envelope, error, state));
+    }
+    await consumer.settle(delivery, { kind: 'ack' });
+    this.#count(envelope, decision.kind === 'revoked' ? 'revoked' : 'failure');
+    log.warn(decision.kind === 'revoked' ? 'task terminated' : 'task failed', { error });
+  }
+
+  /**
+   * The outcome could not be recorded. An error no retry fixes (a next step over the size limit, a
+   * message the broker refuses, a misconfiguration) ends the call at once: FAILURE with the error, its
+   * workflow told; and when even that cannot be passed on, a dead letter saying why. Any other failure
+   * (the broker or backend away) hands the call back, counted, so one whose outcome can never be
+   * recorded ends as poison after maxDeliveries instead of running again and again.
+   */
+  async unfinished(
+    delivery: Delivery,
+    envelope: Envelope,
+    definition: TaskDefinition,
+    error: unknown,
+    startedAt: number,
+    log: Logger,
+  ): Promise<void> {
+    const consumer = this.#context.consumer();
+    const handBack = async (cause: unknown) => {
+      log.error('could not record the outcome; handing the call back (counted toward maxDeliveries)', {
+        error: cause,
+        deliveries: delivery.deliveries,
+      });
+      await consumer.release([delivery], { counted: true }).catch(() => consumer.drop(delivery));
+    };
+    if (!isPermanent(error)) return handBack(error);
+    const recorded = recordError(error);
+    const unrecordable = (cause: unknown) =>
+      this.#deadLetter(delivery, 'unrecordable', `its outcome could not be recorded: ${messageOf(cause)}`, {
+        store: false,
+        tell: false,
+      }).catch((failure) => this.#dropped(delivery, failure));
+    // Its FAILURE is stored already; only its workflow could not be told, and telling it again would fail the same way.
+    if (error instanceof WorkflowError && error.after === 'failure') return unrecordable(error);
+    try {
+      await this.#store(definition, {
+        ...this.#record(envelope, 'FAILURE'),
+        error: recorded,
+        startedAt,
+        finishedAt: this.#context.clock.now(),
+      });
+      if (CanvasRuntime.involved(envelope)) {
+        await permanentAs('failure', this.#context.workflows.failed(envelope, recorded, 'FAILURE'));
+      }
+      await consumer.settle(delivery, { kind: 'ack' });
+      this.#count(envelope, 'failure');
+      log.error('task failed: its outcome cannot be recorded as it is', { error: recorded });
+    } catch (again) {
+      if (!isPermanent(again)) return handBack(again);
+      await unrecordable(again);
+    }
+  }
+
+  /** Dead-letters a delivery that cannot run (see #deadLetter); a failure to is logged, never thrown. */
+  deadLetter(delivery: Delivery, reason: DeadLetterReason, detail: string): void {
+    this.#settleSafely(delivery, () => this.#deadLetter(delivery, reason, detail));
+  }
+
+  /** Records a revoked or expired call REVOKED and acknowledges it instead of running it; never throws. */
+  skip(delivery: Delivery, envelope: Envelope, definition: TaskDefinition, why: 'revoked' | 'expired'): void {
+    this.#settleSafely(delivery, () => this.#skip(delivery, envelope, definition, why));
+  }
+
+  /** Puts a call that has not run back on its queue, due at `at`; never throws. */
+  putBack(delivery: Delivery, at: number): void {
+    const envelope = delivery.envelope as Envelope;
+    this.#settleSafely(delivery, () => this.#context.consumer().settle(delivery, { kind: 'requeue', envelope, at }));
+  }
+
+  /** Logs how many dead letters went unlogged (at shutdown). */
+  flushLog(): void {
+    for (const [reason, count] of this.#deadLetterLog.drain()) this.#logSuppressed(reason, count);
+  }
+
+  async #skip(delivery: Delivery, envelope: Envelope, definition: TaskDefinition, why: 'revoked' | 'expired') {
+    const error = recordError(
+      new TaskRevokedError(envelope.id, why === 'expired' ? 'expired before it started' : 'revoked'),
+    );
+    await this.#store(definition, {
+      ...this.#record(envelope, 'REVOKED'),
+      error,
+      finishedAt: this.#context.clock.now(),
+    });
+    try {
+      if (CanvasRuntime.involved(envelope)) await this.#context.workflows.failed(envelope, error, 'REVOKED');
+    } catch (failure) {
+      if (!isPermanent(failure)) throw failure;
+      // REVOKED is recorded; its chord or chain cannot be told, and never will be: say so where it shows.
+      const detail = `it was ${why} and not run, but its workflow could not be told: ${messageOf(failure)}`;
+      return this.#deadLetter(delivery, 'unrecordable', detail, { store: false, tell: false });
+    }
+    await this.#context.consumer().settle(delivery, { kind: 'ack' });
+    this.#count(envelope, why);
+    this.#context.log.info(`task ${why}: not run`, { task: envelope.task, taskId: envelope.id });
+  }
+
+  /**
+   * Moves a delivery to the dead-letter store. With an envelope, its call is recorded FAILURE (`store`)
+   * and its chain, chord and errbacks are failed (`tell`) first, so nothing waits on it forever. When
+   * those cannot be done for a reason no retry fixes — or for any reason, for poison, which has been
+   * tried often enough — the letter goes anyway, its detail saying what could not be told.
+   */
+  async #deadLetter(
+    delivery: Delivery,
+    reason: DeadLetterReason,
+    detail: string,
+    { store = true, tell = true }: { store?: boolean; tell?: boolean } = {},
+  ): Promise<void> {
+    const { app, log, metrics, queue } = this.#context;
+    const envelope = delivery.envelope;
+    let letter = detail;
+    if (envelope) {
+      // Whoever waits on this call learns it failed, and why, instead of waiting forever; requeueing
+      // the dead letter (taskfleet dlq requeue) runs it again and overwrites this.
+      const error: RecordedError = {
+        name: 'DeadLettered',
+        code: reason,
+        message: `dead-lettered (${reason}): ${detail}`,
+      };
+      try {
+        if (store && app.hasBackend) {
+          await app.backend.store(
+            { ...this.#record(envelope, 'FAILURE'), error, finishedAt: this.#context.clock.now() },
+            app.resultExpires,
+          );
+        }
+        // A dead letter fails for good: its chain, chord and errbacks must learn it too, or wait forever.
+        if (tell && CanvasRuntime.involved(envelope))
+          await permanentAs('failure', this.#context.workflows.failed(envelope, error, 'FAILURE'));
+      } catch (failure) {
+        if (!isPermanent(failure) && reason !== 'poison') throw failure;
+        letter = `${detail}; its failure could not be recorded or its workflow told: ${messageOf(failure)}`;
+      }
+    }
+    await this.#context.consumer().settle(delivery, { kind: 'dead-letter', reason, detail: letter });
+    metrics.deadLetters.inc({ queue, reason });
+    const { write, suppressed } = this.#deadLetterLog.take(reason);
+    if (suppressed > 0) this.#logSuppressed(reason, suppressed);
+    if (write) {
+      log.error('message dead-lettered', {
+        reason,
+        detail: letter,
+        taskId: delivery.envelope?.id,
+        receipt: delivery.receipt,
+      });
+    }
+  }
+
+  #logSuppressed(reason: string, count: number): void {
+    this.#context.log.error('more messages dead-lettered than logged', {
+      reason,
+      notLogged: count,
+      hint: 'taskfleet_dead_letters_total counts them all; taskfleet dlq list shows them',
+    });
+  }
+
+  /** A settlement outside a running call: its failure must not crash the worker, nor leave the delivery held forever. */
+  #settleSafely(delivery: Delivery, settle: () => Promise<void>): void {
+    settle().catch((error) => this.#dropped(delivery, error));
+  }
+
+  /** Gives a delivery that could not be settled up: it is redelivered, counted, after the visibility timeout. */
+  #dropped(delivery: Delivery, error: unknown): void {
+    this.#context.log.error('could not settle a delivery: it is redelivered after the visibility timeout', {
+      error,
+      receipt: delivery.receipt,
+      deliveries: delivery.deliveries,
+    });
+    this.#context.consumer().drop(delivery);
+  }
+
+  #count(envelope: Envelope, outcome: Counted): void {
+    this.#context.metrics.tasks.inc({ queue: this.#context.queue, task: envelope.task, outcome });
+    this.#processed[outcome] = (this.#processed[outcome] ?? 0) + 1;
+  }
+
+  #record(envelope: Envelope, state: ResultRecord['state']): ResultRecord {
+    return {
+      id: envelope.id,
+      task: envelope.task,
+      state,
+      attempts: envelope.attempt,
+      queue: envelope.queue,
+      worker: this.#context.worker,
+      ...(envelope.parentId !== undefined ? { parentId: envelope.parentId } : {}),
+      rootId: envelope.rootId,
+    };
+  }
+
+  #store(definition: TaskDefinition, record: ResultRecord): Promise<void> {
+    const { app } = this.#context;
+    if (definition.options.ignoreResult || !app.hasBackend) return Promise.resolve();
+    return app.backend.store(record, definition.options.resultExpires ?? app.resultExpires);
+  }
+}
+
+/**
+ * Runs a step of what follows a call, turning an error no retry fixes into a WorkflowError that says
+ * whether the call had succeeded or failed; any other error passes as it is.
+ */
+async function permanentAs(after: 'success' | 'failure', step: Promise<void>): Promise<void> {
+  try {
+    await step;
+  } catch (error) {
+    throw isPermanent(error) && !(error instanceof WorkflowError) ? new WorkflowError(after, error) : error;
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

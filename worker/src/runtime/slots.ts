@@ -1,0 +1,125 @@
+import type { Delivery } from '../brokers/broker.ts';
+import type { WorkerHeartbeat } from '../control.ts';
+import { TaskRevokedError } from '../errors.ts';
+import type { Envelope } from '../message/envelope.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { WorkerMetrics } from '../observe/metrics.ts';
+import type { TaskDefinition } from '../task.ts';
+import type { Clock } from './clock.ts';
+import { type Execution, execute } from './execute.ts';
+import type { Outcomes } from './outcomes.ts';
+
+/** A call in a slot. */
+export interface RunningCall {
+  readonly delivery: Delivery;
+  readonly envelope: Envelope;
+  readonly execution: Execution;
+  readonly startedAt: number;
+  /** The handler has settled: only recording its outcome is left, which shutdown must not cut short. */
+  settled: boolean;
+  /** Resolves when the call is over here: its outcome recorded, or the call handed back. */
+  readonly over: Promise<void>;
+}
+
+/** What the slots need of their worker. */
+export interface SlotsContext {
+  readonly queue: string;
+  readonly tasks: ReadonlyMap<string, TaskDefinition>;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: Pick<WorkerMetrics, 'inFlight' | 'wait' | 'duration'>;
+  readonly outcomes: Pick<Outcomes, 'started' | 'finish' | 'unfinished'>;
+  /** A slot is free again. */
+  freed(): void;
+}
+
+/**
+ * The calls running now, one per slot (the worker starts no more than its concurrency): each is run,
+ * timed and counted, and its outcome recorded before the slot is freed.
+ */
+export class Slots {
+  readonly #context: SlotsContext;
+  readonly #running = new Map<string, RunningCall>();
+
+  constructor(context: SlotsContext) {
+    this.#context = context;
+  }
+
+  /** Calls running now. */
+  get size(): number {
+    return this.#running.size;
+  }
+
+  /** The calls running now, as a heartbeat lists them. */
+  active(): WorkerHeartbeat['active'] {
+    return [...this.#running.values()].map((r) => ({
+      id: r.envelope.id,
+      task: r.envelope.task,
+      startedAt: r.startedAt,
+      attempt: r.envelope.attempt,
+    }));
+  }
+
+  /** Ends the running calls of `id` at once (a revoke with terminate): they are recorded REVOKED. */
+  terminate(id: string): void {
+    for (const running of this.#running.values()) {
+      if (running.envelope.id === id) running.execution.abort(new TaskRevokedError(id, 'terminated'));
+    }
+  }
+
+  /** Resolves once every call running now is over here. */
+  over(): Promise<unknown> {
+    return Promise.all([...this.#running.values()].map((r) => r.over));
+  }
+
+  /**
+   * Takes the calls whose handlers still run out of their slots (at the end of the shutdown grace):
+   * their outcomes are not recorded, for they are handed back. Those that have settled stay: they are
+   * recording their outcome (result, then acknowledgement), and handing them back would run them twice.
+   */
+  abandon(): RunningCall[] {
+    const abandoned = [...this.#running.values()].filter((r) => !r.settled);
+    for (const r of abandoned) this.#running.delete(r.delivery.receipt);
+    return abandoned;
+  }
+
+  /** Runs a call in a slot, and records its outcome. */
+  async run(delivery: Delivery): Promise<void> {
+    const { queue, clock, metrics, outcomes } = this.#context;
+    const envelope = delivery.envelope as Envelope;
+    const definition = this.#context.tasks.get(envelope.task) as TaskDefinition;
+    const labels = { queue, task: envelope.task };
+    const startedAt = clock.now();
+    const log = this.#context.log.child({ task: envelope.task, taskId: envelope.id, attempt: envelope.attempt });
+    const execution = execute(definition, envelope, log, clock);
+    const over = Promise.withResolvers<void>();
+    const running: RunningCall = { delivery, envelope, execution, startedAt, settled: false, over: over.promise };
+    this.#running.set(delivery.receipt, running);
+    metrics.inFlight.inc({ queue });
+    metrics.wait.observe(labels, Math.max(0, startedAt - Math.max(delivery.enqueuedAt, envelope.eta ?? 0)) / 1000);
+    const started =
+      definition.options.trackStarted && !definition.options.ignoreResult
+        ? outcomes.started(definition, envelope, startedAt).catch(() => {})
+        : undefined;
+    const outcome = await execution.outcome;
+    running.settled = true;
+    metrics.duration.observe(labels, (clock.now() - startedAt) / 1000);
+    if (started) await started;
+    if (this.#running.get(delivery.receipt) !== running) {
+      // Abandoned at shutdown: already handed back for redelivery, so record nothing.
+      metrics.inFlight.dec({ queue });
+      over.resolve();
+      return;
+    }
+    try {
+      await outcomes.finish(delivery, envelope, definition, outcome, startedAt, log);
+    } catch (error) {
+      await outcomes.unfinished(delivery, envelope, definition, error, startedAt, log);
+    } finally {
+      this.#running.delete(delivery.receipt);
+      metrics.inFlight.dec({ queue });
+      this.#context.freed();
+      over.resolve();
+    }
+  }
+}
