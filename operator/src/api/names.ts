@@ -52,3 +52,21 @@ export function quoteName(value: unknown): string {
   const text = typeof value === 'string' ? value : String(value);
   return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
 }
+
+/** One object name a spec gives, where, and what kind of name it must be. */
+export interface NamedReference {
+  field: string;
+  kind: NameKind;
+  what: string;
+  value: unknown;
+}
+
+/** The Secret name and key of a secretKeyRef at `field` (none when the field is unset). */
+export function secretKeyReferences(field: string, ref: { secretKeyRef?: unknown } | undefined): NamedReference[] {
+  if (ref === undefined) return [];
+  const selector = ref.secretKeyRef as { name?: unknown; key?: unknown } | undefined;
+  return [
+    { field: `${field}.secretKeyRef.name`, kind: 'subdomain', what: 'Secret name', value: selector?.name },
+    { field: `${field}.secretKeyRef.key`, kind: 'secretKey', what: 'Secret key', value: selector?.key },
+  ];
+}

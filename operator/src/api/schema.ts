@@ -1,14 +1,15 @@
 /**
  * The TaskQueue API (taskfleet.dev/v1alpha1), written once: each TypeBox schema below is both the CRD's
  * OpenAPI v3 (descriptions, defaults, bounds and CEL rules, so the API server itself rejects bad specs)
- * and, through `Static`, the TypeScript type the operator reads. The broker connections come from
- * brokers/redis/spec.ts and brokers/kafka/spec.ts, the defaults from api/defaults.ts. `make crds` writes
- * crds/ from {@link taskQueueCrd} (api/generate-crds.ts); the lint step fails when crds/ has drifted.
+ * and, through `Static`, the TypeScript type the operator reads. The broker connections come from the
+ * broker registry (brokers/registry.ts: brokers/redis/spec.ts, brokers/kafka/spec.ts), the defaults from
+ * api/defaults.ts. `make crds` writes crds/ from {@link taskQueueCrd} (api/generate-crds.ts); the lint
+ * step fails when crds/ has drifted.
  */
 import type { V1PodTemplateSpec } from '@kubernetes/client-node';
 import Type, { type Static } from 'typebox';
-import { KafkaConnection } from '../brokers/kafka/spec.ts';
 import { redisConnection } from '../brokers/redis/spec.ts';
+import { brokerFields, brokerSpecProperties } from '../brokers/registry.ts';
 import { SCALE_TARGET_DEFAULTS, SCALING_DEFAULTS, SCHEDULE_DEFAULTS, WORKER_DEFAULTS } from './defaults.ts';
 import { objectName, stringEnum } from './fragments.ts';
 import { openApi } from './openapi.ts';
@@ -19,22 +20,16 @@ export const KIND = 'TaskQueue';
 export const PLURAL = 'taskqueues';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-/** Where the tasks are: exactly one broker. */
-export const BrokerSpec = Type.Object(
-  {
-    redis: Type.Optional(redisConnection('The broker')),
-    kafka: Type.Optional(KafkaConnection),
-  },
-  {
-    description: 'Where the tasks are. Set exactly one broker.',
-    'x-kubernetes-validations': [
-      {
-        rule: '[has(self.redis), has(self.kafka)].filter(b, b).size() == 1',
-        message: 'set exactly one broker (redis or kafka)',
-      },
-    ],
-  },
-);
+/** Where the tasks are: exactly one broker, of those in brokers/registry.ts. */
+export const BrokerSpec = Type.Object(brokerSpecProperties, {
+  description: 'Where the tasks are. Set exactly one broker.',
+  'x-kubernetes-validations': [
+    {
+      rule: `[${brokerFields.map((f) => `has(self.${f})`).join(', ')}].filter(b, b).size() == 1`,
+      message: `set exactly one broker (${brokerFields.join(' or ')})`,
+    },
+  ],
+});
 export type BrokerSpec = Static<typeof BrokerSpec>;
 
 /** One limit on how much to scale per period, as the HPA's `HPAScalingPolicy`. */

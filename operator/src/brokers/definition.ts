@@ -4,6 +4,8 @@
  */
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { Backlog, Broker } from 'taskfleet/operator';
+import type { Static, TSchema } from 'typebox';
+import type { NamedReference } from '../api/names.ts';
 
 /** The probe gave up waiting: its connection is dropped, and the next probe opens a new one. */
 export class ProbeTimeoutError extends Error {}
@@ -53,9 +55,19 @@ export interface WorkerBrokerSettings {
   mount?: V1VolumeMount;
 }
 
-/** A broker as the operator sees it: `Spec` is its connection in spec.broker, `Target` what it probes. */
-export interface OperatorBroker<Spec, Target> {
+/**
+ * A broker as the operator sees it: its connection in spec.broker (`Spec`, the schema of the CRD and,
+ * through Static, the type), and `Target`, what it probes.
+ */
+export interface OperatorBroker<Spec extends TSchema, Target> {
+  /** The connection's schema, under spec.broker.<its field> in the CRD. */
+  readonly spec: Spec;
   readonly probe: BrokerProbe<Target>;
   /** The worker container's variables (and volume) for this connection; `field` is where it is in the spec. */
-  workerSettings(spec: Spec, field: string): WorkerBrokerSettings;
+  workerSettings(spec: Static<Spec>, field: string): WorkerBrokerSettings;
+  /**
+   * The object names and Secret keys the connection gives, which the reconciler checks (a TaskQueue
+   * admitted under an older CRD may hold `../..`) before it reads or sends anything for them.
+   */
+  namedReferences(spec: Static<Spec>, field: string): NamedReference[];
 }

@@ -1,41 +1,15 @@
-import { type NameKind, nameProblem, quoteName } from '../api/names.ts';
-import type { SecretKeySelector, TaskQueue } from '../api/types.ts';
+import { type NamedReference, nameProblem, quoteName, secretKeyReferences } from '../api/names.ts';
+import type { TaskQueue } from '../api/types.ts';
+import { brokerNamedReferences } from '../brokers/registry.ts';
 import { TaskQueueSpecError } from './errors.ts';
-
-/** One object name a spec gives, where, and what kind of name it must be. */
-interface NamedReference {
-  field: string;
-  kind: NameKind;
-  what: string;
-  value: unknown;
-}
 
 /** Every object name and Secret key of a TaskQueue spec that the operator would send in a request or read. */
 export function namedReferences(tq: TaskQueue): NamedReference[] {
-  const refs: NamedReference[] = [];
-  const keyRef = (field: string, ref: SecretKeySelector | undefined) => {
-    if (ref === undefined) return;
-    const selector = (ref as { secretKeyRef?: { name?: unknown; key?: unknown } }).secretKeyRef;
-    refs.push(
-      { field: `${field}.secretKeyRef.name`, kind: 'subdomain', what: 'Secret name', value: selector?.name },
-      { field: `${field}.secretKeyRef.key`, kind: 'secretKey', what: 'Secret key', value: selector?.key },
-    );
-  };
   const { broker, resultBackend, scaleTargetRef } = tq.spec;
-  keyRef('spec.broker.redis.urlFrom', broker?.redis?.urlFrom);
-  keyRef('spec.resultBackend.redis.urlFrom', resultBackend?.redis?.urlFrom);
-  const kafka = broker?.kafka;
-  keyRef('spec.broker.kafka.tls.caFrom', kafka?.tls?.caFrom);
-  keyRef('spec.broker.kafka.tls.certFrom', kafka?.tls?.certFrom);
-  keyRef('spec.broker.kafka.tls.keyFrom', kafka?.tls?.keyFrom);
-  if (kafka?.sasl) {
-    refs.push({
-      field: 'spec.broker.kafka.sasl.secretRef.name',
-      kind: 'subdomain',
-      what: 'Secret name',
-      value: kafka.sasl.secretRef?.name,
-    });
-  }
+  const refs = [
+    ...brokerNamedReferences(broker),
+    ...secretKeyReferences('spec.resultBackend.redis.urlFrom', resultBackend?.redis?.urlFrom),
+  ];
   if (scaleTargetRef) {
     refs.push({
       field: 'spec.scaleTargetRef.name',
