@@ -263,4 +263,10 @@ export interface BrokerDefinition {
    * flag or variable that sets the URL.
    */
   assertReachable(url: string, where: { what: string; setting: string }): Promise<void>;
+  /**
+   * Whether an error (one link of a cause chain) is the broker refusing a message for what it is (too
+   * large, invalid), which sending it again cannot change: the worker then fails or dead-letters the
+   * call instead of handing it back. Absent: the broker has no such refusals beyond Taskfleet's own.
+   */
+  refusesForGood?(error: unknown): boolean;
 }

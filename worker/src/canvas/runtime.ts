@@ -3,22 +3,30 @@
  * acknowledged. Everything here is safe to repeat, because a worker killed before the acknowledgement
  * runs the call again: chords are opened once, and a chord slot is filled once.
  */
-import type { Taskfleet } from '../app.ts';
-import type { ChordMemberOutcome } from '../brokers/broker.ts';
+import type { Broker, ChordMemberOutcome } from '../brokers/broker.ts';
 import type { RecordedError } from '../errors.ts';
 import { type ChordFailure, type ChordRef, outerChordSlots, tasksOf } from '../message/canvas-spec.ts';
 import type { Envelope } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
 import type { Logger } from '../observe/logger.ts';
-import type { ResultRecord } from '../results/result.ts';
+import type { ResultBackend, ResultRecord } from '../results/result.ts';
 import type { TaskFailure } from '../task.ts';
 import { type Launch, type LaunchContext, plan, start } from './launch.ts';
 
+/** What the worker's side of workflows reads of its app. */
+export interface WorkflowHost {
+  readonly broker: Broker;
+  readonly hasBackend: boolean;
+  readonly backend: ResultBackend;
+  readonly resultExpires: number;
+  readonly etaHorizon: number;
+}
+
 export class CanvasRuntime {
-  readonly #app: Taskfleet;
+  readonly #app: WorkflowHost;
   readonly #log: Logger;
 
-  constructor(app: Taskfleet, log: Logger) {
+  constructor(app: WorkflowHost, log: Logger) {
     this.#app = app;
     this.#log = log;
   }

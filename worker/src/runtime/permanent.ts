@@ -4,6 +4,7 @@
  * back to run again. Every other failure (a broker or backend unreachable, a timeout) is handed back
  * and counted toward maxDeliveries, so even a failure misjudged as passing ends, as poison.
  */
+import { BROKERS } from '../brokers/registry.ts';
 import { TaskfleetError } from '../errors.ts';
 import { InvalidMessageError } from '../message/envelope.ts';
 
@@ -23,22 +24,12 @@ const PERMANENT_CODES: ReadonlySet<string> = new Set([
   'RESULT_TOO_LARGE',
 ]);
 
-/** Kafka's refusals of a record for what it is (kafkajs protocol error types), whatever the retries. */
-const PERMANENT_KAFKA_TYPES: ReadonlySet<string> = new Set([
-  'MESSAGE_TOO_LARGE',
-  'RECORD_LIST_TOO_LARGE',
-  'INVALID_RECORD',
-  'INVALID_TOPIC_EXCEPTION',
-  'CORRUPT_MESSAGE',
-]);
-
 export function isPermanent(error: unknown): boolean {
-  // Causes first: kafkajs wraps the broker's refusal once retries are spent, and WorkflowError its cause.
+  // Causes first: a client wraps the broker's refusal once retries are spent, and WorkflowError its cause.
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     if (e instanceof InvalidMessageError) return true;
     if (e instanceof TaskfleetError && PERMANENT_CODES.has(e.code)) return true;
-    const type = (e as { type?: unknown }).type;
-    if (typeof type === 'string' && PERMANENT_KAFKA_TYPES.has(type)) return true;
+    if (BROKERS.some((broker) => broker.refusesForGood?.(e))) return true;
   }
   return false;
 }

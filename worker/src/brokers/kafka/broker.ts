@@ -9,7 +9,7 @@ import {
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
-import { BrokerUnavailableError, ConfigError, TaskfleetError } from '../../errors.ts';
+import { BrokerUnavailableError, TaskfleetError } from '../../errors.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   type DeadLetterReason,

@@ -8,6 +8,15 @@ import { kafkaOptionsFromUrl, queueTopics } from './config.ts';
  * (docs/kafka.md). kafkajs holds no request back to send it later, so the producer shares the worker's
  * client; chords and schedules need a transaction Kafka cannot join with the enqueue.
  */
+/** Kafka's refusals of a record for what it is (kafkajs protocol error types), whatever the retries. */
+const REFUSED_FOR_GOOD: ReadonlySet<string> = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'INVALID_TOPIC_EXCEPTION',
+  'CORRUPT_MESSAGE',
+]);
+
 export const kafka: BrokerDefinition = {
   name: 'Kafka',
   schemes: ['kafka', 'kafkas'],
@@ -21,6 +30,11 @@ export const kafka: BrokerDefinition = {
 
   open(url, { prefix, maxMessageBytes }) {
     return new KafkaBroker(url, { prefix, maxMessageBytes });
+  },
+
+  refusesForGood(error) {
+    const type = (error as { type?: unknown } | null)?.type;
+    return typeof type === 'string' && REFUSED_FOR_GOOD.has(type);
   },
 
   async assertReachable(url, { setting }) {
