@@ -14,3 +14,14 @@ export class TaskQueueSpecError extends TaskfleetError {
     this.field = field;
   }
 }
+
+/**
+ * Why a reconcile stops short of probing and scaling: `Ready=False` with this reason, a Warning Event,
+ * and nothing else written. `retry`: look again every poll, since what refused may change without the
+ * spec changing (an HPA deleted, a target created); otherwise wait for a new generation.
+ */
+export interface Refusal {
+  reason: string;
+  message: string;
+  retry: boolean;
+}

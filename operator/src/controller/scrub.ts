@@ -45,6 +45,14 @@ export class Scrubber {
   }
 }
 
+/** One structured log line: a message and its fields. */
+export type LogLine = (msg: string, fields?: Record<string, unknown>) => void;
+
+/** `log`, each line (message and fields) scrubbed by `scrubber` first. */
+export function scrubbedLog(log: LogLine, scrubber: Scrubber): LogLine {
+  return (msg, fields) => log(scrubber.text(msg), scrubber.fields(fields));
+}
+
 /** A Logger whose every line (message and fields, children included) passes through `scrubber`. */
 export function scrubbingLogger(logger: Logger, scrubber: Scrubber = new Scrubber()): Logger {
   const line =

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TaskQueueStatus } from '../api/types.ts';
-import { sameStatus, setCondition } from './status.ts';
+import { sameStatus } from './same-status.ts';
+import { setCondition } from './status.ts';
 
 const at = new Date('2026-01-02T03:04:05Z');
 

@@ -1,4 +1,19 @@
-import { CONDITION_TYPES, type Condition, type ConditionType, type TaskQueueStatus } from '../api/types.ts';
+import {
+  CONDITION_TYPES,
+  type Condition,
+  type ConditionType,
+  GROUP,
+  PLURAL,
+  type TaskQueue,
+  type TaskQueueStatus,
+  VERSION,
+} from '../api/types.ts';
+import type { KubeClient } from '../runtime/kube-client.ts';
+import { apiPath } from '../runtime/kube-path.ts';
+import type { Backlog, Decision, Limit, Observation } from '../scaling/policy.ts';
+import type { Refusal } from './errors.ts';
+import { sameStatus } from './same-status.ts';
+import type { Scrubber } from './scrub.ts';
 
 /** One condition as a reconcile decides it; {@link setConditions} adds the times and generation. */
 export interface ConditionUpdate {
@@ -52,71 +67,173 @@ export function setConditions(
 const order: readonly string[] = CONDITION_TYPES;
 
 /**
- * Status fields compared for "did anything change" (rates rounded so noise does not cause writes). Key
- * order does not count — the API server hands a status back with its keys sorted — nor does the order of
- * the conditions. Compared in place, without copies: this runs on every poll of every queue.
+ * The conditions one reconcile decides, one by one, set together at the end (so unchanged ones keep
+ * their transition times). Each message passes the reconcile's scrubber as it is decided.
  */
-export function sameStatus(a: TaskQueueStatus | undefined, b: TaskQueueStatus): boolean {
-  const x = (a ?? {}) as Record<string, unknown>;
-  const y = b as unknown as Record<string, unknown>;
-  for (const key of keysOf(x, y)) {
-    const u = x[key];
-    const v = y[key];
-    if (key === 'rates') {
-      if (!sameRates(u as TaskQueueStatus['rates'], v as TaskQueueStatus['rates'])) return false;
-    } else if (key === 'conditions') {
-      if (!sameConditions((u ?? []) as Condition[], (v ?? []) as Condition[])) return false;
-    } else if (!deepEqual(u, v)) {
-      return false;
-    }
+export class ConditionDraft {
+  readonly #scrub: Pick<Scrubber, 'text'>;
+  readonly #updates: ConditionUpdate[] = [];
+
+  constructor(scrub: Pick<Scrubber, 'text'>) {
+    this.#scrub = scrub;
   }
-  return true;
+
+  add(...updates: ConditionUpdate[]): void {
+    for (const update of updates) this.#updates.push({ ...update, message: this.#scrub.text(update.message) });
+  }
+
+  /** The TaskQueue's conditions with those decided set, at `now`, for its generation. */
+  conditions(tq: TaskQueue, now: number): Condition[] {
+    return setConditions(tq.status?.conditions ?? [], this.#updates, tq.metadata.generation, new Date(now));
+  }
 }
 
-function sameRates(a: TaskQueueStatus['rates'], b: TaskQueueStatus['rates']): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  const round = (x: number | undefined) => (x === undefined ? undefined : Math.round(x * 100) / 100);
-  return (
-    round(a.arrival) === round(b.arrival) &&
-    round(a.completion) === round(b.completion) &&
-    round(a.perReplica) === round(b.perReplica)
+/** The status of a reconcile refused (see {@link Refusal}) at `now`: `Ready=False`, the rest as it was. */
+export function refusedStatus(
+  tq: TaskQueue,
+  refusal: Refusal,
+  scrub: Pick<Scrubber, 'text'>,
+  now: number,
+): TaskQueueStatus {
+  const draft = new ConditionDraft(scrub);
+  draft.add({ type: 'Ready', status: 'False', reason: refusal.reason, message: refusal.message });
+  return { ...tq.status, observedGeneration: tq.metadata.generation, conditions: draft.conditions(tq, now) };
+}
+
+/** The conditions a decision sets: all but BrokerReachable (the probe's). */
+export function decisionConditions(tq: TaskQueue, observation: Observation, decision: Decision): ConditionUpdate[] {
+  const paused = tq.spec.scaling?.paused;
+  return [
+    {
+      type: 'Ready',
+      status: observation.ok ? 'True' : 'False',
+      reason: observation.ok ? 'Scaling' : 'BrokerUnreachable',
+      message: decision.reason,
+    },
+    observation.ok
+      ? {
+          type: 'Active',
+          status: decision.active ? 'True' : 'False',
+          reason: decision.active ? 'Backlog' : 'Idle',
+          message: decision.active ? 'the queue has work' : 'the queue is idle',
+        }
+      : { type: 'Active', status: 'Unknown', reason: 'BrokerUnreachable', message: 'the broker could not be probed' },
+    {
+      type: 'ScalingLimited',
+      status: decision.limitedBy ? 'True' : 'False',
+      reason: decision.limitedBy ? limitReason(decision.limitedBy) : 'WithinLimits',
+      message: decision.reason,
+    },
+    {
+      type: 'Fallback',
+      status: decision.fallback ? 'True' : 'False',
+      reason: decision.fallback ? 'ProbesFailing' : 'Probing',
+      message: decision.fallback ? decision.reason : 'probes succeed',
+    },
+    {
+      type: 'Paused',
+      status: paused ? 'True' : 'False',
+      reason: paused ? 'Paused' : 'Running',
+      message: paused ? 'spec.scaling.paused is true' : 'scaling is on',
+    },
+  ];
+}
+
+/** ScalingLimited's reason, by the step that held the count back. */
+function limitReason(limit: Limit): string {
+  const reasons: Record<string, string> = {
+    max: 'TooManyReplicas',
+    min: 'TooFewReplicas',
+    partitions: 'PartitionCount',
+    scaleUpPolicy: 'ScaleUpLimit',
+    scaleDownPolicy: 'ScaleDownLimit',
+    stabilization: 'Stabilizing',
+  };
+  return reasons[limit] ?? 'Limited';
+}
+
+/** What a reconcile found and did, for the status it writes. */
+export interface Outcome {
+  conditions: Condition[];
+  observation: Observation;
+  /** The broker's numbers, when the probe succeeded. */
+  reading: { backlog: Backlog } | undefined;
+  decision: Decision;
+  /** The Deployment's. */
+  replicas: number;
+  readyReplicas: number;
+  lastScale: { time: string; reason: string } | undefined;
+  schedules: TaskQueueStatus['schedules'] | undefined;
+}
+
+/**
+ * The status after a reconcile. What it did not learn this time (the backlog, when the probe failed;
+ * the last scale, when it did not scale) stays as it was.
+ */
+export function queueStatus(tq: TaskQueue, outcome: Outcome): TaskQueueStatus {
+  const { observation, reading, decision, lastScale, schedules } = outcome;
+  const backlog = observation.ok ? observation.backlog : undefined;
+  return {
+    observedGeneration: tq.metadata.generation,
+    conditions: outcome.conditions,
+    ...(reading
+      ? {
+          backlog: {
+            ready: reading.backlog.ready,
+            delayed: reading.backlog.delayed,
+            inFlight: reading.backlog.inFlight,
+          },
+        }
+      : tq.status?.backlog
+        ? { backlog: tq.status.backlog }
+        : {}),
+    rates: {
+      ...(observation.ok && observation.rates?.arrival !== undefined ? { arrival: observation.rates.arrival } : {}),
+      ...(observation.ok && observation.rates?.completion !== undefined
+        ? { completion: observation.rates.completion }
+        : {}),
+      ...(decision.perReplicaRate !== undefined ? { perReplica: decision.perReplicaRate } : {}),
+    },
+    replicas: outcome.replicas,
+    readyReplicas: outcome.readyReplicas,
+    desiredReplicas: decision.replicas,
+    ...(lastScale
+      ? { lastScaleTime: lastScale.time, lastScaleReason: lastScale.reason }
+      : {
+          ...(tq.status?.lastScaleTime ? { lastScaleTime: tq.status.lastScaleTime } : {}),
+          ...(tq.status?.lastScaleReason ? { lastScaleReason: tq.status.lastScaleReason } : {}),
+        }),
+    brokerKind: tq.spec.broker.kafka ? 'kafka' : 'redis',
+    ...(schedules ? { schedules } : {}),
+    ...(backlog
+      ? { backlogTotal: backlog.ready + backlog.delayed + backlog.inFlight }
+      : tq.status?.backlogTotal !== undefined
+        ? { backlogTotal: tq.status.backlogTotal }
+        : {}),
+  };
+}
+
+/**
+ * Writes the status if it changed. The patch carries the resourceVersion of the TaskQueue it was
+ * computed from: a status built on a cached copy that is behind (our own last write not yet seen) fails
+ * with a conflict and is computed again, instead of overwriting what it did not know.
+ */
+export async function writeStatus(
+  kube: Pick<KubeClient, 'patch'>,
+  tq: TaskQueue,
+  status: TaskQueueStatus,
+): Promise<void> {
+  if (sameStatus(tq.status, status)) return;
+  await kube.patch(
+    apiPath({
+      group: GROUP,
+      version: VERSION,
+      resource: PLURAL,
+      namespace: tq.metadata.namespace as string,
+      name: tq.metadata.name,
+      subresource: 'status',
+    }),
+    { metadata: { resourceVersion: tq.metadata.resourceVersion }, status },
+    'merge',
   );
-}
-
-function sameConditions(a: readonly Condition[], b: readonly Condition[]): boolean {
-  if (a.length !== b.length) return false;
-  for (const c of b) {
-    if (
-      !deepEqual(
-        a.find((d) => d.type === c.type),
-        c,
-      )
-    )
-      return false;
-  }
-  return true;
-}
-
-/** The keys of both objects whose value is not undefined (JSON drops those). */
-function* keysOf(x: Record<string, unknown>, y: Record<string, unknown>): Generator<string> {
-  for (const key in x) if (x[key] !== undefined) yield key;
-  for (const key in y) if (y[key] !== undefined && x[key] === undefined) yield key;
-}
-
-/** JSON equality: key order does not count, an undefined member is an absent one. */
-function deepEqual(u: unknown, v: unknown): boolean {
-  if (u === v) return true;
-  if (typeof u !== 'object' || typeof v !== 'object' || u === null || v === null) return false;
-  if (Array.isArray(u) !== Array.isArray(v)) return false;
-  if (Array.isArray(u)) {
-    const w = v as unknown[];
-    if (u.length !== w.length) return false;
-    for (let i = 0; i < u.length; i++) if (!deepEqual(u[i], w[i])) return false;
-    return true;
-  }
-  const x = u as Record<string, unknown>;
-  const y = v as Record<string, unknown>;
-  for (const key in x) if (x[key] !== undefined && !deepEqual(x[key], y[key])) return false;
-  for (const key in y) if (y[key] !== undefined && x[key] === undefined) return false;
-  return true;
 }
