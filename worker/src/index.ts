@@ -1,12 +1,9 @@
 /** Taskfleet: Celery-style background tasks for TypeScript. */
 export { Taskfleet, type TaskfleetOptions } from './app.ts';
 export type { Backlog, Broker, Consumer, ConsumerOptions, DeadLetter, Delivery, Settlement } from './brokers/broker.ts';
-export { KafkaBroker } from './brokers/kafka/broker.ts';
-export { isKafkaUrl, type KafkaBrokerOptions, kafkaOptionsFromUrl } from './brokers/kafka/config.ts';
 export { redact, redactText } from './brokers/redact.ts';
-export { RedisBroker } from './brokers/redis/broker.ts';
 export { Chain, Chord, chain, chord, Group, group } from './canvas.ts';
-export { Control, type WorkerHeartbeat } from './control.ts';
+export type { WorkerHeartbeat } from './control.ts';
 export {
   BrokerUnavailableError,
   CanvasError,
@@ -48,5 +45,12 @@ export { AsyncResult } from './result.ts';
 export type { ResultRecord, TaskState } from './results/result.ts';
 export { MaxRetriesExceededError } from './runtime/execute.ts';
 export { VERSION as version, Worker, type WorkerOptions } from './runtime/worker.ts';
-export * from './schedule/index.ts';
+export {
+  DEFAULT_MISSED_AFTER_MS,
+  type MissedTickPolicy,
+  type Schedule,
+  type ScheduleCallOptions,
+  type ScheduleDefinition,
+  type ScheduledSignature,
+} from './schedule/schedule.ts';
 export type { ApplyOptions, Canvas, Handler, Signature, TaskContext, TaskFailure, TaskOptions } from './task.ts';

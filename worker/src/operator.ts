@@ -6,8 +6,10 @@
 export type { Backlog, Broker, BrokerDefinition } from './brokers/broker.ts';
 export { KafkaBroker } from './brokers/kafka/broker.ts';
 export type { KafkaBrokerOptions } from './brokers/kafka/config.ts';
+export { kafka as kafkaDefinition } from './brokers/kafka/definition.ts';
 export { RedisBroker } from './brokers/redis/broker.ts';
+export { redis as redisDefinition } from './brokers/redis/definition.ts';
 export { BROKERS, brokerFor } from './brokers/registry.ts';
 export { Control } from './control.ts';
 export { type HealthSource, serveObservability } from './observe/server.ts';
-export { RedisScheduleStore, Scheduler } from './schedule/index.ts';
+export { parseSchedule, RedisScheduleStore, Scheduler } from './schedule/index.ts';

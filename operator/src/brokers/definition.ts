@@ -3,8 +3,9 @@
  * targets are probed, and what its workers are given to reach it.
  */
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import type { Backlog, Broker } from 'taskfleet/operator';
+import type { Backlog, Broker, BrokerDefinition } from 'taskfleet/operator';
 import type { Static, TSchema } from 'typebox';
+import type { SecretKeySelector } from '../api/fragments.ts';
 import type { NamedReference } from '../api/names.ts';
 
 /** The probe gave up waiting: its connection is dropped, and the next probe opens a new one. */
@@ -55,14 +56,39 @@ export interface WorkerBrokerSettings {
   mount?: V1VolumeMount;
 }
 
+/** How a broker reads the Secrets its connection names: the reconciler's, for one TaskQueue and one reconcile. */
+export interface SecretReader {
+  /** false with `--read-secrets=false`: nothing may be read, and a setting that needs a Secret throws notRead(). */
+  readonly allowed: boolean;
+  /**
+   * One key of a Secret in the TaskQueue's namespace, decoded and recorded for scrubbing (each Secret is
+   * read once per reconcile); SecretNotFound naming `field` when it is missing, InvalidSecretValue when
+   * `problem` finds the value wrong, in words that never quote it.
+   */
+  key(ref: SecretKeySelector, field: string, problem: (value: string) => string | undefined): Promise<string>;
+  /** The error of a setting at `field` that needs a Secret, when none may be read; `instead` says what to do. */
+  notRead(field: string, instead: string): Error;
+}
+
+/** What resolving a connection's target takes: the queue, where the connection is in the spec, its Secrets. */
+export interface TargetRequest {
+  queue: string;
+  field: string;
+  secrets: SecretReader;
+}
+
 /**
  * A broker as the operator sees it: its connection in spec.broker (`Spec`, the schema of the CRD and,
  * through Static, the type), and `Target`, what it probes.
  */
 export interface OperatorBroker<Spec extends TSchema, Target> {
+  /** The worker's definition of the broker: its name and what it can do (schedules, chords). */
+  readonly worker: BrokerDefinition;
   /** The connection's schema, under spec.broker.<its field> in the CRD. */
   readonly spec: Spec;
   readonly probe: BrokerProbe<Target>;
+  /** Where a queue on this connection is, with what its settings take from Secrets read. */
+  target(spec: Static<Spec>, request: TargetRequest): Promise<Target>;
   /** The worker container's variables (and volume) for this connection; `field` is where it is in the spec. */
   workerSettings(spec: Static<Spec>, field: string): WorkerBrokerSettings;
   /**

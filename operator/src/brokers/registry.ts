@@ -5,10 +5,11 @@
  * worker (worker/src/brokers/<name>: URLs, adapter, capabilities). Adding one: both folders, a line in
  * each registry, and the conformance suite passing (docs/architecture.md, "Add a broker").
  */
+import type { BrokerDefinition } from 'taskfleet/operator';
 import Type, { type TOptional } from 'typebox';
 import type { NamedReference } from '../api/names.ts';
 import { TaskQueueSpecError } from '../controller/errors.ts';
-import type { BrokerProbe, OperatorBroker, WorkerBrokerSettings } from './definition.ts';
+import type { BrokerProbe, OperatorBroker, TargetRequest, WorkerBrokerSettings } from './definition.ts';
 import { kafka } from './kafka/index.ts';
 import { redis } from './redis/index.ts';
 
@@ -33,6 +34,16 @@ export const brokerFields: readonly Kind[] = kinds;
 
 /** What spec.broker may hold, as the registry reads it. */
 type BrokerConnections = { readonly [K in Kind]?: unknown };
+
+/** The worker's definition of a broker kind: its name and capabilities. */
+export function definitionOf(kind: Kind): BrokerDefinition {
+  return BROKERS[kind].worker;
+}
+
+/** The first broker spec.broker sets, if any. */
+export function setBroker(broker: BrokerConnections | undefined): Kind | undefined {
+  return kinds.find((k) => broker?.[k] !== undefined);
+}
 
 /** The probe of a target's broker (of a kind: only what needs no target). */
 export function probeOf<T extends BrokerTarget>(target: T): BrokerProbe<T>;
@@ -59,6 +70,17 @@ export function specBroker(broker: BrokerConnections | undefined): Kind {
 export function workerBrokerSettings(broker: BrokerConnections | undefined): WorkerBrokerSettings {
   const kind = specBroker(broker);
   return entry(kind).workerSettings(broker?.[kind] as never, `spec.broker.${kind}`);
+}
+
+/** Where a spec's queue is, on the first broker spec.broker sets; undefined when it sets none. */
+export async function brokerTarget(
+  broker: BrokerConnections | undefined,
+  request: Omit<TargetRequest, 'field'>,
+): Promise<BrokerTarget | undefined> {
+  const kind = setBroker(broker);
+  if (kind === undefined) return undefined;
+  const target = await entry(kind).target(broker?.[kind] as never, { ...request, field: `spec.broker.${kind}` });
+  return target as BrokerTarget;
 }
 
 /** The object names and Secret keys of every connection spec.broker sets. */

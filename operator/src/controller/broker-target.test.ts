@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { TaskQueue, TaskQueueSpec } from '../api/types.ts';
-import { BrokerConfigError, brokerTarget, type SecretsContext } from './broker-target.ts';
+import { brokerTarget, type SecretsContext } from './broker-target.ts';
+import { BrokerConfigError } from './errors.ts';
 import { Scrubber } from './scrub.ts';
 
 const tq = (broker: TaskQueueSpec['broker'], queue?: string): TaskQueue => ({

@@ -1,4 +1,5 @@
-import type { Control, WorkerHeartbeat } from 'taskfleet';
+import type { WorkerHeartbeat } from 'taskfleet';
+import type { Control } from 'taskfleet/operator';
 import type { TaskQueue } from '../api/types.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
 import { apiPath } from '../runtime/kube-path.ts';

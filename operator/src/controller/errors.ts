@@ -25,3 +25,13 @@ export interface Refusal {
   message: string;
   retry: boolean;
 }
+
+/** A problem only the user can fix (a missing Secret, an unsupported broker): a condition, not a retry loop. */
+export class BrokerConfigError extends TaskfleetError {
+  override name = 'BrokerConfigError';
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super('BROKER_CONFIG', message);
+    this.reason = reason;
+  }
+}

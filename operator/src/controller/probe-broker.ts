@@ -9,7 +9,8 @@ import {
 } from '../probes/probe.ts';
 import type { OperatorMetrics } from '../runtime/metrics.ts';
 import type { Observation } from '../scaling/policy.ts';
-import { BrokerConfigError, brokerTarget, type SecretsContext } from './broker-target.ts';
+import { brokerTarget, type SecretsContext } from './broker-target.ts';
+import { BrokerConfigError } from './errors.ts';
 import type { RecordEvent } from './events.ts';
 import type { Scrubber } from './scrub.ts';
 import type { ConditionUpdate } from './status.ts';

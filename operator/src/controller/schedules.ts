@@ -1,5 +1,7 @@
-import { ConfigError, parseSchedule, type RedisBroker, RedisScheduleStore, Scheduler } from 'taskfleet';
+import { ConfigError } from 'taskfleet';
+import { type Broker, parseSchedule, Scheduler } from 'taskfleet/operator';
 import type { TaskQueue, TaskQueueStatus } from '../api/types.ts';
+import { definitionOf, probeOf } from '../brokers/registry.ts';
 import type { BrokerTarget, ProbePool } from '../probes/probe.ts';
 import type { RecordEvent } from './events.ts';
 import type { LogLine } from './scrub.ts';
@@ -7,13 +9,13 @@ import type { LogLine } from './scrub.ts';
 /** A queue's Scheduler, kept between polls: rebuilt for a new generation, broker target or connection. */
 export interface ScheduleState {
   /** The schedules of the generation they were built from. */
-  scheduler?: { generation: number | undefined; target: string; broker: RedisBroker; scheduler: Scheduler };
+  scheduler?: { generation: number | undefined; target: string; broker: Broker; scheduler: Scheduler };
 }
 
 /** What firing schedules takes. */
 export interface ScheduleContext {
-  /** The Redis connections the probes use: schedules fire through the same one. */
-  probes: Pick<ProbePool, 'broker'>;
+  /** The connections the probes use: schedules fire through the same one. */
+  probes: Pick<ProbePool, 'connection'>;
   /** The scheduler's clock. */
   clock: () => number;
   event: RecordEvent;
@@ -31,8 +33,8 @@ export interface FiredSchedules {
  * Fires the TaskQueue's schedule ticks due at `now` through the same scheduler and idempotent fire
  * script as `taskfleet beat`: each (schedule, tick) is enqueued once, even if a new leader repeats a tick
  * the old one fired just before it died. Only the leader reconciles, so the Lease is the lease here.
- * Nothing to fire (undefined) without schedules or on a broker other than Redis (the broker `target`
- * probed; none when it could not be resolved).
+ * Nothing to fire (undefined) without schedules or on a broker that has no schedule store (the broker
+ * `target` probed; none when it could not be resolved).
  */
 export async function fireSchedules(
   ctx: ScheduleContext,
@@ -41,11 +43,13 @@ export async function fireSchedules(
   target: BrokerTarget | undefined,
   now: number,
 ): Promise<FiredSchedules | undefined> {
-  if (target?.kind !== 'redis' || !tq.spec.schedules?.length) return undefined;
+  if (!target || !tq.spec.schedules?.length) return undefined;
+  const { scheduleStore } = definitionOf(target.kind);
+  if (!scheduleStore) return undefined;
   const generation = tq.metadata.generation;
-  const where = `${target.url}\u0000${target.prefix}\u0000${target.queue}`;
+  const where = `${probeOf(target).connectionKey(target)}\u0000${target.queue}`;
   // The pool closes a connection left unused for a while: a scheduler built on a closed one is rebuilt.
-  const broker = ctx.probes.broker(target);
+  const { broker } = ctx.probes.connection(target);
   if (
     !state.scheduler ||
     state.scheduler.generation !== generation ||
@@ -76,7 +80,7 @@ export async function fireSchedules(
       broker,
       scheduler: new Scheduler({
         schedules: parsed,
-        store: new RedisScheduleStore(broker.redis, { prefix: target.prefix }),
+        store: scheduleStore(broker, target.prefix),
         queueOf: () => target.queue,
         clock: ctx.clock,
       }),

@@ -1,4 +1,5 @@
 import type { TaskQueue } from '../api/types.ts';
+import { brokerFields, definitionOf, setBroker } from '../brokers/registry.ts';
 import type { Refusal } from './errors.ts';
 import { invalidName } from './spec-names.ts';
 
@@ -11,9 +12,11 @@ export function specRefusal(tq: TaskQueue): Refusal | undefined {
   const badName = invalidName(tq);
   if (badName) return { reason: 'InvalidSpec', message: badName.message, retry: false };
   // The API server refuses this now; say so and wait.
-  if (tq.spec.broker.kafka && tq.spec.schedules?.length) {
-    const message =
-      'spec.schedules need a Redis broker: each tick is recorded and enqueued in one Redis transaction, which Kafka cannot join. Move the schedules to a TaskQueue on Redis, or remove them';
+  const kind = setBroker(tq.spec.broker);
+  if (kind && tq.spec.schedules?.length && !definitionOf(kind).capabilities.schedules) {
+    const able = brokerFields.filter((k) => definitionOf(k).capabilities.schedules).map((k) => definitionOf(k).name);
+    const on = able.join(' or ');
+    const message = `spec.schedules need a ${on} broker: each tick is recorded and enqueued in one ${on} transaction, which ${definitionOf(kind).name} cannot join. Move the schedules to a TaskQueue on ${on}, or remove them`;
     return { reason: 'SchedulesNeedRedis', message, retry: false };
   }
   return undefined;

@@ -1,5 +1,4 @@
 import { type Backlog, TaskfleetError } from 'taskfleet';
-import type { RedisBroker } from 'taskfleet/operator';
 import { type ProbeConnection, ProbeTimeoutError, type ScalingBacklog } from '../brokers/definition.ts';
 import type { KafkaTarget } from '../brokers/kafka/probe.ts';
 import type { RedisTarget } from '../brokers/redis/probe.ts';
@@ -144,11 +143,6 @@ export class ProbePool {
     }
     entry.usedAt = this.#now();
     return entry.connection;
-  }
-
-  /** The Redis broker of a Redis target's connection, which the reconciler fires schedules through. */
-  broker(target: RedisTarget): RedisBroker {
-    return this.connection(target).broker as RedisBroker;
   }
 
   #drop(connection: ProbeConnection): void {

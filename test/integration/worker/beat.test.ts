@@ -11,17 +11,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import {
-  Beat,
-  type Envelope,
-  type Fire,
-  type RedisBroker,
-  RedisScheduleStore,
-  Scheduler,
-  scheduledTaskId,
-  type Taskfleet,
-} from 'taskfleet';
+import type { Envelope, Taskfleet } from 'taskfleet';
+import type { RedisBroker } from '../../../worker/src/brokers/redis/broker.ts';
 import { leaseKeys, queueKeys, scheduleKeys } from '../../../worker/src/brokers/redis/keys.ts';
+import { Beat, type Fire, RedisScheduleStore, Scheduler, scheduledTaskId } from '../../../worker/src/schedule/index.ts';
 import { intervalTiming, type Timing } from '../../../worker/src/schedule/timing.ts';
 import { testApp } from '../../support/app.ts';
 import { spawnBeat, type WorkerProcess } from '../../support/cli.ts';

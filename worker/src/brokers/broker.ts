@@ -1,6 +1,7 @@
 import type { ChordFailure, ChordRef } from '../message/canvas-spec.ts';
 import type { DeadLetterReason, Envelope, InvalidMessageError } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
+import type { ScheduleStore } from '../schedule/store.ts';
 import type { Deadline } from './deadline.ts';
 
 /**
@@ -269,4 +270,9 @@ export interface BrokerDefinition {
    * call instead of handing it back. Absent: the broker has no such refusals beyond Taskfleet's own.
    */
   refusesForGood?(error: unknown): boolean;
+  /**
+   * The store periodic tasks fire through on this broker, with `broker` one it opened (present exactly
+   * when `capabilities.schedules` is): each tick recorded and enqueued in one transaction.
+   */
+  scheduleStore?(broker: Broker, prefix: string): ScheduleStore;
 }

@@ -29,5 +29,10 @@ test('no two brokers claim a scheme, and each declares every capability', () => 
   assert.equal(new Set(schemes).size, schemes.length);
   for (const broker of BROKERS) {
     assert.deepEqual(Object.keys(broker.capabilities).sort(), ['chords', 'resultBackend', 'schedules']);
+    assert.equal(
+      broker.scheduleStore !== undefined,
+      broker.capabilities.schedules,
+      `${broker.name}: a store iff schedules`,
+    );
   }
 });

@@ -1,4 +1,5 @@
 import { TaskfleetError } from '../../errors.ts';
+import { RedisScheduleStore } from '../../schedule/store.ts';
 import type { BrokerDefinition } from '../broker.ts';
 import { redact } from '../redact.ts';
 import { RedisBroker } from './broker.ts';
@@ -21,6 +22,11 @@ export const redis: BrokerDefinition = {
 
   openProducer(url, settings) {
     return new RedisBroker(url, { ...settings, connection: PRODUCER_CONNECTION });
+  },
+
+  scheduleStore(broker, prefix) {
+    if (!(broker instanceof RedisBroker)) throw new TypeError('a Redis schedule store needs a RedisBroker');
+    return new RedisScheduleStore(broker.redis, { prefix });
   },
 
   async assertReachable(url, { what, setting }) {
