@@ -183,34 +183,20 @@ export function decide(
     };
   }
 
+  // Held at zero, or scaled to it: nothing active, no recommendation.
+  const atZero = { replicas: 0, active: false, fallback: false, recommended: 0, ...withRate };
   if (current === 0 && s.minReplicas === 0 && total <= s.activationBacklog) {
     const reason =
       total === 0
         ? 'held at 0: no backlog'
         : `held at 0: backlog ${fmt(total)} not above activation threshold ${fmt(s.activationBacklog)}`;
-    return {
-      replicas: 0,
-      reason,
-      active: false,
-      fallback: false,
-      recommended: 0,
-      ...withRate,
-      history: remember(h, 0, 0, now),
-    };
+    return { ...atZero, reason, history: remember(h, 0, 0, now) };
   }
 
   const idleMs = now - lastActiveAt;
   if (current > 0 && s.minReplicas === 0 && total === 0 && idleMs >= s.idleSecondsBeforeZero * 1000) {
     const reason = `scaled ${current} → 0: idle for ${seconds(idleMs)} s (no backlog, nothing in flight; idleSecondsBeforeZero ${s.idleSecondsBeforeZero})`;
-    return {
-      replicas: 0,
-      reason,
-      active: false,
-      fallback: false,
-      recommended: 0,
-      ...withRate,
-      history: remember(h, 0, -current, now),
-    };
+    return { ...atZero, reason, history: remember(h, 0, -current, now) };
   }
 
   const floorNote =

@@ -10,13 +10,19 @@ import { privateRedis, probe } from '../../support/worker-tools.ts';
 
 const cliTasks = fileURLToPath(new URL('./fixtures/cli.tasks.ts', import.meta.url));
 
-test('after Redis restarts (empty, on the same port) the worker consumes again by itself; /readyz follows', async () => {
+/** A worker on a private Redis with an `echo` task, shown to run one call. */
+async function echoWorker() {
   const redis = await privateRedis();
   const { url } = redis.endpoint;
   const app = await testApp({ broker: url, backend: url });
   const echo = app.task('echo', (_ctx, value: string) => value);
   const worker = await startWorker(app, { metricsPort: 0 });
   assert.equal(await (await echo.delay('before')).get({ timeout: 10_000 }), 'before');
+  return { redis, url, echo, worker };
+}
+
+test('after Redis restarts (empty, on the same port) the worker consumes again by itself; /readyz follows', async () => {
+  const { redis, echo, worker } = await echoWorker();
   assert.equal((await probe(worker, '/readyz')).status, 200);
 
   await redis.stop();
@@ -39,12 +45,7 @@ test('after Redis restarts (empty, on the same port) the worker consumes again b
 });
 
 test('after its connections are killed (CLIENT KILL) the worker reconnects and consumes again', async () => {
-  const redis = await privateRedis();
-  const { url } = redis.endpoint;
-  const app = await testApp({ broker: url, backend: url });
-  const echo = app.task('echo', (_ctx, value: string) => value);
-  const worker = await startWorker(app, { metricsPort: 0 });
-  assert.equal(await (await echo.delay('before')).get({ timeout: 10_000 }), 'before');
+  const { url, echo, worker } = await echoWorker();
 
   const admin = new Redis(url);
   try {
