@@ -48,36 +48,49 @@ function parts(list: readonly unknown[], what: string): CanvasObject[] {
   });
 }
 
-function appOf(list: readonly CanvasObject[]): CanvasApp | undefined {
-  for (const part of list) {
-    const app = part.app; // once: each part asks its own parts, so asking twice doubles per level
-    if (app) return app;
+/**
+ * What chain, group and chord share: their phantom types, the app that sends them (found in their
+ * parts), and `delay()`. `Sent` is what sending gives: a group's GroupResult, the others' AsyncResult.
+ */
+abstract class Composite<Missing extends unknown[], R, Sent> implements Canvas<Missing, R>, CanvasObject {
+  declare readonly __input?: (input: Missing) => void;
+  declare readonly __output?: R;
+  /** Its parts, in order: the first that has an app gives the whole its app. */
+  protected abstract get parts(): readonly CanvasObject[];
+  abstract [COMPILE](compiler: Compiler): Flow;
+  abstract set(options: ApplyOptions<never>): CanvasObject;
+  abstract onError(errback: Canvas<[TaskFailure], unknown>): CanvasObject;
+
+  get app(): CanvasApp | undefined {
+    for (const part of this.parts) {
+      const app = part.app; // once: each part asks its own parts, so asking twice doubles per level
+      if (app) return app;
+    }
+    return undefined;
   }
-  return undefined;
+
+  /** Sends it, with no options: a chain's result is its last step's, a chord's its callback's. */
+  delay(this: Composite<[], R, Sent>): Promise<Sent> {
+    return sendCanvas<R>(this) as Promise<Sent>;
+  }
 }
 
 /** Steps run one after another, each receiving the previous result as its first argument. */
-export class Chain<Missing extends unknown[], R> implements Canvas<Missing, R>, CanvasObject {
-  declare readonly __input?: (input: Missing) => void;
-  declare readonly __output?: R;
+export class Chain<Missing extends unknown[], R> extends Composite<Missing, R, AsyncResult<R>> {
   readonly steps: readonly CanvasObject[];
 
   constructor(steps: readonly unknown[]) {
+    super();
     if (steps.length === 0) throw new CanvasError('CANVAS_INVALID', 'a chain needs at least one step');
     this.steps = parts(steps, 'chain step');
   }
 
-  get app(): CanvasApp | undefined {
-    return appOf(this.steps);
+  protected get parts(): readonly CanvasObject[] {
+    return this.steps;
   }
 
   [COMPILE](compiler: Compiler): Flow {
     return compiler.chain(this.steps);
-  }
-
-  /** Sends the chain; its result is the last step's. */
-  delay(this: Chain<[], R>): Promise<AsyncResult<R>> {
-    return this.applyAsync();
   }
 
   /** Sends the chain: `options` apply to its first call; `link`/`linkError` as onSuccess/onError. */
@@ -107,25 +120,20 @@ export class Chain<Missing extends unknown[], R> implements Canvas<Missing, R>, 
 }
 
 /** Members run in parallel, each given the same input; the result is the list of theirs, in order. */
-export class Group<Missing extends unknown[], Rs> implements Canvas<Missing, Rs>, CanvasObject {
-  declare readonly __input?: (input: Missing) => void;
-  declare readonly __output?: Rs;
+export class Group<Missing extends unknown[], Rs> extends Composite<Missing, Rs, GroupResult<Rs>> {
   readonly members: readonly CanvasObject[];
 
   constructor(members: readonly unknown[]) {
+    super();
     this.members = parts(members, 'group member');
   }
 
-  get app(): CanvasApp | undefined {
-    return appOf(this.members);
+  protected get parts(): readonly CanvasObject[] {
+    return this.members;
   }
 
   [COMPILE](compiler: Compiler): Flow {
     return compiler.group(this.members);
-  }
-
-  delay(this: Group<[], Rs>): Promise<GroupResult<Rs>> {
-    return this.applyAsync();
   }
 
   /** Sends every member: `options` apply to each member's first call. */
@@ -153,13 +161,12 @@ export class Group<Missing extends unknown[], Rs> implements Canvas<Missing, Rs>
  * A group whose results, in order, become the first argument of a callback, enqueued exactly once
  * when every member has finished. Its result is the callback's.
  */
-export class Chord<Missing extends unknown[], R> implements Canvas<Missing, R>, CanvasObject {
-  declare readonly __input?: (input: Missing) => void;
-  declare readonly __output?: R;
+export class Chord<Missing extends unknown[], R> extends Composite<Missing, R, AsyncResult<R>> {
   readonly header: readonly CanvasObject[];
   readonly body: CanvasObject;
 
   constructor(header: readonly unknown[], body: unknown) {
+    super();
     if (header.length === 0) throw emptyChord();
     this.header = parts(header, 'chord member');
     [this.body] = parts([body], 'chord callback') as [CanvasObject];
@@ -171,16 +178,12 @@ export class Chord<Missing extends unknown[], R> implements Canvas<Missing, R>, 
     }
   }
 
-  get app(): CanvasApp | undefined {
-    return appOf([...this.header, this.body]);
+  protected get parts(): readonly CanvasObject[] {
+    return [...this.header, this.body];
   }
 
   [COMPILE](compiler: Compiler): Flow {
     return compiler.chord(this.header, this.body);
-  }
-
-  delay(this: Chord<[], R>): Promise<AsyncResult<R>> {
-    return this.applyAsync();
   }
 
   /** Sends the chord: `options` apply to each member's first call, except `taskId`: the chord's (its callback's) id. */
