@@ -11,5 +11,6 @@ export { RedisBroker } from './brokers/redis/broker.ts';
 export { redis as redisDefinition } from './brokers/redis/definition.ts';
 export { BROKERS, brokerFor } from './brokers/registry.ts';
 export { Control } from './control.ts';
+export { metricsIn } from './observe/metrics.ts';
 export { type HealthSource, serveObservability } from './observe/server.ts';
 export { parseSchedule, RedisScheduleStore, Scheduler } from './schedule/index.ts';

@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { type Counter, type Gauge, type Histogram, Registry } from 'prom-client';
+import { metricsIn } from 'taskfleet/operator';
 
 /** A queue's gauges as last set, so that an unchanged value is not set again. */
 interface QueueSeries {
@@ -40,101 +41,67 @@ export class OperatorMetrics {
   readonly #queues = new Map<string, QueueSeries>();
 
   constructor() {
-    const registers = [this.registry];
+    const metric = metricsIn(this.registry);
     const queue = ['namespace', 'taskqueue'] as const;
-    this.backlog = new Gauge({
-      name: 'taskfleet_queue_backlog',
-      help: 'Calls in the queue at the last probe, by kind (ready, delayed, in_flight).',
-      labelNames: [...queue, 'kind'],
-      registers,
-    });
-    this.arrivalRate = new Gauge({
-      name: 'taskfleet_queue_arrival_rate',
-      help: 'Calls enqueued per second.',
-      labelNames: queue,
-      registers,
-    });
-    this.completionRate = new Gauge({
-      name: 'taskfleet_queue_completion_rate',
-      help: 'Calls finished per second.',
-      labelNames: queue,
-      registers,
-    });
-    this.desiredReplicas = new Gauge({
-      name: 'taskfleet_queue_desired_replicas',
-      help: 'Replicas the last decision asked for.',
-      labelNames: queue,
-      registers,
-    });
-    this.currentReplicas = new Gauge({
-      name: 'taskfleet_queue_replicas',
-      help: 'Replicas of the worker Deployment.',
-      labelNames: queue,
-      registers,
-    });
-    this.readyReplicas = new Gauge({
-      name: 'taskfleet_queue_ready_replicas',
-      help: 'Ready replicas of the worker Deployment (pods passing their readiness probe).',
-      labelNames: queue,
-      registers,
-    });
-    this.probeDuration = new Histogram({
-      name: 'taskfleet_probe_duration_seconds',
-      help: 'How long probing a broker took.',
-      labelNames: ['broker'],
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-      registers,
-    });
-    this.probeErrors = new Counter({
-      name: 'taskfleet_probe_errors_total',
-      help: 'Failed probes.',
-      labelNames: queue,
-      registers,
-    });
-    this.reconcileDuration = new Histogram({
-      name: 'taskfleet_reconcile_duration_seconds',
-      help: 'How long one reconcile took.',
-      buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
-      registers,
-    });
-    this.reconcileErrors = new Counter({
-      name: 'taskfleet_reconcile_errors_total',
-      help: 'Reconciles that failed and were retried.',
-      registers,
-    });
-    this.reconcileConflicts = new Counter({
-      name: 'taskfleet_reconcile_conflicts_total',
-      help: 'Reconciles run again because a write was decided on a cached object that had moved on (409).',
-      registers,
-    });
-    this.scaleEvents = new Counter({
-      name: 'taskfleet_scale_events_total',
-      help: 'Replica changes made, by direction.',
-      labelNames: [...queue, 'direction'],
-      registers,
-    });
+    this.backlog = metric.gauge(
+      'taskfleet_queue_backlog',
+      'Calls in the queue at the last probe, by kind (ready, delayed, in_flight).',
+      [...queue, 'kind'],
+    );
+    this.arrivalRate = metric.gauge('taskfleet_queue_arrival_rate', 'Calls enqueued per second.', queue);
+    this.completionRate = metric.gauge('taskfleet_queue_completion_rate', 'Calls finished per second.', queue);
+    this.desiredReplicas = metric.gauge(
+      'taskfleet_queue_desired_replicas',
+      'Replicas the last decision asked for.',
+      queue,
+    );
+    this.currentReplicas = metric.gauge('taskfleet_queue_replicas', 'Replicas of the worker Deployment.', queue);
+    this.readyReplicas = metric.gauge(
+      'taskfleet_queue_ready_replicas',
+      'Ready replicas of the worker Deployment (pods passing their readiness probe).',
+      queue,
+    );
+    this.probeDuration = metric.histogram(
+      'taskfleet_probe_duration_seconds',
+      'How long probing a broker took.',
+      ['broker'],
+      [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    );
+    this.probeErrors = metric.counter('taskfleet_probe_errors_total', 'Failed probes.', queue);
+    this.reconcileDuration = metric.histogram(
+      'taskfleet_reconcile_duration_seconds',
+      'How long one reconcile took.',
+      [],
+      [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+    );
+    this.reconcileErrors = metric.counter(
+      'taskfleet_reconcile_errors_total',
+      'Reconciles that failed and were retried.',
+    );
+    this.reconcileConflicts = metric.counter(
+      'taskfleet_reconcile_conflicts_total',
+      'Reconciles run again because a write was decided on a cached object that had moved on (409).',
+    );
+    this.scaleEvents = metric.counter('taskfleet_scale_events_total', 'Replica changes made, by direction.', [
+      ...queue,
+      'direction',
+    ]);
     const queues = this.#queues;
-    this.lastReconcile = new Gauge({
-      name: 'taskfleet_queue_last_reconcile_timestamp_seconds',
-      help: 'When the queue was last probed and decided on (Unix time): alert on time() minus this.',
-      labelNames: queue,
-      registers,
+    this.lastReconcile = metric.gauge(
+      'taskfleet_queue_last_reconcile_timestamp_seconds',
+      'When the queue was last probed and decided on (Unix time): alert on time() minus this.',
+      queue,
       // Set at scrape time from what each reconcile recorded: it changes on every poll of every queue.
-      collect() {
+      function collect() {
         for (const q of queues.values()) this.set(q.labels, q.at);
       },
-    });
-    this.apiRequests = new Counter({
-      name: 'taskfleet_operator_api_requests_total',
-      help: 'Requests the operator sent to the Kubernetes API server (watches excluded), by verb and resource.',
-      labelNames: ['verb', 'resource'],
-      registers,
-    });
-    this.leader = new Gauge({
-      name: 'taskfleet_operator_leader',
-      help: '1 while this operator is the leader.',
-      registers,
-    });
+    );
+    this.apiRequests = metric.counter(
+      'taskfleet_operator_api_requests_total',
+      'Requests the operator sent to the Kubernetes API server (watches excluded), by verb and resource.',
+      ['verb', 'resource'],
+    );
+    this.leader = metric.gauge('taskfleet_operator_leader', '1 while this operator is the leader.');
   }
 
   /**
