@@ -5,6 +5,8 @@
  * lists as finished (`d:`) or handed out (`k:`) above it. Tests compare the operator's numbers with it.
  */
 import type { Admin } from 'kafkajs';
+import type { Delivery } from 'taskfleet';
+import { KafkaBroker } from '../../worker/src/brokers/kafka/broker.ts';
 
 export interface KafkaLag {
   /** Records no consumer holds: in the main topic (ready) and the delay topic (delayed). */
@@ -79,4 +81,27 @@ export async function kafkaLag(admin: Admin, prefix: string, queue: string): Pro
     }
   }
   return lag;
+}
+
+/**
+ * A consumer that takes `take` records of the queue, finishes (acks) the first `finish` of them and
+ * closes, leaving the others handed out and unsettled: in flight until the partition's next owner.
+ */
+export async function takePartway(
+  brokers: string[],
+  prefix: string,
+  queue: string,
+  { take, finish }: { take: number; finish: number },
+): Promise<void> {
+  const broker = new KafkaBroker({ brokers, prefix });
+  try {
+    const consumer = await broker.consume(queue, { consumer: 'x' });
+    const received: Delivery[] = [];
+    const signal = AbortSignal.timeout(30_000);
+    while (received.length < take) received.push(...(await consumer.receive(take - received.length, signal)));
+    for (const delivery of received.slice(0, finish)) await consumer.settle(delivery, { kind: 'ack' });
+    await consumer.close();
+  } finally {
+    await broker.close();
+  }
 }

@@ -78,6 +78,17 @@ export function inNamespace(namespace: string, kube?: KubeEndpoint) {
       kubectlIn(['apply', '-f', '-'], {
         input: JSON.stringify({ apiVersion: taskQueueApi, kind: 'TaskQueue', metadata: { name, namespace }, spec }),
       }),
+    /** `kubectl create secret generic` in this namespace, one literal per key. */
+    createSecret: (name: string, data: Record<string, string>) =>
+      kubectlIn([
+        'create',
+        'secret',
+        'generic',
+        name,
+        '-n',
+        namespace,
+        ...Object.entries(data).map(([k, v]) => `--from-literal=${k}=${v}`),
+      ]),
     replicas: async (deployment: string) => (await get('deployment', deployment))?.spec?.replicas as number | undefined,
     /** The Events of an object, as `Reason: message`. */
     events: async (name: string) =>

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../stack/process.ts';
 import { eventually } from '../../support/eventually.ts';
-import { kubectl } from '../../support/kube.ts';
+import { inNamespace, type Json, kubectl } from '../../support/kube.ts';
 import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useRedis } from '../../support/stack.ts';
 
@@ -20,18 +20,7 @@ const kubeconfig = await operatorKubeconfig(namespace);
 const metricsPort = await freePort();
 const operator = startOperator(kubeconfig, namespace, 'operator', {}, { metricsPort });
 
-interface Json {
-  // biome-ignore lint/suspicious/noExplicitAny: reading kubectl's JSON in assertions
-  [key: string]: any;
-}
-const getJson = async (kind: string, name: string): Promise<Json | undefined> => {
-  try {
-    return JSON.parse(await kubectl(['get', kind, name, '-n', namespace, '-o', 'json']));
-  } catch (error) {
-    if (/NotFound/.test((error as Error).message)) return undefined;
-    throw error;
-  }
-};
+const { get: getJson, applyTaskQueue } = inNamespace(namespace);
 const env = (deployment: Json) =>
   Object.fromEntries((deployment.spec.template.spec.containers[0].env as Json[]).map((e) => [e.name, e.value]));
 
@@ -51,18 +40,11 @@ const reconciles = async () =>
     )?.[1] ?? 0,
   );
 
-await kubectl(['apply', '-f', '-'], {
-  input: JSON.stringify({
-    apiVersion: 'taskfleet.dev/v1alpha1',
-    kind: 'TaskQueue',
-    metadata: { name: 'cached', namespace },
-    spec: {
-      queue: `cached-${randomUUID().slice(0, 6)}`,
-      broker: { redis: { url: redisUrl, prefix } },
-      worker: { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } },
-      scaling: { pollIntervalSeconds: 1, minReplicas: 2 },
-    },
-  }),
+await applyTaskQueue('cached', {
+  queue: `cached-${randomUUID().slice(0, 6)}`,
+  broker: { redis: { url: redisUrl, prefix } },
+  worker: { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } },
+  scaling: { pollIntervalSeconds: 1, minReplicas: 2 },
 });
 
 test('an unchanged queue is polled without API requests: no apply, no status write', async () => {

@@ -11,11 +11,10 @@ import { readFile } from 'node:fs/promises';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Delivery } from 'taskfleet';
 import { KafkaBroker } from 'taskfleet/operator';
 import { createEnvelope } from '../../../worker/src/message/envelope.ts';
 import { eventually } from '../../support/eventually.ts';
-import { kafkaLag } from '../../support/kafka-lag.ts';
+import { kafkaLag, takePartway } from '../../support/kafka-lag.ts';
 import { condition, inNamespace, type Json, kubectl } from '../../support/kube.ts';
 import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useKafka } from '../../support/stack.ts';
@@ -36,22 +35,11 @@ after(async () => {
   await admin.disconnect();
 });
 
-const { get, replicas, events } = inNamespace(namespace);
+const { get, replicas, events, applyTaskQueue: applyQueue, createSecret } = inNamespace(namespace);
 const env = (deployment: Json | undefined) =>
   Object.fromEntries(
     ((deployment?.spec.template.spec.containers[0].env ?? []) as Json[]).map((e) => [e.name, e.value ?? e.valueFrom]),
   );
-
-function applyQueue(name: string, spec: Json): Promise<string> {
-  return kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'taskfleet.dev/v1alpha1',
-      kind: 'TaskQueue',
-      metadata: { name, namespace },
-      spec,
-    }),
-  });
-}
 
 const worker = { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } };
 const newQueue = () => `q-${randomUUID().slice(0, 8)}`;
@@ -125,14 +113,7 @@ test('a Kafka TaskQueue scales on the group’s lag, capped at the topic’s par
   );
 
   // Consumers commit part of the way: 12 taken, 5 finished. The status follows the committed offsets.
-  const consumerBroker = new KafkaBroker({ brokers, prefix });
-  after(() => consumerBroker.close());
-  const consumer = await consumerBroker.consume(queue, { consumer: 'x' });
-  const received: Delivery[] = [];
-  const signal = AbortSignal.timeout(30_000);
-  while (received.length < 12) received.push(...(await consumer.receive(12 - received.length, signal)));
-  for (const delivery of received.slice(0, 5)) await consumer.settle(delivery, { kind: 'ack' });
-  await consumer.close();
+  await takePartway(brokers, prefix, queue, { take: 12, finish: 5 });
   const committed = await kafkaLag(admin, prefix, queue);
   assert.deepEqual([committed.waiting.main, committed.handed], [written - 12, 7]);
   await eventually('the status to show the committed lag', async () => {
@@ -232,31 +213,14 @@ test('SASL credentials come from the Secret the spec names: a missing Secret or 
   assert.deepEqual(workerEnv.TASKFLEET_KAFKA_USERNAME, { secretKeyRef: { name: 'kafka-user', key: 'username' } });
   assert.deepEqual(workerEnv.TASKFLEET_KAFKA_PASSWORD, { secretKeyRef: { name: 'kafka-user', key: 'password' } });
 
-  await kubectl([
-    'create',
-    'secret',
-    'generic',
-    'kafka-user',
-    '-n',
-    namespace,
-    `--from-literal=username=${sasl.username}`,
-  ]);
+  await createSecret('kafka-user', { username: sasl.username });
   await eventually('the missing key to be named', async () => {
     const message = condition(await get('taskqueue', 'sasl'), 'BrokerReachable')?.message;
     return message === 'Secret kafka-user has no key password (spec.broker.kafka.sasl.secretRef)';
   }).catch(withOutput);
 
   await kubectl(['delete', 'secret', 'kafka-user', '-n', namespace]);
-  await kubectl([
-    'create',
-    'secret',
-    'generic',
-    'kafka-user',
-    '-n',
-    namespace,
-    `--from-literal=username=${sasl.username}`,
-    `--from-literal=password=${sasl.password}`,
-  ]);
+  await createSecret('kafka-user', { username: sasl.username, password: sasl.password });
   const probed = await eventually('a probe through the SASL listener', async () => {
     const tq = await get('taskqueue', 'sasl');
     return condition(tq, 'BrokerReachable')?.status === 'True' && tq;

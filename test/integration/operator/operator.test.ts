@@ -21,18 +21,7 @@ let kubeconfig: string;
 let leader: OperatorProcess;
 let app: Taskfleet;
 
-const { get, replicas, events } = inNamespace(namespace);
-
-function applyQueue(name: string, spec: Json): Promise<string> {
-  return kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'taskfleet.dev/v1alpha1',
-      kind: 'TaskQueue',
-      metadata: { name, namespace },
-      spec,
-    }),
-  });
-}
+const { get, replicas, events, applyTaskQueue: applyQueue } = inNamespace(namespace);
 
 const worker = { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } };
 

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { after, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { eventually } from '../../support/eventually.ts';
-import { kubectl } from '../../support/kube.ts';
+import { inNamespace, kubectl } from '../../support/kube.ts';
 import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useRedis } from '../../support/stack.ts';
 
@@ -39,22 +39,15 @@ async function firedIds(): Promise<string[]> {
 }
 
 test('the leader fires each tick once; kill -9 it and the new leader goes on without a tick lost or doubled', async () => {
-  await kubectl(['apply', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'taskfleet.dev/v1alpha1',
-      kind: 'TaskQueue',
-      metadata: { name: 'ticker', namespace },
-      spec: {
-        queue,
-        broker: { redis: { url: redisUrl, prefix } },
-        worker: { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } },
-        scaling: { pollIntervalSeconds: 1, maxReplicas: 1 },
-        schedules: [
-          { name: 'every-second', everySeconds: 1, task: 'tick', args: ['interval'] },
-          { name: 'cron-second', cron: '* * * * * *', timeZone: 'Europe/Paris', task: 'tick', args: ['cron'] },
-        ],
-      },
-    }),
+  await inNamespace(namespace).applyTaskQueue('ticker', {
+    queue,
+    broker: { redis: { url: redisUrl, prefix } },
+    worker: { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } },
+    scaling: { pollIntervalSeconds: 1, maxReplicas: 1 },
+    schedules: [
+      { name: 'every-second', everySeconds: 1, task: 'tick', args: ['interval'] },
+      { name: 'cron-second', cron: '* * * * * *', timeZone: 'Europe/Paris', task: 'tick', args: ['cron'] },
+    ],
   });
   await eventually(
     '3 fires of each schedule',

@@ -13,18 +13,8 @@ import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const namespace = `secretval-${randomUUID().slice(0, 8)}`;
-const { get, events, applyTaskQueue: apply } = inNamespace(namespace);
+const { get, events, applyTaskQueue: apply, createSecret: secret } = inNamespace(namespace);
 const worker = { template: { spec: { containers: [{ name: 'worker', image: 'example.invalid/tasks:1' }] } } };
-const secret = (name: string, data: Record<string, string>) =>
-  kubectl([
-    'create',
-    'secret',
-    'generic',
-    name,
-    '-n',
-    namespace,
-    ...Object.entries(data).map(([k, v]) => `--from-literal=${k}=${v}`),
-  ]);
 
 const { url: redisUrl } = await useRedis();
 const kubeconfig = await operatorKubeconfig(namespace);

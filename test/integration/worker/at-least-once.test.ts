@@ -8,24 +8,18 @@
  * replays the same schedule (the moments a kill lands within a task still vary).
  */
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { ResultRecord } from 'taskfleet';
-import { appKeys } from '../../../worker/src/brokers/redis/keys.ts';
 import { testApp } from '../../support/app.ts';
-import { stopAndCount } from '../../support/chaos.ts';
+import * as chaos from '../../support/chaos.ts';
 import { spawnWorker, type WorkerProcess } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
-import { seededRandom } from '../../support/random.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const TASKS = 20_000;
 const WORKERS = 4;
 const VISIBILITY_TIMEOUT_MS = 1000;
-/** Calls each worker runs at once; it holds as many again prefetched, so a kill takes up to 16 down. */
-const CONCURRENCY = 8;
 /**
  * From–to, ms. Four workers run 20,000 short tasks in seconds, so kills come often enough for dozens
  * of them to land, and seldom enough that the restarted workers (some 300 ms of start-up each) keep
@@ -39,66 +33,33 @@ const fixture = fileURLToPath(new URL('./fixtures/at-least-once.tasks.ts', impor
 test(`at-least-once: ${TASKS} tasks all succeed while workers are SIGKILLed at random`, {
   timeout: 170_000,
 }, async (t) => {
-  const seed = Number(process.env.TASKFLEET_CHAOS_SEED ?? randomInt(2 ** 31));
-  t.diagnostic(`chaos seed ${seed} (replay with TASKFLEET_CHAOS_SEED=${seed})`);
-  const random = seededRandom(seed);
+  const { seed, random, between } = chaos.randomness(t);
   const began = Date.now();
 
   const { url } = await useRedis();
   const app = await testApp();
-  // The handler runs in the worker processes (fixtures/at-least-once.tasks.ts); here it is only a name.
-  const recordRun = app.task('record_run', (): string => {
-    throw new Error('record_run runs on the fixture workers, not in the test process');
-  });
   const redis = app.control.redis;
-  const keys = appKeys(app.prefix);
-  const ids: string[] = [];
-  for (let sent = 0; sent < TASKS; sent += 1000) {
-    const batch = await recordRun.applyBulk(Array.from({ length: Math.min(1000, TASKS - sent) }, () => [] as []));
-    ids.push(...batch.map((r) => r.id));
-  }
+  const ids = await chaos.sendRecordRuns(app, TASKS);
 
-  const env = {
-    TASKFLEET_BROKER: url,
-    TASKFLEET_BACKEND: url,
-    TASKFLEET_PREFIX: app.prefix,
-    TASKFLEET_QUEUE: app.defaultQueue,
-  };
-  const args = ['--app', fixture, '--concurrency', String(CONCURRENCY), '--metrics-port', '0'];
-  args.push('--visibility-timeout', String(VISIBILITY_TIMEOUT_MS));
+  const env = chaos.workerEnv(app, url, url);
+  const args = chaos.workerArgs(fixture, VISIBILITY_TIMEOUT_MS);
   const fleet: WorkerProcess[] = Array.from({ length: WORKERS }, () => spawnWorker(args, env));
   const crashed = () => fleet.find((w) => !w.running);
-
-  /** The ids whose result is not yet SUCCESS; a SUCCESS must carry the handler's return value. */
-  const notYetSucceeded = async (candidates: string[]): Promise<string[]> => {
-    const left: string[] = [];
-    for (let i = 0; i < candidates.length; i += 1000) {
-      const batch = candidates.slice(i, i + 1000);
-      const texts = await redis.mget(batch.map((id) => keys.result(id)));
-      texts.forEach((text, j) => {
-        const id = batch[j] as string;
-        const record = text === null ? undefined : (JSON.parse(text) as ResultRecord);
-        if (record?.state === 'SUCCESS') assert.equal(record.result, id, `the result of ${id}`);
-        else left.push(id);
-      });
-    }
-    return left;
-  };
 
   let pending = ids;
   let kills = 0;
   for (;;) {
     // The chaos schedule itself, not a wait for an effect: a kill every KILL_EVERY_MS.
-    await sleep(KILL_EVERY_MS[0] + Math.floor(random() * (KILL_EVERY_MS[1] - KILL_EVERY_MS[0])));
+    await sleep(between(KILL_EVERY_MS));
     const dead = crashed();
     assert.equal(dead, undefined, `a worker exited without being killed:\n${dead?.output()}`);
-    pending = await notYetSucceeded(pending);
+    pending = await chaos.notYetSucceeded(redis, app.prefix, pending);
     if (pending.length === 0) break;
     // A message is acknowledged only after its result is stored: once the queue holds nothing, a task
     // that has not succeeded by then never will. Say so now rather than at the deadline.
     const backlog = await app.broker.backlog(app.defaultQueue);
     if (backlog.ready + backlog.inFlight + backlog.delayed === 0) {
-      const lost = await notYetSucceeded(pending);
+      const lost = await chaos.notYetSucceeded(redis, app.prefix, pending);
       assert.deepEqual(lost.slice(0, 5), [], `${lost.length} tasks were lost: gone from the queue, never succeeded`);
     }
     if (Date.now() - began > CHAOS_DEADLINE_MS) {
@@ -110,10 +71,7 @@ test(`at-least-once: ${TASKS} tasks all succeed while workers are SIGKILLed at r
       );
     }
     const slot = Math.floor(random() * WORKERS);
-    const victim = fleet[slot] as WorkerProcess;
-    victim.signal('SIGKILL');
-    const { signal } = await victim.exit();
-    assert.equal(signal, 'SIGKILL', `worker ${victim.pid} ended by itself:\n${victim.output()}`);
+    await chaos.kill(fleet[slot] as WorkerProcess);
     kills++;
     fleet[slot] = spawnWorker(args, env);
   }
@@ -127,7 +85,7 @@ test(`at-least-once: ${TASKS} tasks all succeed while workers are SIGKILLed at r
   });
   assert.deepEqual(await app.broker.deadLetters(app.defaultQueue), [], 'no task was dead-lettered');
 
-  const counts = await stopAndCount(fleet, redis, app.prefix, ids);
+  const counts = await chaos.stopAndCount(fleet, redis, app.prefix, ids);
   const figures = {
     seed,
     tasks: TASKS,

@@ -23,7 +23,6 @@
  * replays it (the moments a kill lands within a task still vary).
  */
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -31,9 +30,9 @@ import { type AsyncResult, chord, group, type ResultRecord } from 'taskfleet';
 import { fieldMap } from '../../../worker/src/brokers/redis/broker.ts';
 import { appKeys, chordKeys, queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
 import { testApp } from '../../support/app.ts';
+import { kill, randomness, stopFleet, workerArgs, workerEnv } from '../../support/chaos.ts';
 import { spawnWorker, type WorkerProcess } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
-import { seededRandom } from '../../support/random.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const CHORDS = 200;
@@ -41,8 +40,6 @@ const MEMBERS = 50;
 const MEMBER_WORKERS = 3;
 const CALLBACK_WORKERS = 1;
 const VISIBILITY_TIMEOUT_MS = 1000;
-/** Calls each worker runs at once; it holds as many again prefetched, so a kill takes up to 16 down. */
-const CONCURRENCY = 8;
 /** From–to, ms: often enough that dozens of kills land, seldom enough that restarts keep up on two cores. */
 const KILL_EVERY_MS = [100, 600] as const;
 /** Member messages shuffled together (20 chords' worth), and the share of them sent twice. */
@@ -57,9 +54,7 @@ const expected = (c: number) => Array.from({ length: MEMBERS }, (_, i) => `${c}:
 test(`chords under SIGKILL: ${CHORDS} chords of ${MEMBERS} members, each callback enqueued exactly once with every result in order`, {
   timeout: 170_000,
 }, async (t) => {
-  const seed = Number(process.env.TASKFLEET_CHAOS_SEED ?? randomInt(2 ** 31));
-  t.diagnostic(`chaos seed ${seed} (replay with TASKFLEET_CHAOS_SEED=${seed})`);
-  const random = seededRandom(seed);
+  const { seed, random, between } = randomness(t);
   const began = Date.now();
 
   const { url } = await useRedis();
@@ -112,15 +107,8 @@ test(`chords under SIGKILL: ${CHORDS} chords of ${MEMBERS} members, each callbac
     await pipeline.exec();
   }
 
-  const env = {
-    TASKFLEET_BROKER: url,
-    TASKFLEET_BACKEND: url,
-    TASKFLEET_PREFIX: app.prefix,
-    TASKFLEET_QUEUE: app.defaultQueue,
-    CHORD_CALLBACK_QUEUE: callbackQueue,
-  };
-  const common = ['--app', fixture, '--concurrency', String(CONCURRENCY), '--metrics-port', '0'];
-  common.push('--visibility-timeout', String(VISIBILITY_TIMEOUT_MS));
+  const env = { ...workerEnv(app, url, url), CHORD_CALLBACK_QUEUE: callbackQueue };
+  const common = workerArgs(fixture, VISIBILITY_TIMEOUT_MS);
   const roles = [
     ...Array.from({ length: MEMBER_WORKERS }, () => common),
     ...Array.from({ length: CALLBACK_WORKERS }, () => [...common, '--queue', callbackQueue]),
@@ -153,7 +141,7 @@ test(`chords under SIGKILL: ${CHORDS} chords of ${MEMBERS} members, each callbac
   let kills = 0;
   for (;;) {
     // The chaos schedule itself, not a wait for an effect: a kill every KILL_EVERY_MS.
-    await sleep(KILL_EVERY_MS[0] + Math.floor(random() * (KILL_EVERY_MS[1] - KILL_EVERY_MS[0])));
+    await sleep(between(KILL_EVERY_MS));
     const dead = fleet.find((w) => !w.running);
     assert.equal(dead, undefined, `a worker exited without being killed:\n${dead?.output()}`);
     pending = await notYetDone(pending);
@@ -173,10 +161,7 @@ test(`chords under SIGKILL: ${CHORDS} chords of ${MEMBERS} members, each callbac
       );
     }
     const slot = Math.floor(random() * fleet.length);
-    const victim = fleet[slot] as WorkerProcess;
-    victim.signal('SIGKILL');
-    const { signal } = await victim.exit();
-    assert.equal(signal, 'SIGKILL', `worker ${victim.pid} ended by itself:\n${victim.output()}`);
+    await kill(fleet[slot] as WorkerProcess);
     kills++;
     fleet[slot] = spawnWorker(roles[slot] as string[], env);
   }
@@ -201,12 +186,7 @@ test(`chords under SIGKILL: ${CHORDS} chords of ${MEMBERS} members, each callbac
     chords.map((r) => redis.hget(chordKeys(app.prefix, callbackQueue, r.id).state, 'state')),
   );
 
-  await Promise.all(fleet.map((w) => w.log('worker started')));
-  for (const worker of fleet) worker.signal('SIGTERM');
-  const exits = await Promise.all(fleet.map((w) => w.exit()));
-  exits.forEach((exit, i) => {
-    assert.deepEqual(exit, { code: 0, signal: null }, `SIGTERM ends a worker with 0:\n${fleet[i]?.output()}`);
-  });
+  await stopFleet(fleet);
 
   const sum = (record: Record<string, string>) => Object.values(record).reduce((n, v) => n + Number(v), 0);
   const [callbackRuns, callbackStarts, memberRuns, memberStarts] = (await Promise.all(

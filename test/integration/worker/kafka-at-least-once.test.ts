@@ -13,24 +13,28 @@
  * replays the same schedule (the moments a kill lands within a task or a rebalance still vary).
  */
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { ResultRecord } from 'taskfleet';
 import { KafkaBroker } from '../../../worker/src/brokers/kafka/broker.ts';
-import { appKeys } from '../../../worker/src/brokers/redis/keys.ts';
 import { startKafka } from '../../stack/kafka.ts';
 import { freePort } from '../../stack/process.ts';
 import { buildComponents, stackDirPrefix } from '../../stack/stack.ts';
 import { testApp } from '../../support/app.ts';
-import { stopAndCount } from '../../support/chaos.ts';
+import {
+  kill,
+  notYetSucceeded,
+  randomness,
+  sendRecordRuns,
+  stopAndCount,
+  workerArgs,
+  workerEnv,
+} from '../../support/chaos.ts';
 import { spawnWorker, type WorkerProcess } from '../../support/cli.ts';
 import { eventually } from '../../support/eventually.ts';
-import { seededRandom } from '../../support/random.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const TASKS = 20_000;
@@ -41,8 +45,6 @@ const WORKERS = 4;
  * to the others this long after its last heartbeat.
  */
 const VISIBILITY_TIMEOUT_MS = 2000;
-/** Calls each worker runs at once; it holds as many again prefetched, so a kill takes up to 16 down. */
-const CONCURRENCY = 8;
 /**
  * From–to, ms, between rounds of chaos; a round kills one worker, and half the time a second one
  * while the group rebalances. Kafka recovers slower than Redis: a dead member's partitions move only
@@ -65,10 +67,7 @@ const fixture = fileURLToPath(new URL('./fixtures/at-least-once.tasks.ts', impor
 test(`at-least-once on Kafka: ${TASKS} tasks all succeed through SIGKILLs mid-batch and mid-rebalance and a broker restart`, {
   timeout: 240_000,
 }, async (t) => {
-  const seed = Number(process.env.TASKFLEET_CHAOS_SEED ?? randomInt(2 ** 31));
-  t.diagnostic(`chaos seed ${seed} (replay with TASKFLEET_CHAOS_SEED=${seed})`);
-  const random = seededRandom(seed);
-  const between = ([from, to]: readonly [number, number]) => from + Math.floor(random() * (to - from));
+  const { seed, random, between } = randomness(t);
 
   // A Kafka of this test's own, to restart. Its directory is named like a stack's, with this process
   // as owner, so that the stack's sweep removes it if this process dies before its cleanup.
@@ -87,35 +86,14 @@ test(`at-least-once on Kafka: ${TASKS} tasks all succeed through SIGKILLs mid-ba
   const app = await testApp({ broker: brokerUrl, backend: redisUrl });
   const broker: KafkaBroker = app.broker instanceof KafkaBroker ? app.broker : assert.fail('the app is on Kafka');
   const topics = await broker.topics(app.defaultQueue);
-  // The handler runs in the worker processes (fixtures/at-least-once.tasks.ts); here it is only a name.
-  const recordRun = app.task('record_run', (): string => {
-    throw new Error('record_run runs on the fixture workers, not in the test process');
-  });
   const redis = app.control.redis;
-  const keys = appKeys(app.prefix);
-  const ids: string[] = [];
-  for (let sent = 0; sent < TASKS; sent += 1000) {
-    const batch = await recordRun.applyBulk(Array.from({ length: Math.min(1000, TASKS - sent) }, () => [] as []));
-    ids.push(...batch.map((r) => r.id));
-  }
+  const ids = await sendRecordRuns(app, TASKS);
   const partitions = await (await broker.admin()).fetchTopicOffsets(topics.main);
   assert.equal(partitions.length, PARTITIONS, `the queue's topic ${topics.main} has ${PARTITIONS} partitions`);
 
-  const env = {
-    TASKFLEET_BROKER: brokerUrl,
-    TASKFLEET_BACKEND: redisUrl,
-    TASKFLEET_PREFIX: app.prefix,
-    TASKFLEET_QUEUE: app.defaultQueue,
-  };
+  const env = workerEnv(app, brokerUrl, redisUrl);
   // Each worker serves /metrics, where the test reads whether it has calls in flight.
-  const spawn = async () =>
-    spawnWorker(
-      [
-        ...['--app', fixture, '--concurrency', String(CONCURRENCY), '--metrics-port', String(await freePort())],
-        ...['--visibility-timeout', String(VISIBILITY_TIMEOUT_MS)],
-      ],
-      env,
-    );
+  const spawn = async () => spawnWorker(workerArgs(fixture, VISIBILITY_TIMEOUT_MS, await freePort()), env);
   const fleet: WorkerProcess[] = await Promise.all(Array.from({ length: WORKERS }, spawn));
   const crashed = () => fleet.find((w) => !w.running);
 
@@ -144,28 +122,9 @@ test(`at-least-once on Kafka: ${TASKS} tasks all succeed through SIGKILLs mid-ba
       await sleep(20);
     }
   };
-  const kill = async (slot: number): Promise<void> => {
-    const victim = fleet[slot] as WorkerProcess;
-    victim.signal('SIGKILL');
-    const { signal } = await victim.exit();
-    assert.equal(signal, 'SIGKILL', `worker ${victim.pid} ended by itself:\n${victim.output()}`);
+  const replace = async (slot: number): Promise<void> => {
+    await kill(fleet[slot] as WorkerProcess);
     fleet[slot] = await spawn();
-  };
-
-  /** The ids whose result is not yet SUCCESS; a SUCCESS must carry the handler's return value. */
-  const notYetSucceeded = async (candidates: string[]): Promise<string[]> => {
-    const left: string[] = [];
-    for (let i = 0; i < candidates.length; i += 1000) {
-      const batch = candidates.slice(i, i + 1000);
-      const texts = await redis.mget(batch.map((id) => keys.result(id)));
-      texts.forEach((text, j) => {
-        const id = batch[j] as string;
-        const record = text === null ? undefined : (JSON.parse(text) as ResultRecord);
-        if (record?.state === 'SUCCESS') assert.equal(record.result, id, `the result of ${id}`);
-        else left.push(id);
-      });
-    }
-    return left;
   };
 
   /**
@@ -216,13 +175,13 @@ test(`at-least-once on Kafka: ${TASKS} tasks all succeed through SIGKILLs mid-ba
     const done = await exclusively(async () => {
       const dead = crashed();
       assert.ok(!dead, `worker ${dead?.pid} exited without being killed:\n${dead?.output()}`);
-      pending = await notYetSucceeded(pending);
+      pending = await notYetSucceeded(redis, app.prefix, pending);
       if (pending.length === 0) return true;
       // A record is committed only after its result is stored: once the group has committed every
       // record, a task that has not succeeded by then never will. Say so now rather than at the deadline.
       const backlog = await broker.backlog(app.defaultQueue);
       if (backlog.ready + backlog.inFlight + backlog.delayed === 0) {
-        const lost = await notYetSucceeded(pending);
+        const lost = await notYetSucceeded(redis, app.prefix, pending);
         // A record whose workers kept dying on it is dead-lettered as poison: committed, recorded FAILURE.
         const letters = await broker.deadLetters(app.defaultQueue, { limit: TASKS });
         const poison = new Set<string | undefined>(letters.map((l) => l.taskId));
@@ -247,14 +206,14 @@ test(`at-least-once on Kafka: ${TASKS} tasks all succeed through SIGKILLs mid-ba
       const slot = Math.floor(random() * WORKERS);
       const busy = async () => ((await inFlight(fleet[slot] as WorkerProcess)) ?? 0) > 0;
       if (await awaitMoment(busy, BUSY_WAIT_MS)) killsMidBatch++;
-      await kill(slot);
+      await replace(slot);
       kills++;
       // During a rebalance: the death and the start just now make the group rebalance (the start at
       // once, the death when its session times out); another worker dies in the middle of it.
       if (random() < REBALANCE_KILL_CHANCE) {
         const other = (slot + 1 + Math.floor(random() * (WORKERS - 1))) % WORKERS;
         if (await awaitMoment(rebalancing, REBALANCE_WAIT_MS)) killsDuringRebalance++;
-        await kill(other);
+        await replace(other);
         kills++;
       }
       return false;
