@@ -9,6 +9,13 @@
  * --quick uses 10,000 tasks and one round, for development. --write rewrites the Kafka section of
  * docs/benchmarks.md; --json FILE keeps the raw numbers. Consumers run in child processes
  * (bench/kafka/consumer-child.ts). Kafka's jars come from the stack's cache (`make stack-build`).
+ *
+ * Taskfleet is measured as users run it: the compiled package, `taskfleet` → worker/dist. The bench
+ * refuses to start when dist/ is missing or older than worker/src (run `npm run build`; `make
+ * bench-kafka` builds first), or when Node resolves `taskfleet` to its sources (`--conditions=source`,
+ * which the Makefile exports for the tests: run with `NODE_OPTIONS=`). Its child processes get its
+ * environment with that condition stripped from NODE_OPTIONS (support/compiled.ts), so none of them
+ * loads the sources either.
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -32,7 +39,9 @@ import {
   renderSummary,
   writeKafkaSection,
 } from './kafka/report.ts';
+import { assertCompiledAndFresh } from './support/compiled.ts';
 
+assertCompiledAndFresh();
 const run = promisify(execFile);
 
 const { values: flags } = parseArgs({

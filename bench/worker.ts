@@ -7,6 +7,13 @@
  * --quick uses 10,000 tasks and one round, for development. --write rewrites the worker section of
  * docs/benchmarks.md (`make bench` does); --json FILE keeps the raw numbers. Consumers run in child
  * processes (bench/worker-child.ts).
+ *
+ * Taskfleet is measured as users run it: the compiled package, `taskfleet` → worker/dist. The bench
+ * refuses to start when dist/ is missing or older than worker/src (run `npm run build`; `make
+ * bench-worker` builds first), or when Node resolves `taskfleet` to its sources (`--conditions=source`,
+ * which the Makefile exports for the tests: run with `NODE_OPTIONS=`). Its child processes get its
+ * environment with that condition stripped from NODE_OPTIONS (support/compiled.ts), so none of them
+ * loads the sources either.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +26,9 @@ import * as bare from './contenders/bare.ts';
 import * as bullmq from './contenders/bullmq.ts';
 import * as ours from './contenders/ours.ts';
 import { startChild } from './support/child.ts';
+import { assertCompiledAndFresh } from './support/compiled.ts';
 import { summariseProfile } from './support/cpu-profile.ts';
+import { noopEnvelope } from './support/envelope.ts';
 import { type ContenderName, now, type Producer } from './support/protocol.ts';
 import { serverWork, workPerTask } from './support/redis-info.ts';
 import {
@@ -33,6 +42,7 @@ import {
   writeWorkerSection,
 } from './support/report.ts';
 
+assertCompiledAndFresh();
 const run = promisify(execFile);
 
 const { values: flags } = parseArgs({
@@ -223,19 +233,7 @@ async function profileOurs() {
 /** redis-benchmark's XADD of a message the size of ours: what the server itself can take. */
 async function rawLimit(): Promise<RawLimit> {
   await admin.flushall();
-  const payload = JSON.stringify({
-    v: 1,
-    id: crypto.randomUUID(),
-    task: 'noop',
-    args: [0],
-    kwargs: {},
-    queue: 'bench-ours',
-    attempt: 1,
-    priority: 5,
-    rootId: crypto.randomUUID(),
-    createdAt: Date.now(),
-    headers: {},
-  });
+  const payload = noopEnvelope('bench-ours');
   const rps = async (ops: number, extra: string[]) => {
     const args = [
       '-h',

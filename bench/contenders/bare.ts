@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { createEnvelope, encodeEnvelope } from '../../worker/src/message/envelope.ts';
+import { noopEnvelope } from '../support/envelope.ts';
 import type { ChildConfig, Producer, StartConsumer } from '../support/protocol.ts';
 
 /**
@@ -10,17 +10,13 @@ import type { ChildConfig, Producer, StartConsumer } from '../support/protocol.t
 const STREAM = (queue: string) => `{bare:${queue}}:stream`;
 const GROUP = 'workers';
 
-function message(arg: number): string {
-  return encodeEnvelope(createEnvelope({ task: 'noop', args: [arg], queue: 'bench-bare' }));
-}
-
 export function producer(host: string, port: number, queue: string): Producer {
   const redis = new Redis({ host, port });
   const stream = STREAM(queue);
   return {
     async bulk(count, chunk) {
       // One message encoded once: this measures the server and the client library, not our SDK.
-      const text = message(0);
+      const text = noopEnvelope(queue);
       for (let i = 0; i < count; i += chunk) {
         const pipeline = redis.pipeline();
         for (let j = i; j < Math.min(count, i + chunk); j++) pipeline.xadd(stream, '*', 'm', text);
@@ -28,7 +24,7 @@ export function producer(host: string, port: number, queue: string): Producer {
       }
     },
     async one(arg) {
-      await redis.xadd(stream, '*', 'm', message(arg));
+      await redis.xadd(stream, '*', 'm', noopEnvelope(queue, arg));
     },
     close: async () => {
       await redis.quit();

@@ -1,9 +1,14 @@
-import { createLogger, Taskfleet, Worker } from '../../worker/src/index.ts';
+import { createLogger, Taskfleet, Worker } from 'taskfleet';
+import { assertRunsDist } from '../support/compiled.ts';
 import { onCompletion } from '../support/completions.ts';
 import type { ChildConfig, Producer, StartConsumer } from '../support/protocol.ts';
 
-/** Taskfleet as users get it by default: a result backend on the broker's Redis, results stored. */
+/**
+ * Taskfleet as users get it by default: the compiled package (worker/dist), a result backend on the
+ * broker's Redis, results stored.
+ */
 const PREFIX = 'bench';
+assertRunsDist();
 
 function appFor(host: string, port: number, queue: string): Taskfleet {
   const url = `redis://${host}:${port}`;

@@ -1,5 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { noopEnvelope } from './payload.ts';
+import { noopEnvelope } from '../support/envelope.ts';
 import {
   type ChildConfig,
   FETCH_MAX_BYTES,
@@ -25,7 +25,7 @@ export function producer(brokers: string[], queue: string): Producer {
   return {
     async bulk(count, chunk) {
       await client.connect();
-      const value = noopEnvelope(queue);
+      const value = Buffer.from(noopEnvelope(queue));
       for (let i = 0; i < count; i += chunk) {
         // The partition is set, so both bare producers spread records alike, whatever their partitioners do.
         const messages = Array.from({ length: Math.min(chunk, count - i) }, (_, j) => ({

@@ -1,5 +1,5 @@
 import { Consumer, Producer as KafkaProducer, type Message, type MessagesStream } from '@platformatic/kafka';
-import { noopEnvelope } from './payload.ts';
+import { noopEnvelope } from '../support/envelope.ts';
 import {
   type ChildConfig,
   FETCH_MAX_BYTES,
@@ -27,7 +27,7 @@ export function producer(brokers: string[], queue: string): Producer {
   });
   return {
     async bulk(count, chunk) {
-      const value = noopEnvelope(queue);
+      const value = Buffer.from(noopEnvelope(queue));
       const topic = topicFor(queue);
       for (let i = 0; i < count; i += chunk) {
         const messages = Array.from({ length: Math.min(chunk, count - i) }, (_, j) => ({

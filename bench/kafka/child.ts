@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { childEnv } from '../support/compiled.ts';
 import type { ChildConfig, ChildMessage } from './protocol.ts';
 
 type Done = Extract<ChildMessage, { type: 'done' }>;
@@ -17,10 +18,14 @@ const CHILD = new URL('./consumer-child.ts', import.meta.url).pathname;
 
 /**
  * Starts one contender's consumer in its own process. Its stdin is a pipe from this process: if this
- * process dies, the pipe closes and the child exits.
+ * process dies, the pipe closes and the child exits. Its environment is this one's without the
+ * `source` condition (childEnv): it runs dist/.
  */
 export function startChild(config: ChildConfig, timeoutMs: number): Child {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CHILD, JSON.stringify(config)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: childEnv(),
+  });
   const report = Promise.withResolvers<Done | Baseline>();
   const timer = setTimeout(() => {
     report.reject(new Error(`${config.contender} (${config.mode}) did not finish within ${timeoutMs / 1000} s`));

@@ -1,19 +1,24 @@
-import { queueTopics } from '../../worker/src/brokers/kafka/config.ts';
-import { createLogger, Taskfleet, Worker } from '../../worker/src/index.ts';
+import { createLogger, Taskfleet, Worker } from 'taskfleet';
+import { assertRunsDist } from '../support/compiled.ts';
 import { onCompletion } from '../support/completions.ts';
 import { type ChildConfig, PARTITIONS, type Producer, type StartConsumer } from './protocol.ts';
 
 /**
- * Taskfleet on Kafka, as users get it: `task.applyBulk` to send, one `Worker` to drain — the Redis
- * bench's contender (bench/contenders/ours.ts) with only the broker URL changed, so the app runs on
- * `KafkaBroker`. There is no result backend (Kafka keeps none), so no result is stored: the worker's
+ * Taskfleet on Kafka, as users get it (the compiled package, worker/dist): `task.applyBulk` to send,
+ * one `Worker` to drain — the Redis bench's contender (bench/contenders/ours.ts) with only the broker
+ * URL changed, so the app runs on `KafkaBroker`. There is no result backend (Kafka keeps none), so no result is stored: the worker's
  * work per task is receiving it, running the handler and settling it (the adapter's commits).
  */
 const PREFIX = 'bench';
+assertRunsDist();
 
-/** The adapter's own names: the bench creates the topic first, and reads the group's offsets after. */
-export const topicFor = (queue: string): string => queueTopics(PREFIX, queue).main;
-export const groupFor = (queue: string): string => queueTopics(PREFIX, queue).group;
+/**
+ * The adapter's names (`<prefix>.<queue>` for the topic and the group alike; brokers/kafka/config.ts,
+ * which the package does not export): the bench creates the topic first, and reads the group's offsets
+ * after, so a name that drifted from the adapter's fails the run's offset check.
+ */
+export const topicFor = (queue: string): string => `${PREFIX}.${queue}`;
+export const groupFor = (queue: string): string => `${PREFIX}.${queue}`;
 
 function appFor(brokers: string[], queue: string): Taskfleet {
   return new Taskfleet({

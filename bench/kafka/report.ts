@@ -168,6 +168,8 @@ ${fixed(m.load[1])} at the end), with
 ${r.command}
 \`\`\`
 
+Taskfleet is the compiled package (\`taskfleet\` → \`worker/dist\`), as users run it: the bench refuses
+to run its TypeScript sources, or a \`dist/\` older than them (\`make bench-kafka\` builds first).
 The bench starts one private single-node Kafka (KRaft, \`test/stack/kafka.ts\`) and stops it at the
 end. For each contender it creates a fresh ${r.partitions}-partition topic, sends ${int(r.tasks)} no-op tasks to it
 (the enqueue figures), then starts one consumer in a process of its own

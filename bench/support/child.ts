@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { childEnv } from './compiled.ts';
 import type { ChildConfig, ChildMessage } from './protocol.ts';
 
 type Ready = Extract<ChildMessage, { type: 'ready' }>;
@@ -20,10 +21,12 @@ const CHILD = new URL('../worker-child.ts', import.meta.url).pathname;
 /**
  * Starts one contender's consumer in its own process. Its stdin is a pipe from this process: if this
  * process dies, the pipe closes and the child exits. `nodeFlags` are Node's flags (e.g. --cpu-prof).
+ * Its environment is this one's without the `source` condition (childEnv): it runs dist/.
  */
 export function startChild(config: ChildConfig, timeoutMs: number, nodeFlags: string[] = []): Child {
   const child = spawn(process.execPath, [...nodeFlags, CHILD, JSON.stringify(config)], {
     stdio: ['pipe', 'pipe', 'inherit'],
+    env: childEnv(),
   });
   const ready = Promise.withResolvers<Ready>();
   const done = Promise.withResolvers<Done>();

@@ -1,4 +1,4 @@
-import type { Worker } from '../../worker/src/index.ts';
+import type { Worker } from 'taskfleet';
 
 /**
  * Calls `completed` for each call a worker finishes. The worker counts an outcome right after its

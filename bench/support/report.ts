@@ -206,6 +206,8 @@ ioredis ${m.ioredis} (1-minute load average ${fixed(m.load[0])} at the start, ${
 make bench   # ${r.command}
 \`\`\`
 
+Taskfleet is the compiled package (\`taskfleet\` → \`worker/dist\`), as users run it: the bench refuses
+to run its TypeScript sources, or a \`dist/\` older than them (\`make bench-worker\` builds first).
 The bench starts one private \`redis-server\` (no persistence) and stops it at the end. Each consumer
 runs in a process of its own (\`bench/worker-child.ts\`), so its CPU and memory are its own; the
 parent enqueues, then starts the consumer and reads its timestamps from its stdout. Throughputs are
@@ -331,7 +333,7 @@ ${table(
 Idle is sampled one second after the worker started on an empty queue; the peak every 50 ms during
 the drain (\`process.memoryUsage.rss()\`). The harness — Node and the bench's TypeScript, which Node
 strips in memory — takes ${mib(r.harnessRss)} by itself (a child that loads no contender); every figure includes
-it. Taskfleet, too, runs from its TypeScript source here; a deployed worker runs the compiled \`dist/\`.
+it. Taskfleet itself runs from its compiled \`dist/\`, as a deployed worker does.
 
 ### The server's own limit: \`redis-benchmark\`
 
