@@ -52,7 +52,23 @@ test('an unchanged queue is polled without API requests: no apply, no status wri
     const tq = await getJson('taskqueue', 'cached');
     return tq?.status?.conditions?.some((c: Json) => c.type === 'Ready' && c.status === 'True');
   });
-  await sleep(2500); // the first polls have settled the status
+  // Settled: the Deployment controller has made the minReplicas pods (the status shows the Deployment's
+  // count, which it updates on its own time), and two polls have passed without a status write.
+  await eventually('the Deployment at minReplicas, in the status too', async () => {
+    const deployment = await getJson('deployment', 'cached-workers');
+    const tq = await getJson('taskqueue', 'cached');
+    return deployment?.status?.replicas === 2 && tq?.status?.replicas === 2;
+  });
+  let since: { version: string; polls: number } | undefined;
+  await eventually('two polls without a status write', async () => {
+    const version = (await getJson('taskqueue', 'cached'))?.metadata.resourceVersion;
+    const polls = await reconciles(); // after the read: a poll counted here has written what it writes
+    if (since === undefined || since.version !== version) {
+      since = { version, polls };
+      return false;
+    }
+    return polls - since.polls >= 2;
+  });
   const before = await requests();
   const polls = await reconciles();
   await sleep(4000);

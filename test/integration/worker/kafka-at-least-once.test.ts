@@ -46,15 +46,18 @@ const WORKERS = 4;
  */
 const VISIBILITY_TIMEOUT_MS = 2000;
 /**
- * From–to, ms, between rounds of chaos; a round kills one worker, and half the time a second one
- * while the group rebalances. Kafka recovers slower than Redis: a dead member's partitions move only
- * once its session times out (2 s), each death and each start makes the group rebalance, and a
- * rebalancing group fetches nothing new. Rounds this often (each also waits for its moments, so
- * they come every 2–5 s) keep the group rebalancing much of the run yet leave it stable stretches
- * to work in: a run takes under a minute on two cores, broker restart included.
+ * From–to, ms, between rounds of chaos; a round kills one worker, and half the time (every time until
+ * one has landed) a second one while the group rebalances. Kafka recovers slower than Redis: a dead
+ * member's partitions move only once its session times out (2 s), each death and each start makes the
+ * group rebalance, and a rebalancing group fetches nothing new. Rounds this often (each also waits for
+ * its moments, so they come every 2–5 s) keep the group rebalancing much of the run yet leave it stable
+ * stretches to work in: a run takes under a minute on two cores, broker restart included.
  */
 const KILL_EVERY_MS = [500, 2000] as const;
-/** Chance that a round's kill is followed by a second one while the group rebalances. */
+/**
+ * Chance that a round's kill is followed by a second one while the group rebalances. Until one such
+ * kill has landed, every round makes it: a fast run has only a few rounds, and the test asserts one.
+ */
 const REBALANCE_KILL_CHANCE = 0.5;
 /** How long a kill waits for its victim to have calls in flight (an idle one is killed all the same). */
 const BUSY_WAIT_MS = 2000;
@@ -202,15 +205,25 @@ test(`at-least-once on Kafka: ${TASKS} tasks all succeed through SIGKILLs mid-ba
 
       // Mid-batch: the victim, chosen at random, is killed as soon as it is seen running calls. Not the
       // busiest worker: near the end only the owner of the last partitions with work is busy, and killing
-      // it every round would keep any owner from ever getting through them.
-      const slot = Math.floor(random() * WORKERS);
-      const busy = async () => ((await inFlight(fleet[slot] as WorkerProcess)) ?? 0) > 0;
+      // it every round would keep any owner from ever getting through them. Until one kill has landed
+      // mid-batch (a fast run has only a few rounds), the first worker seen running calls is the victim.
+      let slot = Math.floor(random() * WORKERS);
+      const busy = async () => {
+        for (const candidate of killsMidBatch === 0 ? fleet.keys() : [slot]) {
+          if (((await inFlight(fleet[candidate] as WorkerProcess)) ?? 0) > 0) {
+            slot = candidate;
+            return true;
+          }
+        }
+        return false;
+      };
       if (await awaitMoment(busy, BUSY_WAIT_MS)) killsMidBatch++;
       await replace(slot);
       kills++;
       // During a rebalance: the death and the start just now make the group rebalance (the start at
       // once, the death when its session times out); another worker dies in the middle of it.
-      if (random() < REBALANCE_KILL_CHANCE) {
+      // random() is drawn every round, so that a seed replays the same schedule of victims.
+      if (random() < REBALANCE_KILL_CHANCE || killsDuringRebalance === 0) {
         const other = (slot + 1 + Math.floor(random() * (WORKERS - 1))) % WORKERS;
         if (await awaitMoment(rebalancing, REBALANCE_WAIT_MS)) killsDuringRebalance++;
         await replace(other);
