@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../../stack/process.ts';
 import { eventually } from '../../support/eventually.ts';
 import { inNamespace, type Json, kubectl } from '../../support/kube.ts';
 import { operatorKubeconfig, startOperator } from '../../support/operator.ts';
+import { apiRequests, freePort } from '../../support/operator-metrics.ts';
 import { useRedis } from '../../support/stack.ts';
 
 const namespace = `cache-${randomUUID().slice(0, 8)}`;
@@ -18,21 +18,21 @@ const prefix = `ca-${randomUUID().slice(0, 8)}`;
 const redisUrl = (await useRedis()).url;
 const kubeconfig = await operatorKubeconfig(namespace);
 const metricsPort = await freePort();
-const operator = startOperator(kubeconfig, namespace, 'operator', {}, { metricsPort });
+// It watches this namespace only: the requests it counts are then this queue's, not those of queues other
+// test files leave behind elsewhere in the cluster (in namespaces still being deleted).
+const operator = startOperator(
+  kubeconfig,
+  namespace,
+  'operator',
+  { TASKFLEET_WATCH_NAMESPACES: namespace },
+  { metricsPort },
+);
 
 const { get: getJson, applyTaskQueue } = inNamespace(namespace);
 const env = (deployment: Json) =>
   Object.fromEntries((deployment.spec.template.spec.containers[0].env as Json[]).map((e) => [e.name, e.value]));
 
-/** Requests the operator has sent, by `VERB resource`, from its own counter. */
-async function requests(): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const counts = new Map<string, number>();
-  for (const m of text.matchAll(/^taskfleet_operator_api_requests_total\{verb="(\w+)",resource="([\w/]+)"\} (\d+)/gm)) {
-    counts.set(`${m[1]} ${m[2]}`, Number(m[3]));
-  }
-  return counts;
-}
+const requests = () => apiRequests(metricsPort);
 const reconciles = async () =>
   Number(
     /^taskfleet_reconcile_duration_seconds_count (\d+)/m.exec(
