@@ -583,6 +583,41 @@ export function describeBrokerConformance(
       await assertBacklog(queue, { ready: 0, delayed: 0, inFlight: 0 });
     });
 
+    test('9,000 settlements in one tick — acks, requeues and dead letters mixed — all take effect', async (t) => {
+      // More than Lua's unpack() takes at once (about 8,000): a batch of any size must settle.
+      const queue = target.queue();
+      const total = 9000;
+      const sent = Array.from({ length: total }, (_, i) => envelope(queue, { args: [i] }));
+      for (let i = 0; i < total; i += 1000) await broker.publish(sent.slice(i, i + 1000));
+      const c = await consumer(t, queue);
+      const deliveries = await receiveAll(c, total, 1000);
+      const requeued = new Set<string>();
+      await within(
+        Promise.all(
+          deliveries.map((d, i) => {
+            const e = d.envelope!;
+            if (i % 3 === 0) return c.settle(d, { kind: 'ack' });
+            if (i % 3 === 1) {
+              requeued.add(e.id);
+              return c.settle(d, { kind: 'requeue', envelope: { ...e, attempt: 2 }, at: Date.now() - 1 });
+            }
+            return c.settle(d, { kind: 'dead-letter', reason: 'unknown-task', detail: 'no such task' });
+          }),
+        ),
+        `${total} settlements`,
+      );
+      await assertBacklog(queue, { ready: total / 3, delayed: 0, inFlight: 0 });
+      assert.equal((await broker.deadLetters(queue, { limit: total })).length, total / 3, 'dead letters');
+      const again = await receiveAll(c, total / 3, 1000);
+      assert.deepEqual(new Set(again.map((d) => d.envelope?.id)), requeued, 'the requeued calls, each once');
+      assert.ok(
+        again.every((d) => d.envelope?.attempt === 2),
+        'as requeued',
+      );
+      await Promise.all(again.map((d) => c.settle(d, { kind: 'ack' })));
+      await assertBacklog(queue, { ready: 0, delayed: 0, inFlight: 0 });
+    });
+
     test('three consumers drain 2,000 messages concurrently: each received and acknowledged exactly once', async (t) => {
       const queue = target.queue();
       const total = 2000;

@@ -10,7 +10,8 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumb
 for _, member in ipairs(due) do
   redis.call('XADD', KEYS[2 + tonumber(string.sub(member, 1, 1))], '*', 'm', string.sub(member, 2))
 end
-if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+-- unpack() takes a few thousand values at most: remove in chunks, whatever ARGV[1] is.
+for from = 1, #due, 1000 do redis.call('ZREM', KEYS[1], unpack(due, from, math.min(from + 999, #due))) end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #first == 0 then return { #due, -1 } end
 return { #due, math.max(0, tonumber(first[2]) - now) }

@@ -20,7 +20,8 @@ local entries = redis.call('XRANGE', KEYS[1], from, ARGV[2], 'COUNT', tonumber(A
 if #entries == 0 then return 0 end
 local ids = {}
 for i, entry in ipairs(entries) do ids[i] = entry[1] end
-redis.call('XDEL', KEYS[1], unpack(ids))
+-- unpack() takes a few thousand values at most: delete in chunks, whatever ARGV[3] is.
+for from = 1, #ids, 1000 do redis.call('XDEL', KEYS[1], unpack(ids, from, math.min(from + 999, #ids))) end
 if group then
   -- Past what was deleted, counting it as read, so the group's lag and entries-read stay exact.
   if type(group['entries-read']) == 'number' then
