@@ -106,9 +106,13 @@ export class FetchLoop {
     // One listener for the loop's whole life: one added per wait would pile up on the signal, each
     // making the next addEventListener slower (it scans them all), for as long as the worker runs.
     signal.addEventListener('abort', () => this.#roomFreed?.(), { once: true });
+    // Fetch in batches: while calls are still lined up (no slot can starve), wait until a quarter of
+    // the room is free instead of fetching each time one slot frees — one read and one settlement per
+    // batch, not per call.
+    const batch = Math.max(1, Math.ceil((concurrency + prefetch) / 4));
     while (!signal.aborted) {
       const room = concurrency + prefetch - this.#context.running() - this.#waiting.length;
-      if (room <= 0) {
+      if (room <= 0 || (room < batch && this.#waiting.length > 0)) {
         await new Promise<void>((resolve) => {
           this.#roomFreed = resolve;
         });
