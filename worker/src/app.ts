@@ -292,6 +292,16 @@ export class Taskfleet {
     return this.#control;
   }
 
+  /**
+   * The result backend is the broker's own Redis (the same URL): a worker's settlements then carry
+   * their results, and each tick's results and acknowledgements are one atomic script call.
+   */
+  get backendIsBroker(): boolean {
+    const url = this.backendUrl;
+    const broker = url === undefined ? undefined : this.broker;
+    return broker instanceof RedisBroker && broker.url === url;
+  }
+
   /** The backend's connection: the broker's own when the backend is the same Redis, else one of its own. */
   #redisFor(url: string) {
     const broker = this.broker;

@@ -173,7 +173,7 @@ test('the runtime trees hold dist/, the command and production dependencies only
     }
   }
   const scripts = await readdir(inRootfs(worker.rootfs, '/opt/taskfleet/worker/dist/brokers/redis/scripts'));
-  assert.ok(scripts.includes('ack.lua'), 'the Redis scripts are beside the compiled broker');
+  assert.ok(scripts.includes('settle.lua'), 'the Redis scripts are beside the compiled broker');
 });
 
 test('the worker image runs the tutorial from a read-only /app as user 1000, and answers /healthz', async (t) => {

@@ -85,6 +85,12 @@ export interface ConsumerOptions {
    * @defaultValue false
    */
   ordered?: boolean;
+  /**
+   * The result backend is this broker's own store (Redis: the same server): settle() may then store
+   * the result a settlement carries, atomically with the settlement (see Consumer.storesResults). A
+   * broker that cannot ignores it.
+   */
+  storeResults?: boolean;
 }
 
 /** One message handed to a consumer. Settle it exactly once. */
@@ -106,17 +112,34 @@ export interface Delivery {
   readonly enqueuedAt: number;
 }
 
-/** How a delivery ends. Each settlement is atomic with the acknowledgement of the delivery. */
+/** A call's result as a settlement carries it to a consumer that stores results (Consumer.storesResults). */
+export interface SettledResult {
+  /** The call's id. */
+  readonly id: string;
+  /** The result record, as JSON. */
+  readonly json: string;
+  /** How long it is kept, ms. */
+  readonly ttlMs: number;
+}
+
 export type Settlement =
   /** Done: remove it. */
-  | { kind: 'ack' }
-  /**
-   * Acknowledge it and enqueue `envelope` (a retry, or the same message later) at `at` (epoch ms). The
-   * enqueued message starts its delivery count afresh: it is a new attempt, or a call that did not run.
-   */
-  | { kind: 'requeue'; envelope: Envelope; at: number }
-  /** Move it to the dead-letter store with the reason. */
-  | { kind: 'dead-letter'; reason: DeadLetterReason; detail: string };
+  (
+    | { kind: 'ack' }
+    /**
+     * Acknowledge it and enqueue `envelope` (a retry, or the same message later) at `at` (epoch ms). The
+     * enqueued message starts its delivery count afresh: it is a new attempt, or a call that did not run.
+     */
+    | { kind: 'requeue'; envelope: Envelope; at: number }
+    /** Move it to the dead-letter store with the reason. */
+    | { kind: 'dead-letter'; reason: DeadLetterReason; detail: string }
+  ) & {
+    /**
+     * The call's result, stored with the settlement in one atomic write: only for a consumer whose
+     * `storesResults` is true (the others are given none, and store it first through the backend).
+     */
+    result?: SettledResult;
+  };
 
 export interface Consumer {
   /**
@@ -143,6 +166,12 @@ export interface Consumer {
   drop(delivery: Delivery): void;
   /** True while connected and consuming. */
   readonly healthy: boolean;
+  /**
+   * settle() stores a settlement's `result` with it, atomically (opened with `storeResults` on a broker
+   * that is also the result backend). Settlements made in the same tick then cost one round trip for
+   * every result and acknowledgement together.
+   */
+  readonly storesResults?: boolean;
   /** Stops keeping deliveries alive and disconnects; unsettled deliveries are redelivered later. */
   close(): Promise<void>;
 }

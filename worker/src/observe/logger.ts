@@ -16,6 +16,8 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  /** The least severe level written, when known: a call below it may be skipped before it is made. */
+  readonly level?: LogLevel;
 }
 
 export function createLogger(
@@ -29,6 +31,7 @@ export function createLogger(
     write(`${JSON.stringify({ time: new Date().toISOString(), level: l, msg, ...base, ...fields }, errorReplacer)}\n`);
   };
   return {
+    level,
     debug: (msg, fields) => log('debug', msg, fields),
     info: (msg, fields) => log('info', msg, fields),
     warn: (msg, fields) => log('warn', msg, fields),
@@ -46,6 +49,51 @@ function errorReplacer(_key: string, value: unknown): unknown {
     return { name: value.name, message: redactText(value.message), code: (value as { code?: unknown }).code };
   }
   return typeof value === 'string' ? redactText(value) : value;
+}
+
+/**
+ * A child of `parent` with `fields`, made only when first written to: the worker gives one to every
+ * call, and most calls never log. A call below the parent's level makes nothing.
+ */
+export class LazyChild implements Logger {
+  readonly #parent: Logger;
+  readonly #fields: Record<string, unknown>;
+  #child: Logger | undefined;
+
+  constructor(parent: Logger, fields: Record<string, unknown>) {
+    this.#parent = parent;
+    this.#fields = fields;
+  }
+
+  get level(): LogLevel | undefined {
+    return this.#parent.level;
+  }
+
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    if (this.#writes('debug')) this.#made().debug(msg, fields);
+  }
+  info(msg: string, fields?: Record<string, unknown>): void {
+    if (this.#writes('info')) this.#made().info(msg, fields);
+  }
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    if (this.#writes('warn')) this.#made().warn(msg, fields);
+  }
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.#made().error(msg, fields);
+  }
+  child(fields: Record<string, unknown>): Logger {
+    return this.#made().child(fields);
+  }
+
+  #writes(level: LogLevel): boolean {
+    const least = this.#parent.level;
+    return least === undefined || rank[level] >= rank[least];
+  }
+
+  #made(): Logger {
+    this.#child ??= this.#parent.child(this.#fields);
+    return this.#child;
+  }
 }
 
 export const silentLogger: Logger = createLogger('error', {}, () => {});

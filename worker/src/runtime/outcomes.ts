@@ -4,7 +4,7 @@
  * Each is recorded first and settled after, so a worker killed in between runs the call again and loses
  * nothing.
  */
-import type { Consumer, Delivery } from '../brokers/broker.ts';
+import type { Consumer, Delivery, Settlement } from '../brokers/broker.ts';
 import { CanvasRuntime } from '../canvas/runtime.ts';
 import {
   EtaBeyondHorizonError,
@@ -18,7 +18,7 @@ import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
 import { LogBudget } from '../observe/log-budget.ts';
 import type { Logger } from '../observe/logger.ts';
-import type { WorkerMetrics } from '../observe/metrics.ts';
+import type { TaskTally, WorkerMetrics } from '../observe/metrics.ts';
 import type { ResultBackend, ResultRecord } from '../results/result.ts';
 import type { TaskDefinition } from '../task.ts';
 import { retryDelayMs } from './backoff.ts';
@@ -103,11 +103,11 @@ export interface OutcomeContext {
   readonly queue: string;
   readonly log: Logger;
   readonly clock: Pick<Clock, 'now'>;
-  readonly metrics: Pick<WorkerMetrics, 'tasks' | 'retries' | 'deadLetters'>;
+  readonly metrics: Pick<WorkerMetrics, 'forTask' | 'deadLetters'>;
   /** What follows a call in its workflow: chains, chords, links and errbacks. */
   readonly workflows: Pick<CanvasRuntime, 'succeeded' | 'failed'>;
   /** The consumer deliveries are settled with (the worker has one whenever it has a delivery). */
-  consumer(): Pick<Consumer, 'settle' | 'release' | 'drop'>;
+  consumer(): Pick<Consumer, 'settle' | 'release' | 'drop' | 'storesResults'>;
 }
 
 type Counted = 'success' | 'failure' | 'retry' | 'revoked' | 'expired';
@@ -115,6 +115,8 @@ type Counted = 'success' | 'failure' | 'retry' | 'revoked' | 'expired';
 export class Outcomes {
   readonly #context: OutcomeContext;
   readonly #processed: Record<string, number> = {};
+  #limits: OutcomeLimits | undefined;
+
   /** Dead letters are logged a few per reason and minute; the rest are counted (a flood must not flood the log). */
   readonly #deadLetterLog: LogBudget;
 
@@ -142,22 +144,26 @@ export class Outcomes {
     startedAt: number,
     log: Logger,
   ): Promise<void> {
-    const { app, metrics, queue } = this.#context;
+    const { app } = this.#context;
     const consumer = this.#context.consumer();
     const finishedAt = this.#context.clock.now();
     const kept = (!definition.options.ignoreResult && app.hasBackend) || CanvasRuntime.involved(envelope);
-    const decision = decide(definition, envelope, outcome, { finishedAt, kept, limits: app });
+    // The app's limits, read once (each is an environment lookup): they cannot change once consuming.
+    this.#limits ??= { maxResultBytes: app.maxResultBytes, etaHorizon: app.etaHorizon };
+    const decision = decide(definition, envelope, outcome, { finishedAt, kept, limits: this.#limits });
     if (decision.kind === 'success') {
       if (CanvasRuntime.involved(envelope)) {
         await permanentAs('success', this.#context.workflows.succeeded(envelope, decision.value as JsonValue));
       }
-      await this.#store(definition, {
-        ...this.#record(envelope, 'SUCCESS'),
-        result: decision.value as ResultRecord['result'],
-        startedAt,
-        finishedAt,
-      });
-      await consumer.settle(delivery, { kind: 'ack' });
+      const record = this.#keeps(definition)
+        ? {
+            ...this.#record(envelope, 'SUCCESS'),
+            result: decision.value as ResultRecord['result'],
+            startedAt,
+            finishedAt,
+          }
+        : undefined;
+      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
       this.#count(envelope, 'success');
       log.debug('task succeeded', { ms: finishedAt - startedAt });
       return;
@@ -165,21 +171,26 @@ export class Outcomes {
     if (decision.kind === 'retry') {
       const error = recordError(decision.error);
       const at = decision.at;
-      await this.#store(definition, { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at });
+      const record = this.#keeps(definition)
+        ? { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at }
+        : undefined;
       const next: Envelope = { ...envelope, attempt: envelope.attempt + 1, eta: at };
-      await consumer.settle(delivery, { kind: 'requeue', envelope: next, at });
-      this.#count(envelope, 'retry');
-      metrics.retries.inc({ queue, task: envelope.task });
+      await this.#settleWith(delivery, { kind: 'requeue', envelope: next, at }, definition, record);
+      this.#count(envelope, 'retry').retries++;
       log.warn('task failed; retrying', { error, retryInMs: decision.delayMs });
       return;
     }
     const error = recordError(decision.error);
     const state = decision.kind === 'revoked' ? 'REVOKED' : 'FAILURE';
-    await this.#store(definition, { ...this.#record(envelope, state), error, startedAt, finishedAt });
+    const record = { ...this.#record(envelope, state), error, startedAt, finishedAt };
     if (CanvasRuntime.involved(envelope)) {
+      // Recorded before its workflow is told (its errbacks may read it), acknowledged after.
+      await this.#store(definition, record);
       await permanentAs('failure', this.#context.workflows.failed(envelope, error, state));
+      await consumer.settle(delivery, { kind: 'ack' });
+    } else {
+      await this.#settleWith(delivery, { kind: 'ack' }, definition, this.#keeps(definition) ? record : undefined);
     }
-    await consumer.settle(delivery, { kind: 'ack' });
     this.#count(envelope, decision.kind === 'revoked' ? 'revoked' : 'failure');
     log.warn(decision.kind === 'revoked' ? 'task terminated' : 'task failed', { error });
   }
@@ -260,20 +271,21 @@ export class Outcomes {
     const error = recordError(
       new TaskRevokedError(envelope.id, why === 'expired' ? 'expired before it started' : 'revoked'),
     );
-    await this.#store(definition, {
-      ...this.#record(envelope, 'REVOKED'),
-      error,
-      finishedAt: this.#context.clock.now(),
-    });
-    try {
-      if (CanvasRuntime.involved(envelope)) await this.#context.workflows.failed(envelope, error, 'REVOKED');
-    } catch (failure) {
-      if (!isPermanent(failure)) throw failure;
-      // REVOKED is recorded; its chord or chain cannot be told, and never will be: say so where it shows.
-      const detail = `it was ${why} and not run, but its workflow could not be told: ${messageOf(failure)}`;
-      return this.#deadLetter(delivery, 'unrecordable', detail, { store: false, tell: false });
+    const record = { ...this.#record(envelope, 'REVOKED'), error, finishedAt: this.#context.clock.now() };
+    if (CanvasRuntime.involved(envelope)) {
+      await this.#store(definition, record);
+      try {
+        await this.#context.workflows.failed(envelope, error, 'REVOKED');
+      } catch (failure) {
+        if (!isPermanent(failure)) throw failure;
+        // REVOKED is recorded; its chord or chain cannot be told, and never will be: say so where it shows.
+        const detail = `it was ${why} and not run, but its workflow could not be told: ${messageOf(failure)}`;
+        return this.#deadLetter(delivery, 'unrecordable', detail, { store: false, tell: false });
+      }
+      await this.#context.consumer().settle(delivery, { kind: 'ack' });
+    } else {
+      await this.#settleWith(delivery, { kind: 'ack' }, definition, this.#keeps(definition) ? record : undefined);
     }
-    await this.#context.consumer().settle(delivery, { kind: 'ack' });
     this.#count(envelope, why);
     this.#context.log.info(`task ${why}: not run`, { task: envelope.task, taskId: envelope.id });
   }
@@ -353,9 +365,12 @@ export class Outcomes {
     this.#context.consumer().drop(delivery);
   }
 
-  #count(envelope: Envelope, outcome: Counted): void {
-    this.#context.metrics.tasks.inc({ queue: this.#context.queue, task: envelope.task, outcome });
+  /** Counts a call finished here; its task's tally. */
+  #count(envelope: Envelope, outcome: Counted): TaskTally {
+    const tally = this.#context.metrics.forTask(this.#context.queue, envelope.task);
+    tally.outcomes[outcome]++;
     this.#processed[outcome] = (this.#processed[outcome] ?? 0) + 1;
+    return tally;
   }
 
   #record(envelope: Envelope, state: ResultRecord['state']): ResultRecord {
@@ -371,10 +386,39 @@ export class Outcomes {
     };
   }
 
+  /** Whether a call of this task has its outcome stored: it has a backend and does not ignore results. */
+  #keeps(definition: TaskDefinition): boolean {
+    return !definition.options.ignoreResult && this.#context.app.hasBackend;
+  }
+
   #store(definition: TaskDefinition, record: ResultRecord): Promise<void> {
     const { app } = this.#context;
-    if (definition.options.ignoreResult || !app.hasBackend) return Promise.resolve();
+    if (!this.#keeps(definition)) return Promise.resolve();
     return app.backend.store(record, definition.options.resultExpires ?? app.resultExpires);
+  }
+
+  /**
+   * Settles a delivery with its call's `record` (none: nothing to store) recorded first: in the same
+   * atomic write when the consumer stores results (the backend is the broker's Redis), else through
+   * the backend and then the settlement — two writes, the record always before the settlement.
+   */
+  async #settleWith(
+    delivery: Delivery,
+    settlement: Settlement,
+    definition: TaskDefinition,
+    record: ResultRecord | undefined,
+  ): Promise<void> {
+    const consumer = this.#context.consumer();
+    if (record === undefined) return consumer.settle(delivery, settlement);
+    const ttlMs = definition.options.resultExpires ?? this.#context.app.resultExpires;
+    if (consumer.storesResults) {
+      return consumer.settle(delivery, {
+        ...settlement,
+        result: { id: record.id, json: JSON.stringify(record), ttlMs },
+      });
+    }
+    await this.#context.app.backend.store(record, ttlMs);
+    await consumer.settle(delivery, settlement);
   }
 }
 

@@ -2,7 +2,7 @@ import type { Delivery } from '../brokers/broker.ts';
 import type { WorkerHeartbeat } from '../control.ts';
 import { TaskRevokedError } from '../errors.ts';
 import type { Envelope } from '../message/envelope.ts';
-import type { Logger } from '../observe/logger.ts';
+import { LazyChild, type Logger } from '../observe/logger.ts';
 import type { WorkerMetrics } from '../observe/metrics.ts';
 import type { TaskDefinition } from '../task.ts';
 import type { Clock } from './clock.ts';
@@ -27,7 +27,7 @@ export interface SlotsContext {
   readonly tasks: ReadonlyMap<string, TaskDefinition>;
   readonly clock: Clock;
   readonly log: Logger;
-  readonly metrics: Pick<WorkerMetrics, 'inFlight' | 'wait' | 'duration'>;
+  readonly metrics: Pick<WorkerMetrics, 'forTask'>;
   readonly outcomes: Pick<Outcomes, 'started' | 'finish' | 'unfinished'>;
   /** A slot is free again. */
   freed(): void;
@@ -85,29 +85,31 @@ export class Slots {
 
   /** Runs a call in a slot, and records its outcome. */
   async run(delivery: Delivery): Promise<void> {
-    const { queue, clock, metrics, outcomes } = this.#context;
+    const { clock, outcomes } = this.#context;
     const envelope = delivery.envelope as Envelope;
     const definition = this.#context.tasks.get(envelope.task) as TaskDefinition;
-    const labels = { queue, task: envelope.task };
+    const tally = this.#context.metrics.forTask(this.#context.queue, envelope.task);
     const startedAt = clock.now();
-    const log = this.#context.log.child({ task: envelope.task, taskId: envelope.id, attempt: envelope.attempt });
+    const log = new LazyChild(this.#context.log, {
+      task: envelope.task,
+      taskId: envelope.id,
+      attempt: envelope.attempt,
+    });
     const execution = execute(definition, envelope, log, clock);
     const over = Promise.withResolvers<void>();
     const running: RunningCall = { delivery, envelope, execution, startedAt, settled: false, over: over.promise };
     this.#running.set(delivery.receipt, running);
-    metrics.inFlight.inc({ queue });
-    metrics.wait.observe(labels, Math.max(0, startedAt - Math.max(delivery.enqueuedAt, envelope.eta ?? 0)) / 1000);
+    tally.wait.observe(Math.max(0, startedAt - Math.max(delivery.enqueuedAt, envelope.eta ?? 0)) / 1000);
     const started =
       definition.options.trackStarted && !definition.options.ignoreResult
         ? outcomes.started(definition, envelope, startedAt).catch(() => {})
         : undefined;
     const outcome = await execution.outcome;
     running.settled = true;
-    metrics.duration.observe(labels, (clock.now() - startedAt) / 1000);
+    tally.duration.observe((clock.now() - startedAt) / 1000);
     if (started) await started;
     if (this.#running.get(delivery.receipt) !== running) {
       // Abandoned at shutdown: already handed back for redelivery, so record nothing.
-      metrics.inFlight.dec({ queue });
       over.resolve();
       return;
     }
@@ -117,7 +119,6 @@ export class Slots {
       await outcomes.unfinished(delivery, envelope, definition, error, startedAt, log);
     } finally {
       this.#running.delete(delivery.receipt);
-      metrics.inFlight.dec({ queue });
       this.#context.freed();
       over.resolve();
     }

@@ -136,6 +136,7 @@ export class Worker {
       outcomes,
       freed: () => this.#fetch.freed(),
     });
+    metrics.countInFlight(queue, () => this.#slots.size);
     this.#gates = new RateGates({
       capacity: Math.max(1, this.prefetch),
       clock,
@@ -231,6 +232,7 @@ export class Worker {
         : {}),
       ...(this.#options.maxDeliveries !== undefined ? { maxDeliveries: this.#options.maxDeliveries } : {}),
       ...(this.#options.ordered ? { ordered: true } : {}),
+      ...(this.#app.backendIsBroker ? { storeResults: true } : {}),
     });
     this.#remote?.startHeartbeats(this.#options.heartbeatInterval ?? 2000);
     this.#loop = this.#fetch.run(this.#consumer, this.#fetching.signal);

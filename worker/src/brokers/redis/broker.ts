@@ -25,7 +25,7 @@ import { DEFAULT_MAX_DEAD_LETTERS } from '../dead-letter.ts';
 import { redact } from '../redact.ts';
 import { connect, type Redis, type Scripts, sendWithin, withScripts } from './connection.ts';
 import { RedisConsumer } from './consumer.ts';
-import { chordKeys, GROUP, queueKeys } from './keys.ts';
+import { appKeys, chordKeys, GROUP, queueKeys } from './keys.ts';
 
 export interface RedisBrokerOptions {
   /** @defaultValue 'tf' */
@@ -105,6 +105,7 @@ export class RedisBroker implements Broker, Chords {
     const consumer = new RedisConsumer(this.#redis, queueKeys(this.prefix, queue), {
       maxMessageBytes: this.maxMessageBytes,
       maxDeadLetters: this.maxDeadLetters,
+      results: appKeys(this.prefix),
       ...options,
     });
     await consumer.start();

@@ -137,9 +137,10 @@ export async function sendWithin<T>(redis: Redis, deadline: Deadline | undefined
 }
 
 const scripts = {
-  ack: { numberOfKeys: 1 },
+  // Called with the number of keys first: the queue's five, then one per result in the batch.
+  settle: { numberOfKeys: undefined },
+  read: { numberOfKeys: 3 },
   requeue: { numberOfKeys: 5 },
-  deadLetter: { numberOfKeys: 2, file: 'dead-letter' },
   promoteDelayed: { numberOfKeys: 4, file: 'promote-delayed' },
   recover: { numberOfKeys: 1 },
   extend: { numberOfKeys: 1 },

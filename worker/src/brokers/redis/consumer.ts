@@ -2,7 +2,7 @@ import { decodeEnvelope, type Envelope, InvalidMessageError, LANES, priorityLane
 import type { Consumer, ConsumerOptions, Delivery, Settlement } from '../broker.ts';
 import { boundedDetail, DEFAULT_MAX_DEAD_LETTERS, deadLetterCopy, poison } from '../dead-letter.ts';
 import type { Redis, Scripts } from './connection.ts';
-import { GROUP, type QueueKeys } from './keys.ts';
+import { type appKeys, GROUP, type QueueKeys } from './keys.ts';
 
 /** A delivery from a lane stream: the receipt is `<lane>-<entry id>`. */
 class StreamDelivery implements Delivery {
@@ -42,8 +42,19 @@ class StreamDelivery implements Delivery {
 }
 
 const MAX_BLOCK_MS = 2000;
-const ACK_CHUNK = 1000;
 const PROMOTE_EVERY_MS = 250;
+/** Settlements sent in one script call at most; a bigger tick goes in several. */
+const SETTLE_CHUNK = 1000;
+
+/** Settlements made in the same tick, sent as one settle.lua call (see RedisConsumer.settle). */
+interface SettleBatch {
+  /** The result keys, one per result carried. */
+  readonly keys: string[];
+  /** The operations, as settle.lua reads them. */
+  readonly args: (string | number)[];
+  readonly settled: StreamDelivery[];
+  readonly sent: PromiseWithResolvers<void>;
+}
 
 /**
  * Reads a queue's lane streams through the consumer group. Besides reading, it does the upkeep every
@@ -65,8 +76,11 @@ export class RedisConsumer implements Consumer {
   /** Read beyond what the caller asked for; handed out first next time. */
   #buffer: StreamDelivery[] = [];
   readonly #recoverCursors = ['0-0', '0-0', '0-0'];
-  readonly #pendingAcks: [string[], string[], string[]] = [[], [], []];
-  #ackFlush: Promise<void> | undefined;
+  /** Where results are stored, when settlements carry them (ConsumerOptions.storeResults). */
+  readonly #results: ReturnType<typeof appKeys> | undefined;
+  #batch: SettleBatch | undefined;
+  /** Batches sent and not yet answered. */
+  readonly #sending = new Set<Promise<void>>();
   #nextPromoteAt = 0;
   #nextRecoverAt = 0;
   #recoveries = 0;
@@ -77,8 +91,13 @@ export class RedisConsumer implements Consumer {
   #extendTimer: NodeJS.Timeout | undefined;
   readonly #onClose: (() => void)[] = [];
 
-  constructor(redis: Redis & Scripts, keys: QueueKeys, options: ConsumerOptions & { maxMessageBytes: number }) {
+  constructor(
+    redis: Redis & Scripts,
+    keys: QueueKeys,
+    options: ConsumerOptions & { maxMessageBytes: number; results?: ReturnType<typeof appKeys> },
+  ) {
     this.#redis = redis;
+    this.#results = options.storeResults ? options.results : undefined;
     this.#keys = keys;
     this.#name = options.consumer;
     this.#visibilityMs = options.visibilityTimeoutMs ?? 30_000;
@@ -102,6 +121,10 @@ export class RedisConsumer implements Consumer {
 
   get healthy(): boolean {
     return this.#healthy && !this.#closed;
+  }
+
+  get storesResults(): boolean {
+    return this.#results !== undefined;
   }
 
   onClose(listener: () => void): void {
@@ -158,10 +181,7 @@ export class RedisConsumer implements Consumer {
     // Lane by lane, most urgent first, taking from each only what is still wanted: one read of every
     // lane takes up to `max` from each, and that surplus, handed out on the next calls, would overtake
     // urgent messages still waiting.
-    const waiting: StreamDelivery[] = [];
-    for (const lane of LANES) {
-      if (waiting.length < max) waiting.push(...(await this.#readLanes([lane], max - waiting.length)));
-    }
+    const waiting = await this.#readWaiting(max);
     if (waiting.length > 0) return waiting;
     // Nothing waiting: block on every lane at once. Only what arrives in the moment before the block
     // can come from several lanes; receive() keeps the surplus.
@@ -180,6 +200,19 @@ export class RedisConsumer implements Consumer {
       this.#reading = false;
       signal.removeEventListener('abort', unblock);
     }
+  }
+
+  /** Up to `max` new entries waiting on the lanes, most urgent first, in one round trip (read.lua). */
+  async #readWaiting(max: number): Promise<StreamDelivery[]> {
+    const reply = (await this.#redis.read(...this.#keys.lanes, GROUP, this.#name, max)) as [
+      0 | 1 | 2,
+      [string, string[]][],
+    ][];
+    const deliveries: StreamDelivery[] = [];
+    for (const [lane, entries] of reply) {
+      for (const [id, fields] of entries) deliveries.push(this.#deliver(lane, id, fields, 1));
+    }
+    return deliveries;
   }
 
   /** XREADGROUP of new entries from some lanes, most urgent first; blocks for `block` ms if given. */
@@ -285,81 +318,89 @@ export class RedisConsumer implements Consumer {
     );
   }
 
-  async settle(delivery: Delivery, settlement: Settlement): Promise<void> {
+  /**
+   * Settlements made in the same tick — acknowledgements, retries, dead letters, and the results they
+   * carry — go to Redis as one settle.lua call, atomic: a result and its acknowledgement are written
+   * together or not at all. The batch succeeds or fails as one, and each caller learns which.
+   */
+  settle(delivery: Delivery, settlement: Settlement): Promise<void> {
     const d = delivery as StreamDelivery;
-    try {
-      await this.#settle(d, settlement);
-    } finally {
-      // Settled, or dropped: an entry whose settlement failed stays pending, no longer kept alive, so any
-      // consumer recovers it after the visibility timeout, its delivery counted (never held forever).
+    const { result } = settlement;
+    if (result && !this.#results) {
       this.#held.delete(d.receipt);
+      return Promise.reject(new Error('this consumer does not store results: it was opened without storeResults'));
     }
+    let batch = this.#batch;
+    if (!batch) {
+      const opened: SettleBatch = { keys: [], args: [], settled: [], sent: Promise.withResolvers<void>() };
+      this.#batch = batch = opened;
+      setImmediate(() => this.#send(opened));
+    }
+    if (result && this.#results) {
+      batch.keys.push(this.#results.result(result.id));
+      batch.args.push('R', result.ttlMs, result.json, this.#results.resultChannel(result.id));
+    }
+    this.#operation(batch.args, d, settlement);
+    batch.settled.push(d);
+    if (batch.settled.length >= SETTLE_CHUNK) this.#send(batch);
+    return batch.sent.promise;
   }
 
-  async #settle(d: StreamDelivery, settlement: Settlement): Promise<void> {
-    const source = this.#keys.lanes[d.lane];
+  /** A settlement as settle.lua's operation (see its header). */
+  #operation(args: (string | number)[], d: StreamDelivery, settlement: Settlement): void {
     switch (settlement.kind) {
       case 'ack':
-        await this.#ack(d);
+        args.push('A', d.lane, d.entryId);
         break;
       case 'requeue': {
         const { envelope, at } = settlement;
-        const lane = priorityLane(envelope.priority);
-        await this.#redis.requeue(
-          source,
-          this.#keys.delayed,
-          ...this.#keys.lanes,
-          GROUP,
-          d.entryId,
-          at,
-          lane,
-          JSON.stringify(envelope),
-        );
+        args.push('Q', d.lane, d.entryId, at, priorityLane(envelope.priority), JSON.stringify(envelope));
         break;
       }
       case 'dead-letter': {
         const copy = deadLetterCopy(d.raw, settlement.reason);
-        await this.#redis.deadLetter(
-          source,
-          this.#keys.dead,
-          GROUP,
-          d.entryId,
-          copy.text,
-          settlement.reason,
-          boundedDetail(settlement.detail),
-          d.deliveries,
-          Date.now(),
-          this.#maxDeadLetters,
-          copy.size,
-          copy.sha256 ?? '',
-        );
+        const detail = boundedDetail(settlement.detail);
+        args.push('D', d.lane, d.entryId, copy.text, settlement.reason, detail, d.deliveries, Date.now());
+        args.push(copy.size, copy.sha256 ?? '');
         break;
       }
     }
   }
 
-  drop(delivery: Delivery): void {
-    this.#held.delete(delivery.receipt);
+  /**
+   * Sends a batch (once). Settled or not, its deliveries are no longer kept alive: an entry whose
+   * settlement failed stays pending, so any consumer recovers it after the visibility timeout, its
+   * delivery counted (never held forever).
+   */
+  #send(batch: SettleBatch): void {
+    if (this.#batch !== batch) return;
+    this.#batch = undefined;
+    const { keys, args, settled, sent } = batch;
+    const fixed = [...this.#keys.lanes, this.#keys.delayed, this.#keys.dead];
+    const call = this.#redis.settle(
+      fixed.length + keys.length,
+      ...fixed,
+      ...keys,
+      GROUP,
+      this.#maxDeadLetters,
+      ...args,
+    );
+    const done = call.then(
+      () => {
+        for (const d of settled) this.#held.delete(d.receipt);
+        sent.resolve();
+      },
+      (error: unknown) => {
+        for (const d of settled) this.#held.delete(d.receipt);
+        sent.reject(error);
+      },
+    );
+    this.#sending.add(done);
+    void done.finally(() => this.#sending.delete(done));
   }
 
-  /** Acknowledgements made in the same tick go to Redis as one script call per lane. */
-  #ack(d: StreamDelivery): Promise<void> {
-    this.#pendingAcks[d.lane].push(d.entryId);
-    this.#ackFlush ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
-        const batches = this.#pendingAcks.map((ids, lane) => [lane, ids.splice(0)] as const);
-        this.#ackFlush = undefined;
-        // Lua's unpack() refuses a few thousand values: a huge tick goes in chunks.
-        const calls: Promise<unknown>[] = [];
-        for (const [lane, ids] of batches) {
-          for (let i = 0; i < ids.length; i += ACK_CHUNK) {
-            calls.push(this.#redis.ack(this.#keys.lanes[lane] as string, GROUP, ...ids.slice(i, i + ACK_CHUNK)));
-          }
-        }
-        Promise.all(calls).then(() => resolve(), reject);
-      });
-    });
-    return this.#ackFlush;
+  drop(delivery: Delivery): void {
+    this.#held.delete(delivery.receipt);
   }
 
   async release(deliveries: readonly Delivery[], { counted = false }: { counted?: boolean } = {}): Promise<void> {
@@ -390,7 +431,8 @@ export class RedisConsumer implements Consumer {
     this.#healthy = false;
     clearInterval(this.#extendTimer);
     if (this.#buffer.length > 0) await this.release(this.#buffer.splice(0)).catch(() => {});
-    await this.#ackFlush?.catch(() => {});
+    if (this.#batch) this.#send(this.#batch);
+    await Promise.all(this.#sending);
     this.#blocking.disconnect();
     for (const listener of this.#onClose) listener();
   }

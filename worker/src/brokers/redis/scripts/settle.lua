@@ -1,0 +1,82 @@
+--[[ Settles a batch of deliveries of one queue in one call, with the results they carry: what a
+worker finished in one tick. Atomic, so a result and the acknowledgement of its delivery are written
+together or not at all: a worker killed at any moment never leaves a call acknowledged without its
+result, nor a result without its call being acknowledged later.
+KEYS[1] KEYS[2] KEYS[3] the queue's lane streams 0, 1, 2
+KEYS[4] the queue's delayed set
+KEYS[5] the queue's dead-letter stream
+KEYS[6..] the result keys, one per 'R' operation, in order
+ARGV[1] the consumer group
+ARGV[2] the most dead letters to keep, about: the stream is trimmed oldest first with MAXLEN ~ (whole
+        nodes of it go, so it may hold up to stream-node-max-entries more), so a flood of bad input
+        cannot fill Redis
+ARGV[3..] operations, each a letter followed by its fields:
+  'R' ttl (ms) result (JSON) channel — store a result under the next result key, with its expiry, and
+      publish it on its channel (what store-results.lua does)
+  'A' lane entry-id — acknowledge and delete the entry
+  'Q' lane entry-id due lane message — acknowledge it and enqueue the message, on its lane now when due
+      (at or before the server's time), else in the delayed set (see requeue.lua)
+  'D' lane entry-id message reason detail deliveries at size sha256 — acknowledge it and add a dead
+      letter: the message as received or only its head, the reason (malformed, unsupported-version,
+      too-large, unknown-task, poison, unrecordable), the detail in words, how many times it was
+      delivered, the time (epoch ms), the message's size in bytes, and the whole message's SHA-256
+      when only its head is kept ('' when it is whole)
+Returns the number of entries settled. ]]
+local CHUNK = 1000
+local group = ARGV[1]
+local done = { {}, {}, {} }
+local now
+local results = 5
+local i = 3
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'R' then
+    results = results + 1
+    redis.call('SET', KEYS[results], ARGV[i + 2], 'PX', ARGV[i + 1])
+    redis.call('PUBLISH', ARGV[i + 3], ARGV[i + 2])
+    i = i + 4
+  elseif op == 'A' then
+    local lane = done[tonumber(ARGV[i + 1]) + 1]
+    lane[#lane + 1] = ARGV[i + 2]
+    i = i + 3
+  elseif op == 'Q' then
+    local lane = done[tonumber(ARGV[i + 1]) + 1]
+    lane[#lane + 1] = ARGV[i + 2]
+    if not now then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    local due = tonumber(ARGV[i + 3])
+    if due <= now then
+      redis.call('XADD', KEYS[1 + tonumber(ARGV[i + 4])], '*', 'm', ARGV[i + 5])
+    else
+      redis.call('ZADD', KEYS[4], due, ARGV[i + 4] .. ARGV[i + 5])
+    end
+    i = i + 6
+  elseif op == 'D' then
+    local lane = done[tonumber(ARGV[i + 1]) + 1]
+    lane[#lane + 1] = ARGV[i + 2]
+    local fields = { 'm', ARGV[i + 3], 'reason', ARGV[i + 4], 'detail', ARGV[i + 5], 'deliveries', ARGV[i + 6],
+      'at', ARGV[i + 7], 'source', ARGV[i + 2], 'size', ARGV[i + 8] }
+    if ARGV[i + 9] ~= '' then
+      fields[#fields + 1] = 'sha256'
+      fields[#fields + 1] = ARGV[i + 9]
+    end
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+    i = i + 10
+  else
+    return redis.error_reply('settle.lua: unknown operation ' .. tostring(op) .. ' at argument ' .. i)
+  end
+end
+-- unpack() takes a few thousand values at most: acknowledge in chunks.
+local settled = 0
+for lane = 1, 3 do
+  local ids = done[lane]
+  for from = 1, #ids, CHUNK do
+    local to = math.min(from + CHUNK - 1, #ids)
+    redis.call('XACK', KEYS[lane], group, unpack(ids, from, to))
+    redis.call('XDEL', KEYS[lane], unpack(ids, from, to))
+  end
+  settled = settled + #ids
+end
+return settled
