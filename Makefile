@@ -84,7 +84,7 @@ bench: bench-worker bench-kafka bench-operator ## run the benchmarks and rewrite
 .PHONY: bench-worker
 # The worker and Kafka benchmarks measure the compiled package, as users run it: they build it first, and
 # run without the source condition (NODE_OPTIONS emptied; they refuse to run the sources).
-bench-worker: build ## worker vs BullMQ vs a bare Streams loop, 100,000 tasks (~3 min; needs redis-server, redis-tools)
+bench-worker: build ## worker vs BullMQ, a bare Streams loop and Celery 5 (installed into a venv in the cache), 100,000 tasks, and 1/2/4 workers (~8 min; needs redis-server, redis-tools, python3)
 	NODE_OPTIONS= node bench/worker.ts --tasks 100000 --concurrency 50 --write
 
 .PHONY: bench-kafka

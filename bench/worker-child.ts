@@ -1,19 +1,36 @@
 /**
  * One contender's consumer in a process of its own, so its memory is its own:
- * `node bench/worker-child.ts '<ChildConfig as JSON>'`. It reports on stdout (see support/protocol.ts)
- * and exits when its work is done, or when the parent goes away (its stdin closes).
+ * `node bench/worker-child.ts '<ChildConfig as JSON>'`. It reports on stdout (see support/protocol.ts),
+ * takes the parent's commands on stdin (share mode), and exits when its work is done, or when the
+ * parent goes away (its stdin closes).
  */
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ChildConfig, type ChildMessage, now, type StartConsumer } from './support/protocol.ts';
+import {
+  type ChildConfig,
+  type ChildMessage,
+  now,
+  type ParentCommand,
+  PROGRESS_MS,
+  type StartConsumer,
+} from './support/protocol.ts';
 
 const IDLE_SETTLE_MS = 1000;
 const RSS_SAMPLE_MS = 50;
+/** share mode: the CPU time is read at a completion at most this often (ms), not at every one. */
+const CPU_SAMPLE_MS = 1;
 
 const config = JSON.parse(process.argv[2] ?? '') as ChildConfig;
 const send = (message: ChildMessage) => process.stdout.write(`${JSON.stringify(message)}\n`);
-process.stdin.on('end', () => process.exit(3)).resume();
+const commands = new Map<ParentCommand, PromiseWithResolvers<void>>([
+  ['go', Promise.withResolvers<void>()],
+  ['report', Promise.withResolvers<void>()],
+]);
+createInterface({ input: process.stdin })
+  .on('line', (line) => commands.get(line as ParentCommand)?.resolve())
+  .on('close', () => process.exit(3));
 
 if (config.mode === 'baseline') {
   await sleep(IDLE_SETTLE_MS);
@@ -38,6 +55,8 @@ let last = 0;
 let count = 0;
 let failures = 0;
 let cpuAtFirst = process.cpuUsage();
+let cpuAtLast = cpuAtFirst;
+let cpuReadAt = 0;
 let cpuMicros = 0;
 const latencies: number[] = [];
 const { promise: finished, resolve: finish } = Promise.withResolvers<void>();
@@ -53,13 +72,25 @@ const tick = () => {
     void profiler?.post('Profiler.enable').then(() => profiler.post('Profiler.start'));
   }
   last = t;
-  if (++count === config.tasks) {
+  count++;
+  if (config.mode === 'share') {
+    // Which completion is the last is known only once every worker's count is in: keep the CPU time
+    // of a recent one (getrusage at every completion would cost more than it measures).
+    if (t - cpuReadAt >= CPU_SAMPLE_MS) {
+      cpuAtLast = process.cpuUsage();
+      cpuReadAt = t;
+    }
+  } else if (count === config.tasks) {
     const { user, system } = process.cpuUsage(cpuAtFirst);
     cpuMicros = user + system;
     finish();
   }
 };
 
+if (config.mode === 'share') {
+  send({ type: 'ready', rssIdle: process.memoryUsage.rss() });
+  await commands.get('go')?.promise;
+}
 const stop = await startConsumer(config, {
   started(arg) {
     if (config.mode !== 'latency') return;
@@ -68,7 +99,7 @@ const stop = await startConsumer(config, {
   },
   completed(ok) {
     if (!ok) failures++;
-    if (config.mode === 'drain') tick();
+    if (config.mode !== 'latency') tick();
   },
 });
 
@@ -78,7 +109,17 @@ if (config.mode === 'latency') {
 }
 sampleRss();
 const sampler = setInterval(sampleRss, RSS_SAMPLE_MS);
-await finished;
+if (config.mode === 'share') {
+  let reported = 0;
+  const progress = setInterval(() => {
+    if (count === reported) return;
+    reported = count;
+    send({ type: 'progress', count });
+  }, PROGRESS_MS);
+  await commands.get('report')?.promise;
+  clearInterval(progress);
+  cpuMicros = cpuAtLast.user - cpuAtFirst.user + cpuAtLast.system - cpuAtFirst.system;
+} else await finished;
 clearInterval(sampler);
 sampleRss();
 if (profiler && config.profile) {

@@ -1,12 +1,14 @@
 /**
- * The worker benchmark: Taskfleet against BullMQ and a bare ioredis Streams loop, on one private
- * redis-server, in one run. Every figure is reported beside an anchor measured in the same run.
+ * The worker benchmark: Taskfleet against BullMQ, a bare ioredis Streams loop and Celery 5, on one
+ * private redis-server, in one run; and Taskfleet's drain with 1, 2 and 4 worker processes on that one
+ * Redis. Every figure is reported beside an anchor measured in the same run.
  *
  *   node bench/worker.ts [--tasks 100000] [--concurrency 50] [--rounds 3] [--quick] [--write] [--json FILE]
  *
- * --quick uses 10,000 tasks and one round, for development. --write rewrites the worker section of
- * docs/benchmarks.md (`make bench` does); --json FILE keeps the raw numbers. Consumers run in child
- * processes (bench/worker-child.ts).
+ * --quick uses 10,000 tasks, one round and two of the eight Celery variants, for development. --write
+ * rewrites the worker section of docs/benchmarks.md (`make bench` does); --json FILE keeps the raw
+ * numbers. Consumers run in child processes (bench/worker-child.ts; Celery's: bench/celery/). Celery
+ * is installed on first use into a venv in the cache (bench/celery/contender.ts), not the project.
  *
  * Taskfleet is measured as users run it: the compiled package, `taskfleet` → worker/dist. The bench
  * refuses to start when dist/ is missing or older than worker/src (run `npm run build`; `make
@@ -22,6 +24,15 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { startRedis } from '../test/stack/redis.ts';
+import {
+  CELERY_VARIANTS,
+  type CeleryTarget,
+  type CeleryVariant,
+  enqueue as celeryEnqueue,
+  installCelery,
+  QUICK_CELERY_VARIANTS,
+  startWorker as startCeleryWorker,
+} from './celery/contender.ts';
 import * as bare from './contenders/bare.ts';
 import * as bullmq from './contenders/bullmq.ts';
 import * as ours from './contenders/ours.ts';
@@ -33,12 +44,16 @@ import { type ContenderName, now, type Producer } from './support/protocol.ts';
 import { serverWork, workPerTask } from './support/redis-info.ts';
 import {
   type BenchResults,
+  type BulkResult,
+  type CeleryDrainResult,
+  type CeleryEnqueueResult,
   type DrainResult,
   type EnqueueResult,
   type LatencyResult,
   type RawLimit,
   renderMarkdown,
   renderSummary,
+  type ScaleResult,
   writeWorkerSection,
 } from './support/report.ts';
 
@@ -69,6 +84,18 @@ const LATENCY_TASKS = 2000;
 const LATENCY_INTERVAL_MS = 2;
 const RAW_OPS = flags.quick ? 50_000 : 200_000;
 const drainTimeoutMs = 60_000 + tasks * 5;
+/** Worker processes of ours on the one Redis, each with `concurrency`, draining the same `tasks`. */
+const SCALE_WORKERS = [1, 2, 4];
+/**
+ * Celery drains a tenth of the tasks: it runs at about a thousand a second here, and its rate is
+ * steady long before 10,000. Its producer fills a queue once per round and result setting, kept in a
+ * database of its own; each drain starts from a server-side COPY of it.
+ */
+const CELERY_TASKS = Math.max(1000, Math.floor(tasks / 10));
+const celeryVariants = flags.quick ? QUICK_CELERY_VARIANTS : CELERY_VARIANTS;
+const CELERY_QUEUE = 'bench-celery';
+const CELERY_DB = { broker: 1, backend: 2, filled: { stored: 3, ignored: 4 } };
+const celeryTimeoutMs = 60_000 + CELERY_TASKS * 20;
 
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
@@ -78,13 +105,21 @@ for (const tool of ['redis-server', 'redis-benchmark']) {
   });
 }
 
+const celery = await installCelery(progress);
 const loadAtStart = loadavg()[0] as number;
 const dir = await mkdtemp(join(tmpdir(), 'taskfleet-bench-'));
 const { endpoint, services } = await startRedis(dir);
 const { host, port } = endpoint;
 const admin = new Redis({ host, port });
+const celeryDbs = {
+  broker: new Redis({ host, port, db: CELERY_DB.broker }),
+  backend: new Redis({ host, port, db: CELERY_DB.backend }),
+  stored: new Redis({ host, port, db: CELERY_DB.filled.stored }),
+  ignored: new Redis({ host, port, db: CELERY_DB.filled.ignored }),
+};
 progress(
-  `redis ${endpoint.version} on ${endpoint.url}; ${tasks} tasks, concurrency ${concurrency}, ${rounds} round(s)`,
+  `redis ${endpoint.version} on ${endpoint.url}; ${tasks} tasks, concurrency ${concurrency}, ${rounds} round(s); ` +
+    `Celery ${celery.versions.celery}: ${CELERY_TASKS} tasks, ${celeryVariants.length} variants`,
 );
 
 const producers: Record<ContenderName, (queue: string) => Producer> = {
@@ -201,6 +236,138 @@ async function latency(name: ContenderName): Promise<LatencyResult> {
   return result;
 }
 
+const celeryTarget = (brokerDb: number, variant: Pick<CeleryVariant, 'acksLate' | 'ignoreResult'>): CeleryTarget => ({
+  host,
+  port,
+  brokerDb,
+  backendDb: CELERY_DB.backend,
+  queue: CELERY_QUEUE,
+  ...variant,
+});
+const resultSetting = (ignoreResult: boolean) => (ignoreResult ? 'ignored' : 'stored');
+const filledInRound = new Map<string, number>();
+
+/**
+ * Celery's producer fills its queue (in a database of its own) with CELERY_TASKS calls, once per
+ * round and result setting: the bulk enqueue figure. The messages carry ignore_result, not acks_late
+ * (a worker setting), so every variant with the same result setting drains a copy of the same queue.
+ */
+async function fillCelery(ignoreResult: boolean, round: number): Promise<BulkResult | undefined> {
+  const setting = resultSetting(ignoreResult);
+  const db = celeryDbs[setting];
+  if (filledInRound.get(setting) === round && (await db.exists(CELERY_QUEUE))) return undefined;
+  await db.flushdb();
+  const before = await serverWork(admin);
+  const target = celeryTarget(CELERY_DB.filled[setting], { acksLate: true, ignoreResult });
+  const { seconds, cpuMicros } = await celeryEnqueue(celery, target, 'bulk', CELERY_TASKS, CHUNK);
+  const after = await serverWork(admin);
+  const queued = await db.llen(CELERY_QUEUE);
+  if (queued !== CELERY_TASKS) throw new Error(`Celery's queue holds ${queued} calls after ${CELERY_TASKS} were sent`);
+  filledInRound.set(setting, round);
+  progress(`enqueue celery (results ${setting}): bulk ${Math.round(CELERY_TASKS / seconds)}/s`);
+  return {
+    bulk: CELERY_TASKS / seconds,
+    bulkCpuMicros: cpuMicros / CELERY_TASKS,
+    bulkWork: workPerTask(before, after, CELERY_TASKS),
+  };
+}
+
+async function drainCelery(variant: CeleryVariant, round: number) {
+  const bulk = await fillCelery(variant.ignoreResult, round);
+  await celeryDbs.broker.flushdb();
+  await celeryDbs.backend.flushdb();
+  await celeryDbs[resultSetting(variant.ignoreResult)].copy(CELERY_QUEUE, CELERY_QUEUE, 'DB', CELERY_DB.broker);
+  const before = await serverWork(admin);
+  const worker = startCeleryWorker(
+    celery,
+    celeryTarget(CELERY_DB.broker, variant),
+    variant,
+    CELERY_TASKS,
+    celeryTimeoutMs,
+  );
+  const done = await worker.done;
+  const after = await serverWork(admin);
+  await worker.stop();
+  if (done.failures > 0) throw new Error(`${variant.label}: ${done.failures} of ${CELERY_TASKS} no-op tasks failed`);
+  const seconds = (done.last - done.first) / 1000;
+  const result: CeleryDrainResult = {
+    ...variant,
+    tasks: CELERY_TASKS,
+    tasksPerSecond: (done.count - 1) / seconds,
+    seconds,
+    cpuMicros: done.cpuMicros / done.count,
+    rssPeak: done.rssPeak,
+    work: workPerTask(before, after, CELERY_TASKS),
+  };
+  progress(`drain ${variant.label}: ${Math.round(result.tasksPerSecond)} tasks/s`);
+  return { result, bulk };
+}
+
+/** Celery's `apply_async` in a loop, each call returning once published. */
+async function enqueueCelerySingly(ignoreResult: boolean): Promise<number> {
+  await celeryDbs.broker.flushdb();
+  const target = celeryTarget(CELERY_DB.broker, { acksLate: true, ignoreResult });
+  const { seconds } = await celeryEnqueue(celery, target, 'one', SINGLE_TASKS);
+  const awaited = SINGLE_TASKS / seconds;
+  progress(`enqueue celery (results ${resultSetting(ignoreResult)}): apply_async ${Math.round(awaited)}/s`);
+  return awaited;
+}
+
+/**
+ * Our drain of the same `tasks` by several worker processes on the one Redis: they load, start
+ * consuming together, report their counts as they go; once the counts add up, each reports its first
+ * and last completion and its CPU time.
+ */
+async function scale(workers: number, round: number): Promise<ScaleResult> {
+  await admin.flushall();
+  const queue = `bench-scale-${workers}-${round}`;
+  const producer = producers.ours(queue);
+  await producer.bulk(tasks, CHUNK);
+  await producer.close();
+  const config = {
+    contender: 'ours',
+    mode: 'share',
+    host,
+    port,
+    queue,
+    tasks,
+    concurrency,
+    ignoreResult: false,
+  } as const;
+  const children = Array.from({ length: workers }, () => startChild(config, drainTimeoutMs));
+  await Promise.all(children.map((child) => child.ready));
+  const counts = children.map(() => 0);
+  const counted = Promise.withResolvers<void>();
+  children.forEach((child, i) => {
+    child.onProgress((count) => {
+      counts[i] = count;
+      if (counts.reduce((a, b) => a + b, 0) >= tasks) counted.resolve();
+    });
+  });
+  const before = await serverWork(admin);
+  for (const child of children) child.command('go');
+  // A child's done settles before the count only if it fails.
+  await Promise.race([counted.promise, ...children.map((child) => child.done)]);
+  for (const child of children) child.command('report');
+  const dones = await Promise.all(children.map((child) => child.done));
+  const after = await serverWork(admin);
+  await Promise.all(children.map((child) => child.exited));
+  const failures = dones.reduce((n, d) => n + d.failures, 0);
+  if (failures > 0) throw new Error(`${workers} workers: ${failures} of ${tasks} no-op tasks failed`);
+  const busy = dones.filter((d) => d.count > 0);
+  const seconds = (Math.max(...busy.map((d) => d.last)) - Math.min(...busy.map((d) => d.first))) / 1000;
+  const result: ScaleResult = {
+    workers,
+    tasksPerSecond: (tasks - 1) / seconds,
+    seconds,
+    cpuMicros: dones.reduce((n, d) => n + d.cpuMicros, 0) / tasks,
+    rssPeak: Math.max(...dones.map((d) => d.rssPeak)),
+    work: workPerTask(before, after, tasks),
+  };
+  progress(`drain ours, ${workers} worker(s): ${Math.round(result.tasksPerSecond)} tasks/s`);
+  return result;
+}
+
 /** The RSS of a child that loads no contender: Node, and the TypeScript it strips, in every figure. */
 async function baselineRss(): Promise<number> {
   const child = startChild(
@@ -278,6 +445,7 @@ async function machine() {
     redis: endpoint.version,
     bullmq: (JSON.parse(bullmqPackage) as { version: string }).version,
     ioredis: (JSON.parse(ioredisPackage) as { version: string }).version,
+    celery: celery.versions,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     load: [loadAtStart, loadavg()[0] as number] as [number, number],
   };
@@ -285,22 +453,44 @@ async function machine() {
 
 try {
   const drains = new Map<string, DrainResult>();
-  const bulks = new Map<string, Pick<EnqueueResult, 'bulk' | 'bulkCpuMicros' | 'bulkWork'>>();
+  const bulks = new Map<string, BulkResult>();
   const singles = new Map<string, Pick<EnqueueResult, 'awaited' | 'inFlight'>>();
+  const celeryDrains = new Map<string, CeleryDrainResult>();
+  const celeryBulks = new Map<string, BulkResult>();
+  const celerySingles = new Map<string, number>();
+  const scales = new Map<string, ScaleResult>();
+  // Alternate the order, so no contender always runs first (or last) on a warming machine.
+  const inTurn = async (round: number, jobs: (() => Promise<void>)[]) => {
+    for (const job of round % 2 === 0 ? jobs : jobs.toReversed()) await job();
+  };
   for (let round = 0; round < rounds; round++) {
-    // Alternate the order, so no contender always runs first (or last) on a warming machine.
-    const order = round % 2 === 0 ? [...drainContenders] : [...drainContenders].reverse();
-    for (const contender of order) {
-      const { result, ...bulk } = await drain(contender, round);
-      keepBest(drains, contender.label, result, (r) => r.tasksPerSecond);
-      keepBest(bulks, contender.name, bulk, (r) => r.bulk);
-    }
-    for (const name of round % 2 === 0
-      ? (['ours', 'bullmq', 'bare'] as const)
-      : (['bare', 'bullmq', 'ours'] as const)) {
-      const single = await enqueueSingly(name, round);
-      keepBest(singles, name, single, (r) => r.awaited + r.inFlight);
-    }
+    await inTurn(round, [
+      ...drainContenders.map((contender) => async () => {
+        const { result, ...bulk } = await drain(contender, round);
+        keepBest(drains, contender.label, result, (r) => r.tasksPerSecond);
+        keepBest(bulks, contender.name, bulk, (r) => r.bulk);
+      }),
+      ...celeryVariants.map((variant) => async () => {
+        const { result, bulk } = await drainCelery(variant, round);
+        keepBest(celeryDrains, variant.label, result, (r) => r.tasksPerSecond);
+        if (bulk) keepBest(celeryBulks, resultSetting(variant.ignoreResult), bulk, (r) => r.bulk);
+      }),
+    ]);
+    await inTurn(round, [
+      ...(['ours', 'bullmq', 'bare'] as const).map((name) => async () => {
+        const single = await enqueueSingly(name, round);
+        keepBest(singles, name, single, (r) => r.awaited + r.inFlight);
+      }),
+      ...[false, true].map((ignoreResult) => async () => {
+        keepBest(celerySingles, resultSetting(ignoreResult), await enqueueCelerySingly(ignoreResult), (r) => r);
+      }),
+    ]);
+    await inTurn(
+      round,
+      SCALE_WORKERS.map((workers) => async () => {
+        keepBest(scales, String(workers), await scale(workers, round), (r) => r.tasksPerSecond);
+      }),
+    );
   }
   const harnessRss = await baselineRss();
   const latencies: LatencyResult[] = [];
@@ -321,9 +511,24 @@ try {
     drain: drainContenders.map((c) => drains.get(c.label) as DrainResult),
     enqueue: (['ours', 'bullmq', 'bare'] as const).map((name) => ({
       name,
-      ...(bulks.get(name) as Pick<EnqueueResult, 'bulk' | 'bulkCpuMicros' | 'bulkWork'>),
+      ...(bulks.get(name) as BulkResult),
       ...(singles.get(name) as Pick<EnqueueResult, 'awaited' | 'inFlight'>),
     })),
+    celery: {
+      tasks: CELERY_TASKS,
+      drain: celeryVariants.map((v) => celeryDrains.get(v.label) as CeleryDrainResult),
+      // --quick fills only the queue of results stored: a setting no variant drained has no bulk figure.
+      enqueue: (['stored', 'ignored'] as const)
+        .filter((setting) => celeryBulks.has(setting))
+        .map(
+          (setting): CeleryEnqueueResult => ({
+            ignoreResult: setting === 'ignored',
+            ...(celeryBulks.get(setting) as BulkResult),
+            awaited: celerySingles.get(setting) as number,
+          }),
+        ),
+    },
+    scale: SCALE_WORKERS.map((workers) => scales.get(String(workers)) as ScaleResult),
     latency: latencies,
     harnessRss,
     raw,
@@ -337,6 +542,7 @@ try {
   }
 } finally {
   admin.disconnect();
+  for (const db of Object.values(celeryDbs)) db.disconnect();
   for (const service of services) await service.stop();
   await rm(dir, { recursive: true, force: true });
 }

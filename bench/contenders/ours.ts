@@ -41,7 +41,7 @@ export const startConsumer: StartConsumer = async (config: ChildConfig, hooks) =
     concurrency: config.concurrency,
     logger: createLogger('warn', {}, (line) => process.stderr.write(line)),
   });
-  onCompletion(worker, (success) => hooks.completed(success));
+  onCompletion(worker, 'noop', (success) => hooks.completed(success));
   await worker.start();
   return async () => {
     await worker.stop({ graceMs: 1000 });

@@ -49,7 +49,7 @@ export const startConsumer: StartConsumer = async (config: ChildConfig, hooks) =
     // 'error': the one warning it would give here is that there is no result backend, which is the setup.
     logger: createLogger('error', {}, (line) => process.stderr.write(line)),
   });
-  onCompletion(worker, (success) => hooks.completed(success));
+  onCompletion(worker, 'noop', (success) => hooks.completed(success));
   await worker.start();
   return async () => {
     await worker.stop({ graceMs: 1000 });

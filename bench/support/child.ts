@@ -2,18 +2,22 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { childEnv } from './compiled.ts';
-import type { ChildConfig, ChildMessage } from './protocol.ts';
+import type { ChildConfig, ChildMessage, ParentCommand } from './protocol.ts';
 
 type Ready = Extract<ChildMessage, { type: 'ready' }>;
 type Done = Extract<ChildMessage, { type: 'done' }>;
 
 export interface Child {
-  /** The child's first message in latency mode: started and idle. */
+  /** The child's first message in latency mode (started and idle) and share mode (loaded). */
   ready: Promise<Ready>;
   /** Its work is done; it exits right after. */
   done: Promise<Done>;
   /** Resolves when it has exited cleanly. */
   exited: Promise<void>;
+  /** share mode: calls `listener` with the child's count each time it reports one. */
+  onProgress(listener: (count: number) => void): void;
+  /** share mode: tells the child to start consuming (`go`) or to report what it did (`report`). */
+  command(command: ParentCommand): void;
 }
 
 const CHILD = new URL('../worker-child.ts', import.meta.url).pathname;
@@ -36,9 +40,11 @@ export function startChild(config: ChildConfig, timeoutMs: number, nodeFlags: st
     done.reject(error);
     child.kill('SIGKILL');
   }, timeoutMs);
+  let progress = (_count: number) => {};
   createInterface({ input: child.stdout }).on('line', (line) => {
     const message = JSON.parse(line) as ChildMessage;
     if (message.type === 'ready') ready.resolve(message);
+    else if (message.type === 'progress') progress(message.count);
     else {
       clearTimeout(timer);
       done.resolve(message);
@@ -55,5 +61,15 @@ export function startChild(config: ChildConfig, timeoutMs: number, nodeFlags: st
   });
   ready.promise.catch(() => {});
   exited.catch(() => {});
-  return { ready: ready.promise, done: done.promise, exited };
+  return {
+    ready: ready.promise,
+    done: done.promise,
+    exited,
+    onProgress(listener) {
+      progress = listener;
+    },
+    command(command) {
+      child.stdin.write(`${command}\n`);
+    },
+  };
 }

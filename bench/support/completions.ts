@@ -1,15 +1,20 @@
 import type { Worker } from 'taskfleet';
 
 /**
- * Calls `completed` for each call a worker finishes. The worker counts an outcome right after its
- * delivery is settled: hooking that counter measures the worker as it ships, without an event API
- * added for the benchmarks.
+ * Calls `completed` for each call of `task` a worker finishes. The worker counts an outcome in its
+ * task's tally right after the delivery is settled (WorkerMetrics.forTask): watching that count
+ * measures the worker as it ships, without an event API added for the benchmarks.
  */
-export function onCompletion(worker: Worker, completed: (success: boolean) => void): void {
-  const counter = worker.metrics.tasks;
-  const inc = counter.inc.bind(counter) as (labels: Record<string, string>) => void;
-  counter.inc = ((labels: Record<string, string>) => {
-    inc(labels);
-    completed(labels.outcome === 'success');
-  }) as typeof counter.inc;
+export function onCompletion(worker: Worker, task: string, completed: (success: boolean) => void): void {
+  const { outcomes } = worker.metrics.forTask(worker.queue, task);
+  for (const outcome of ['success', 'failure'] as const) {
+    let count = outcomes[outcome];
+    Object.defineProperty(outcomes, outcome, {
+      get: () => count,
+      set: (value: number) => {
+        count = value;
+        completed(outcome === 'success');
+      },
+    });
+  }
 }

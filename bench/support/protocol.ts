@@ -13,11 +13,20 @@ export type ContenderName = 'ours' | 'bullmq' | 'bare';
 
 /**
  * drain: consume `tasks` calls already enqueued, as fast as possible.
+ * share: one of several workers draining the same queue: load the contender, report ready, start
+ * consuming on the parent's `go` (a line on stdin), report progress (its count so far) every
+ * PROGRESS_MS, and report done on the parent's `report`, once the workers' counts add up to the tasks.
  * latency: start on an empty queue, report ready, then time each call from its enqueue to its start.
  * baseline: load no contender, report ready and exit: the memory of the harness itself (Node, and
  * the TypeScript it strips), which every contender's figure includes.
  */
-export type Mode = 'drain' | 'latency' | 'baseline';
+export type Mode = 'drain' | 'share' | 'latency' | 'baseline';
+
+/** How often a worker in share mode reports its count. */
+export const PROGRESS_MS = 50;
+
+/** What the parent writes to a child's stdin, one per line (share mode). */
+export type ParentCommand = 'go' | 'report';
 
 export interface ChildConfig {
   contender: ContenderName;
@@ -35,9 +44,10 @@ export interface ChildConfig {
 
 export type ChildMessage =
   | { type: 'ready'; rssIdle: number }
+  | { type: 'progress'; count: number }
   | {
       type: 'done';
-      /** First and last completion (drain) or start (latency), epoch ms. */
+      /** First and last completion (drain, share) or start (latency), epoch ms. */
       first: number;
       last: number;
       count: number;

@@ -1,3 +1,4 @@
+import type { CeleryInstall, CeleryVariant } from '../celery/contender.ts';
 import type { ProfileSummary } from './cpu-profile.ts';
 import { writeDocSection } from './doc.ts';
 import type { ContenderName } from './protocol.ts';
@@ -16,17 +17,50 @@ export interface DrainResult {
   work: WorkPerTask;
 }
 
-export interface EnqueueResult {
-  name: ContenderName;
+/** A bulk enqueue: what the drain starts with. */
+export interface BulkResult {
   /** tasks/s, bulk in chunks. */
   bulk: number;
   /** The producer's CPU time per task, bulk, µs. */
   bulkCpuMicros: number;
   bulkWork: WorkPerTask;
+}
+
+export interface EnqueueResult extends BulkResult {
+  name: ContenderName;
   /** tasks/s, one call awaited at a time. */
   awaited: number;
   /** tasks/s, a fixed number of calls in flight. */
   inFlight: number;
+}
+
+export interface CeleryDrainResult extends CeleryVariant {
+  tasks: number;
+  tasksPerSecond: number;
+  seconds: number;
+  /** The worker's processes' CPU time (user + system) per task, µs, pool processes included. */
+  cpuMicros: number;
+  /** The RSS of the worker's processes, summed. */
+  rssPeak: number;
+  work: WorkPerTask;
+}
+
+export interface CeleryEnqueueResult extends BulkResult {
+  ignoreResult: boolean;
+  /** tasks/s, `apply_async` in a loop. */
+  awaited: number;
+}
+
+/** Our default drain of the same tasks by several worker processes on one Redis. */
+export interface ScaleResult {
+  workers: number;
+  tasksPerSecond: number;
+  seconds: number;
+  /** Every worker's CPU time, added up, per task, µs. */
+  cpuMicros: number;
+  /** The largest worker's. */
+  rssPeak: number;
+  work: WorkPerTask;
 }
 
 export interface LatencyResult {
@@ -54,6 +88,7 @@ export interface BenchResults {
     redis: string;
     bullmq: string;
     ioredis: string;
+    celery: CeleryInstall['versions'];
     date: string;
     /** The 1-minute load average when the run started and when it ended. */
     load: [number, number];
@@ -70,13 +105,15 @@ export interface BenchResults {
   drain: DrainResult[];
   enqueue: EnqueueResult[];
   latency: LatencyResult[];
+  celery: { tasks: number; drain: CeleryDrainResult[]; enqueue: CeleryEnqueueResult[] };
+  scale: ScaleResult[];
   /** RSS of a child process that loads no contender. */
   harnessRss: number;
   raw: RawLimit;
   profile: ProfileSummary;
 }
 
-const GOALS = { drainVsBullmq: 3, drainVsBare: 0.5, bulkVsBullmq: 3 };
+const GOALS = { drainVsBullmq: 3, drainVsBare: 0.5, ignoreVsBare: 0.7, bulkVsBullmq: 3 };
 
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number, digits = 2) => n.toFixed(digits);
@@ -114,10 +151,12 @@ export function headline(r: BenchResults) {
     bare,
     vsBullmq: ours.tasksPerSecond / bullmq.tasksPerSecond,
     vsBare: ours.tasksPerSecond / bare.tasksPerSecond,
+    ignoreVsBare: oursIgnore.tasksPerSecond / bare.tasksPerSecond,
     bulk,
     goals: {
       drainVsBullmq: ours.tasksPerSecond / bullmq.tasksPerSecond >= GOALS.drainVsBullmq,
       drainVsBare: ours.tasksPerSecond / bare.tasksPerSecond >= GOALS.drainVsBare,
+      ignoreVsBare: oursIgnore.tasksPerSecond / bare.tasksPerSecond >= GOALS.ignoreVsBare,
       bulkVsBullmq: bulk >= GOALS.bulkVsBullmq,
     },
   };
@@ -135,13 +174,30 @@ export function renderSummary(r: BenchResults): string {
         `peak RSS ${mib(d.rssPeak).padStart(8)}  ${fixed(d.work.commands)} Redis commands/task  ${fixed(d.work.cpuMicros, 1)} µs Redis CPU/task`,
     ),
     `  ours/BullMQ ${ratio(h.vsBullmq)} (goal ≥ ${GOALS.drainVsBullmq}×: ${h.goals.drainVsBullmq ? 'met' : 'MISSED'})` +
-      `   ours/bare ${percent(h.vsBare)} (goal ≥ ${percent(GOALS.drainVsBare)}: ${h.goals.drainVsBare ? 'met' : 'MISSED'})`,
+      `   ours/bare ${percent(h.vsBare)} (goal ≥ ${percent(GOALS.drainVsBare)}: ${h.goals.drainVsBare ? 'met' : 'MISSED'})` +
+      `   ignoreResult/bare ${percent(h.ignoreVsBare)} (goal ≥ ${percent(GOALS.ignoreVsBare)}: ${h.goals.ignoreVsBare ? 'met' : 'MISSED'})`,
     'enqueue (tasks/s):',
     ...r.enqueue.map(
       (e) =>
         `  ${e.name.padEnd(8)} bulk ${int(e.bulk).padStart(8)} (${fixed(e.bulkCpuMicros, 1)} µs CPU/task)   awaited ${int(e.awaited).padStart(7)}   ${r.inFlight} in flight ${int(e.inFlight).padStart(7)}`,
     ),
     `  bulk ours/BullMQ ${ratio(h.bulk)} (goal ≥ ${GOALS.bulkVsBullmq}×: ${h.goals.bulkVsBullmq ? 'met' : 'MISSED'})`,
+    `celery ${r.machine.celery.celery} (${int(r.celery.tasks)} tasks, best of ${r.rounds}):`,
+    ...r.celery.drain.map(
+      (d) =>
+        `  ${d.label.padEnd(28)} ${int(d.tasksPerSecond).padStart(7)} tasks/s  ${fixed(d.cpuMicros, 1).padStart(6)} µs CPU/task  ` +
+        `peak RSS ${mib(d.rssPeak).padStart(8)}  ${fixed(d.work.commands)} Redis commands/task  ours/it ${ratio(h.ours.tasksPerSecond / d.tasksPerSecond)}`,
+    ),
+    ...r.celery.enqueue.map(
+      (e) =>
+        `  enqueue, results ${e.ignoreResult ? 'ignored' : 'stored '}  group ${int(e.bulk).padStart(6)}/s (${fixed(e.bulkCpuMicros, 1)} µs CPU/task)   apply_async ${int(e.awaited).padStart(6)}/s`,
+    ),
+    'scale (ours, default settings, one Redis):',
+    ...r.scale.map(
+      (c) =>
+        `  ${String(c.workers).padStart(2)} worker(s) ${int(c.tasksPerSecond).padStart(8)} tasks/s  ${fixed(c.cpuMicros, 1).padStart(5)} µs CPU/task (all)  ` +
+        `${fixed(c.work.cpuMicros, 1)} µs Redis CPU/task  Redis busy ${percent((c.tasksPerSecond * c.work.cpuMicros) / 1e6)}`,
+    ),
     'latency enqueue → start (ms):',
     ...r.latency.map(
       (l) =>
@@ -181,6 +237,112 @@ function topCommands(work: WorkPerTask): string {
     .join(', ');
 }
 
+function celeryName(v: CeleryVariant): string {
+  const acks = v.acksLate ? '`acks_late`' : 'acked on receipt';
+  return `Celery, ${v.pool} \`-c ${v.concurrency}\`, ${acks}, ${v.ignoreResult ? '`ignore_result`' : 'results stored'}`;
+}
+
+/** What a task costs the machine: the consumer's (or producer's) CPU plus Redis's, µs. */
+const machineCost = (d: { cpuMicros: number; work: WorkPerTask }) => d.cpuMicros + d.work.cpuMicros;
+
+/** Taskfleet's default against the Celery setting closest to it (acks_late, results stored), per pool. */
+function celeryVerdict(r: BenchResults): string {
+  const ours = headline(r).ours;
+  const closest = r.celery.drain.filter((d) => d.acksLate && !d.ignoreResult);
+  if (closest.length === 0) return '';
+  const each = closest.map(
+    (d) =>
+      `**${ratio(ours.tasksPerSecond / d.tasksPerSecond)}** Celery's rate with \`${d.pool} -c ${d.concurrency}\` ` +
+      `(a task costing the machine ${ratio(machineCost(d) / machineCost(ours))} less CPU, worker + Redis)`,
+  );
+  const fastest = r.celery.drain.reduce((a, b) => (b.tasksPerSecond > a.tasksPerSecond ? b : a));
+  return `
+For a Celery user: with Celery's settings closest to Taskfleet's defaults (\`acks_late\`, results
+stored), one Taskfleet worker process drained ${each.join(' and ')}. Celery's fastest
+setting here (${celeryName(fastest)}, ${int(fastest.tasksPerSecond)} tasks/s) gives up some of that, and is still
+${ratio(ours.tasksPerSecond / fastest.tasksPerSecond)} slower than Taskfleet's default.`;
+}
+
+/** The commands per call that Celery's group publish costs Redis, as measured. */
+function celeryEnqueueCommands(r: BenchResults): string {
+  return r.celery.enqueue
+    .map((e) => `${e.ignoreResult ? '`ignore_result`' : 'results stored'}: ${topCommands(e.bulkWork)}`)
+    .join('; ');
+}
+
+/** How busy each drain kept Redis (its CPU per task × the rate): which consumers Redis may have limited. */
+function redisShare(r: BenchResults): string {
+  const busy = (d: DrainResult) => (d.work.cpuMicros * d.tasksPerSecond) / 1e6;
+  const each = r.drain.map(
+    (d) => `${percent(busy(d))} (${DRAIN_NAMES[d.label]}, ${fixed(d.work.cpuMicros, 1)} µs per task)`,
+  );
+  const near = r.drain.filter((d) => busy(d) >= 0.85).map((d) => DRAIN_NAMES[d.label]);
+  return `Redis, on one thread, was busy for ${each.join(', ')} of each drain: ${
+    near.length === 0 ? 'it limited none of them' : `near its limit for ${near.join(' and ')}, which it may have slowed`
+  }.`;
+}
+
+function renderScale(r: BenchResults): string {
+  const { nproc } = r.machine;
+  const one = r.scale.find((c) => c.workers === 1) ?? (r.scale[0] as ScaleResult);
+  const busiest = r.scale.reduce((a, b) => (b.tasksPerSecond > a.tasksPerSecond ? b : a));
+  const redisBusy = (c: ScaleResult) => (c.tasksPerSecond * c.work.cpuMicros) / 1e6;
+  const cpusBusy = (c: ScaleResult) => (c.tasksPerSecond * machineCost(c)) / 1e6 / nproc;
+  /** Redis runs commands on one thread: one CPU's worth of its work per task is all it can take. */
+  const redisCeiling = (c: ScaleResult) => 1e6 / c.work.cpuMicros;
+  const machineCeiling = (c: ScaleResult) => (nproc * 1e6) / machineCost(c);
+  const ceiling = redisCeiling(busiest);
+  const workerCores = (ceiling * busiest.cpuMicros) / 1e6;
+  const limit =
+    redisBusy(busiest) >= 0.85
+      ? `**Redis is the limit here**: with ${busiest.workers} workers it was busy ${percent(redisBusy(busiest))} of the drain.`
+      : `**On these ${nproc} CPUs, the CPUs run out before Redis does**: with ${busiest.workers} worker(s), the fastest here, workers and
+Redis kept the ${nproc} CPUs ${percent(cpusBusy(busiest))} busy while Redis itself was busy ${percent(redisBusy(busiest))}; worker processes beyond the
+CPUs only share the same CPUs. Redis would become the limit at about ${int(ceiling)} tasks/s (1 s ÷ its
+${fixed(busiest.work.cpuMicros, 1)} µs per task), which takes about ${fixed(workerCores + 1, 1)} CPUs: ${fixed(workerCores, 1)} for workers at ${fixed(busiest.cpuMicros, 1)} µs per task,
+and Redis's own.`;
+  return `### Scale: 1, 2 and 4 worker processes on one Redis
+
+The drain above (${int(r.tasks)} tasks, Taskfleet's defaults, concurrency ${r.concurrency} per worker) by several
+worker processes at once, each its own \`Worker\` in a process of its own, on the same queue and Redis.
+They start consuming together; the clock runs from the first completion in any of them to the last in any.
+
+${table(
+  [
+    'worker processes',
+    'tasks/s',
+    '÷ 1 worker',
+    '% of pipelined XADD',
+    'worker CPU µs / task (all workers)',
+    'Redis CPU µs / task',
+    'Redis commands / task',
+    'Redis busy',
+    `${nproc} CPUs busy (workers + Redis)`,
+    'Redis alone could take (tasks/s)',
+    `${nproc} CPUs could take (tasks/s)`,
+  ],
+  r.scale.map((c) => [
+    String(c.workers),
+    int(c.tasksPerSecond),
+    ratio(c.tasksPerSecond / one.tasksPerSecond),
+    percent(c.tasksPerSecond / r.raw.pipelined),
+    fixed(c.cpuMicros, 1),
+    fixed(c.work.cpuMicros, 1),
+    fixed(c.work.commands),
+    percent(redisBusy(c)),
+    percent(cpusBusy(c)),
+    int(redisCeiling(c)),
+    int(machineCeiling(c)),
+  ]),
+)}
+
+Redis runs commands on one thread, so at a given cost per task it can take at most 1 s ÷ its CPU per
+task, however many workers feed it ("Redis alone could take"); the pipelined \`XADD\` ceiling above
+(${int(r.raw.pipelined)}/s) bounds any Streams queue further up. Workers and Redis share the machine's ${nproc} CPUs, so
+together they can take at most ${nproc} s of CPU per second ÷ their CPU per task ("${nproc} CPUs could take").
+${limit}`;
+}
+
 export function renderMarkdown(r: BenchResults): string {
   const h = headline(r);
   const m = r.machine;
@@ -188,19 +350,21 @@ export function renderMarkdown(r: BenchResults): string {
   const bullLatency = pick(r.latency, 'bullmq');
   const ourEnqueue = pick(r.enqueue, 'ours');
   const bullEnqueue = pick(r.enqueue, 'bullmq');
-  // The work a task costs the machine: the consumer's (or producer's) CPU plus Redis's.
-  const cpu = (d: DrainResult) => d.cpuMicros + d.work.cpuMicros;
+  const celeryEnqueue = r.celery.enqueue.find((e) => !e.ignoreResult) as CeleryEnqueueResult;
+  const cpu = machineCost;
   const bulkCpu = (e: EnqueueResult) => e.bulkCpuMicros + e.bulkWork.cpuMicros;
   const byCpu = {
     drainVsBullmq: cpu(h.bullmq) / cpu(h.ours),
     drainVsBare: cpu(h.bare) / cpu(h.ours),
+    ignoreVsBare: cpu(h.bare) / cpu(h.oursIgnore),
     bulkVsBullmq: bulkCpu(bullEnqueue) / bulkCpu(ourEnqueue),
   };
   const peak = (name: ContenderName) => (r.drain.find((d) => d.label === name) as DrainResult).rssPeak;
   return `## Worker
 
 Measured ${m.date} on ${m.nproc} CPUs (${m.cpu}), Node ${m.node}, Redis ${m.redis}, BullMQ ${m.bullmq},
-ioredis ${m.ioredis} (1-minute load average ${fixed(m.load[0])} at the start, ${fixed(m.load[1])} at the end), with
+ioredis ${m.ioredis}, Celery ${m.celery.celery} (kombu ${m.celery.kombu}, redis-py ${m.celery.redis}, Python ${m.celery.python})
+(1-minute load average ${fixed(m.load[0])} at the start, ${fixed(m.load[1])} at the end), with
 
 \`\`\`sh
 make bench   # ${r.command}
@@ -227,6 +391,7 @@ BullMQ; what share of Taskfleet's cost the bare loop's is).
 | --- | --- | --- | --- |
 | drain: Taskfleet ≥ ${GOALS.drainVsBullmq}× BullMQ | ${ratio(h.vsBullmq)} | ${verdict(h.goals.drainVsBullmq, byCpu.drainVsBullmq >= GOALS.drainVsBullmq)} | ${ratio(byCpu.drainVsBullmq)} |
 | drain: Taskfleet ≥ ${percent(GOALS.drainVsBare)} of the bare Streams loop | ${percent(h.vsBare)} | ${verdict(h.goals.drainVsBare, byCpu.drainVsBare >= GOALS.drainVsBare)} | ${percent(byCpu.drainVsBare)} |
+| drain, \`ignoreResult: true\`: Taskfleet ≥ ${percent(GOALS.ignoreVsBare)} of the bare Streams loop | ${percent(h.ignoreVsBare)} | ${verdict(h.goals.ignoreVsBare, byCpu.ignoreVsBare >= GOALS.ignoreVsBare)} | ${percent(byCpu.ignoreVsBare)} |
 | bulk enqueue: Taskfleet ≥ ${GOALS.bulkVsBullmq}× BullMQ | ${ratio(h.bulk)} | ${verdict(h.goals.bulkVsBullmq, byCpu.bulkVsBullmq >= GOALS.bulkVsBullmq)} | ${ratio(byCpu.bulkVsBullmq)} |
 
 Taskfleet here is what users get by default: a result backend on the broker's Redis, every outcome
@@ -252,18 +417,33 @@ ${table(
     'Redis CPU µs / task',
     'heaviest commands / task',
   ],
-  r.drain.map((d) => [
-    DRAIN_NAMES[d.label],
-    int(d.tasksPerSecond),
-    ratio(h.ours.tasksPerSecond / d.tasksPerSecond),
-    percent(d.tasksPerSecond / h.bare.tasksPerSecond),
-    fixed(d.cpuMicros, 1),
-    mib(d.rssPeak),
-    fixed(d.work.commands),
-    fixed(d.work.scripts),
-    fixed(d.work.cpuMicros, 1),
-    topCommands(d.work),
-  ]),
+  r.drain
+    .map((d) => [
+      DRAIN_NAMES[d.label],
+      int(d.tasksPerSecond),
+      ratio(h.ours.tasksPerSecond / d.tasksPerSecond),
+      percent(d.tasksPerSecond / h.bare.tasksPerSecond),
+      fixed(d.cpuMicros, 1),
+      mib(d.rssPeak),
+      fixed(d.work.commands),
+      fixed(d.work.scripts),
+      fixed(d.work.cpuMicros, 1),
+      topCommands(d.work),
+    ])
+    .concat(
+      r.celery.drain.map((d) => [
+        celeryName(d),
+        int(d.tasksPerSecond),
+        ratio(h.ours.tasksPerSecond / d.tasksPerSecond),
+        percent(d.tasksPerSecond / h.bare.tasksPerSecond),
+        fixed(d.cpuMicros, 1),
+        mib(d.rssPeak),
+        fixed(d.work.commands),
+        fixed(d.work.scripts),
+        fixed(d.work.cpuMicros, 1),
+        topCommands(d.work),
+      ]),
+    ),
 )}
 
 - Taskfleet ÷ it divides the default Taskfleet row's rate by each row's.
@@ -275,6 +455,17 @@ ${table(
   the next batch only once the last is acknowledged.
 - Per task, Taskfleet runs one \`SET\` and one \`PUBLISH\` (the result and its wake-up, from one
   script call per batch) besides its share of the batched reads and acknowledgements.
+- Celery drains ${int(r.celery.tasks)} tasks (it runs at about a thousand a second here; its rate is steady
+  long before that), with one \`celery worker\` process: \`prefork -c 2\` is a pool process per CPU,
+  \`threads -c 50\` Taskfleet's concurrency in one process. Otherwise Celery's defaults (JSON, prefetch
+  multiplier 4, the Redis transport's lists), without gossip, mingle and heartbeats: a lone worker has no
+  peers. \`acks_late\` acknowledges after the call, as Taskfleet does; without it, on receipt. Results
+  go to Celery's Redis result backend (\`SETEX\` + \`PUBLISH\` per task) in a database of its own on
+  the same server; \`ignore_result\` stores none. A call is complete, as for the others, when the
+  worker's own callback after it runs: result stored and, with \`acks_late\`, message acknowledged
+  (\`bench/celery/tasks.py\`). Its CPU time and peak RSS are the worker's processes' together (the RSS
+  summed, so pages they share count in each).
+${celeryVerdict(r)}
 
 ### Enqueue
 
@@ -287,22 +478,39 @@ ${table(
     'one at a time, awaited (tasks/s)',
     `${r.inFlight} in flight (tasks/s)`,
   ],
-  r.enqueue.map((e) => [
-    NAMES[e.name],
-    int(e.bulk),
-    fixed(e.bulkCpuMicros, 1),
-    fixed(e.bulkWork.commands),
-    int(e.awaited),
-    int(e.inFlight),
-  ]),
+  r.enqueue
+    .map((e) => [
+      NAMES[e.name],
+      int(e.bulk),
+      fixed(e.bulkCpuMicros, 1),
+      fixed(e.bulkWork.commands),
+      int(e.awaited),
+      int(e.inFlight),
+    ])
+    .concat(
+      r.celery.enqueue.map((e) => [
+        `Celery, ${e.ignoreResult ? '`ignore_result`' : 'results stored'}`,
+        int(e.bulk),
+        fixed(e.bulkCpuMicros, 1),
+        fixed(e.bulkWork.commands),
+        int(e.awaited),
+        'n/a',
+      ]),
+    ),
 )}
 | Taskfleet ÷ BullMQ | ${ratio(h.bulk)} | ${ratio(ourEnqueue.bulkCpuMicros / bullEnqueue.bulkCpuMicros)} | | ${ratio(ourEnqueue.awaited / bullEnqueue.awaited)} | ${ratio(ourEnqueue.inFlight / bullEnqueue.inFlight)} |
+| Taskfleet ÷ Celery, results stored | ${ratio(ourEnqueue.bulk / celeryEnqueue.bulk)} | ${ratio(ourEnqueue.bulkCpuMicros / celeryEnqueue.bulkCpuMicros)} | | ${ratio(ourEnqueue.awaited / celeryEnqueue.awaited)} | |
 
-In the last row, rates above 1× and CPU below 1× favour Taskfleet.
+In the last rows, rates above 1× and CPU below 1× favour Taskfleet.
 Bulk: Taskfleet \`task.applyBulk\` against BullMQ \`queue.addBulk\`, the ${int(r.tasks)} tasks each drain
 starts with; the bare row pipelines \`XADD\`s of one pre-encoded envelope, the ceiling for a client.
 One at a time: \`task.delay()\` against \`queue.add()\` (${int(r.singleTasks)} tasks), each awaited before the
 next, then with ${r.inFlight} calls in flight.
+Celery has no bulk publish: \`group(...).apply_async()\`, its way to send many calls at once (here in
+chunks of ${int(r.chunk)}, the ${int(r.celery.tasks)} tasks its drains start from), still publishes each call on its own, a
+round trip each (${celeryEnqueueCommands(r)}). One at a time is \`apply_async()\` in a loop (${int(r.singleTasks)} tasks), which
+returns once the message is published, like an awaited \`delay()\`; a Python producer has no calls in flight
+without threads, so that column is left out.
 
 ### Enqueue → start latency at light load
 
@@ -344,8 +552,9 @@ With \`-c 1 -P 1\` (one client, one command at a time, a round trip each): **${i
 pipelined \`XADD\` bounds any of them from above (plain \`SET\`/\`GET\` would say nothing about streams):
 the drain rates above are ${percent(h.ours.tasksPerSecond / r.raw.pipelined)} (Taskfleet), ${percent(h.bullmq.tasksPerSecond / r.raw.pipelined)} (BullMQ) and
 ${percent(h.bare.tasksPerSecond / r.raw.pipelined)} (bare) of it. The one-at-a-time figure is the round-trip floor that an awaited
-\`delay()\` (${int(ourEnqueue.awaited)}/s) pays on top of its own work. Redis is not what limits any consumer here:
-even BullMQ, at ${fixed(h.bullmq.work.cpuMicros, 1)} µs of Redis CPU per task, kept Redis busy ${percent((h.bullmq.work.cpuMicros * h.bullmq.tasksPerSecond) / 1e6)} of the time.
+\`delay()\` (${int(ourEnqueue.awaited)}/s) pays on top of its own work. ${redisShare(r)}
+
+${renderScale(r)}
 
 ### Where our worker's time goes
 
