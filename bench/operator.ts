@@ -1,13 +1,16 @@
 /**
  * The operator benchmark: reaction time (backlog → replicas) and capacity (thousands of TaskQueues on
- * one operator) against a real control plane and Redis, with the operator running as its own process.
+ * one operator) against a real control plane and Redis, with the operator running as its own process,
+ * compiled (operator/dist: run `npm run build` first), as the Helm chart runs it.
  *
  *   node bench/operator.ts [--quick] [--spikes 50] [--queues 2000] [--steady 60] [--only reaction|capacity]
- *                          [--memory-flags '--max-old-space-size=128 --max-semi-space-size=2'] [--write] [--json FILE]
+ *                          [--node-options '<NODE_OPTIONS>'] [--write] [--json FILE]
  *
  * --quick: 10 spikes, 200 TaskQueues, short steady windows, for development. --write rewrites the
  * "Operator" section of docs/benchmarks.md (`make bench-operator` does); --json FILE keeps the raw numbers.
- * --memory-flags are the Node flags of the second capacity operator (docs/operator.md, "Memory").
+ * --node-options: the operator's NODE_OPTIONS; by default the chart's (`nodeOptions` in
+ * charts/taskfleet/values.yaml; docs/operator.md, "Memory"). The second capacity operator runs with
+ * Node's defaults, for comparison.
  */
 import { copyFile, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type CapacityResult, measureCapacity } from './operator/capacity.ts';
 import { startCluster, startOperator } from './operator/cluster.ts';
+import { assertBuilt, chartNodeOptions } from './operator/deployed.ts';
 import { type Floor, measureFloors } from './operator/floors.ts';
 import { loadAverage, machine } from './operator/measure.ts';
 import { measureReaction, type ReactionResult } from './operator/reaction.ts';
@@ -27,7 +31,7 @@ const { values: flags } = parseArgs({
     queues: { type: 'string' },
     namespaces: { type: 'string' },
     steady: { type: 'string' },
-    'memory-flags': { type: 'string', default: '--max-old-space-size=128 --max-semi-space-size=2' },
+    'node-options': { type: 'string' },
     only: { type: 'string' },
     write: { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -44,6 +48,13 @@ for (const [name, value] of Object.entries({ spikes, queues, namespaces, steadyS
 if (flags.only !== undefined && !['reaction', 'capacity'].includes(flags.only)) {
   throw new Error(`--only takes reaction or capacity, not ${flags.only}`);
 }
+try {
+  assertBuilt();
+} catch (error) {
+  process.stderr.write(`bench: ${(error as Error).message}\n`);
+  process.exit(2);
+}
+const nodeOptions = (flags['node-options'] ?? chartNodeOptions()).trim();
 const runReaction = flags.only !== 'capacity';
 const runCapacity = flags.only !== 'reaction';
 
@@ -55,11 +66,10 @@ const loadBefore = loadAverage();
 const cluster = await startCluster(progress);
 let reaction: ReactionResult | undefined;
 let capacity: CapacityResult | undefined;
-const memoryFlags = (flags['memory-flags'] ?? '').split(/\s+/).filter(Boolean);
 let floors: { defaults: Floor[]; flags: Floor[] } | undefined;
 try {
   if (runReaction) {
-    const operator = await startOperator(cluster, 'bench-reaction');
+    const operator = await startOperator(cluster, 'bench-reaction', nodeOptions);
     try {
       progress(`reaction: ${spikes} spikes of 500 calls, poll interval 1 s`);
       reaction = await measureReaction(cluster, operator, { spikes, spikeSize: 500, pollIntervalSeconds: 1 }, progress);
@@ -80,11 +90,11 @@ try {
         steadySeconds,
         warmSteadySeconds: Math.max(10, Math.round(steadySeconds / 2)),
         idleSecondsBeforeZero: 15,
-        memoryFlags,
+        nodeOptions,
       },
       progress,
     );
-    floors = { defaults: await measureFloors([]), flags: await measureFloors(memoryFlags) };
+    floors = { defaults: await measureFloors(''), flags: await measureFloors(nodeOptions) };
   }
 } finally {
   // The operators' logs outlive the stack's directory, for a look at what they did.
@@ -101,6 +111,7 @@ const results: OperatorBenchResults = {
   machine: { ...machine(), kubernetes: cluster.kube.version, redis: cluster.redis.version },
   date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   command,
+  nodeOptions,
   load: { before: loadBefore, after: loadAverage() },
   ...(reaction ? { reaction } : {}),
   ...(capacity ? { capacity } : {}),

@@ -17,8 +17,7 @@ import { installCrdsInto } from '../../test/support/crds.ts';
 import { kubectlWith } from '../../test/support/kube.ts';
 import { operatorAccountKubeconfig } from '../../test/support/operator-account.ts';
 import { type OwnedStack, spawnStack } from '../../test/support/stack.ts';
-
-const main = new URL('../../operator/src/main.ts', import.meta.url).pathname;
+import { deployedEnv, operatorMain } from './deployed.ts';
 
 /** The namespace the operator runs in (its ServiceAccount and Lease). */
 export const OPERATOR_NAMESPACE = 'taskfleet-system';
@@ -97,8 +96,8 @@ export async function inParallel<T>(
 
 export interface OperatorProcess {
   child: ChildProcess;
-  /** Node's own flags on its command line (NODE_OPTIONS is --conditions=source). */
-  nodeFlags: readonly string[];
+  /** Its NODE_OPTIONS: Node's flags, as the chart's `nodeOptions` passes them ('' for Node's defaults). */
+  nodeOptions: string;
   pid: number;
   identity: string;
   metricsUrl: string;
@@ -108,14 +107,16 @@ export interface OperatorProcess {
 }
 
 /**
- * Starts `operator/src/main.ts` as a process of its own, as the Helm chart runs it: ServiceAccount
- * credentials, leader election on, metrics served. Resolves once it is ready (informers synced) and leads.
- * `setpriv --pdeathsig KILL` ends it if the benchmark dies.
+ * Starts the compiled operator (`operator/dist/main.js`) as a process of its own, as the Helm chart runs
+ * it: ServiceAccount credentials, leader election on, metrics served, Node's flags in NODE_OPTIONS.
+ * Resolves once it is ready (informers synced) and leads. `setpriv --pdeathsig KILL` ends it if the
+ * benchmark dies.
  */
 export async function startOperator(
   cluster: Cluster,
   identity: string,
-  nodeFlags: readonly string[] = [],
+  nodeOptions = '',
+  env: Record<string, string> = {},
 ): Promise<OperatorProcess> {
   const port = await freePort();
   const logFile = join(cluster.stack.info.dir, `operator-${identity}.log`);
@@ -127,8 +128,7 @@ export async function startOperator(
       'KILL',
       '--',
       process.execPath,
-      ...nodeFlags,
-      main,
+      operatorMain,
       '--kubeconfig',
       cluster.operatorKubeconfig,
       '--namespace',
@@ -141,7 +141,7 @@ export async function startOperator(
       'true',
     ],
     {
-      env: { ...process.env, NODE_OPTIONS: '--conditions=source', TASKFLEET_LOG_LEVEL: 'info' },
+      env: deployedEnv(nodeOptions, { TASKFLEET_LOG_LEVEL: 'info', ...env }),
       stdio: ['ignore', out, out],
     },
   );
@@ -161,7 +161,7 @@ export async function startOperator(
   }
   return {
     child,
-    nodeFlags,
+    nodeOptions,
     pid: child.pid,
     identity,
     metricsUrl,

@@ -1,35 +1,46 @@
 /**
  * Memory floors: the RSS of a Node process that only loads what the operator loads, step by step, with
- * given Node flags. It says how much of the operator's RSS is there before a single TaskQueue.
+ * given NODE_OPTIONS. It says how much of the operator's RSS is there before a single TaskQueue, and
+ * what each dependency costs.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { deployedEnv, operatorModule } from './deployed.ts';
 
 const run = promisify(execFile);
 const operatorDir = new URL('../../operator/', import.meta.url).pathname;
-const operatorModule = new URL('../../operator/src/runtime/operator.ts', import.meta.url).href;
+const operatorSource = new URL('../../operator/src/runtime/operator.ts', import.meta.url).pathname;
 
 export interface Floor {
   what: string;
   rss: number;
 }
 
-const steps: { what: string; imports: string[] }[] = [
+const steps: { what: string; imports: string[]; source?: boolean }[] = [
   { what: 'Node alone', imports: [] },
   { what: '+ ioredis, prom-client', imports: ['ioredis', 'prom-client'] },
-  { what: '+ @kubernetes/client-node', imports: ['ioredis', 'prom-client', '@kubernetes/client-node'] },
-  { what: "the operator's modules from source (TypeScript stripped on load)", imports: [operatorModule] },
+  {
+    what: '+ `@kubernetes/client-node` (the package root)',
+    imports: ['ioredis', 'prom-client', '@kubernetes/client-node'],
+  },
+  { what: 'the compiled operator (`operator/dist`, as deployed)', imports: [operatorModule] },
+  {
+    what: 'for comparison: the operator from its sources (`--conditions=source`, TypeScript stripped on load)',
+    imports: [operatorSource],
+    source: true,
+  },
 ];
 
 /** RSS after each step's imports and a second of quiet, in a fresh process each. */
-export async function measureFloors(nodeFlags: readonly string[]): Promise<Floor[]> {
+export async function measureFloors(nodeOptions: string): Promise<Floor[]> {
   const floors: Floor[] = [];
   for (const step of steps) {
     const code = `${step.imports.map((m) => `await import(${JSON.stringify(m)});`).join(' ')}
 setTimeout(() => console.log(process.memoryUsage().rss), 1000);`;
-    const { stdout } = await run(process.execPath, [...nodeFlags, '--input-type=module', '-e', code], {
+    const options = step.source ? `${nodeOptions} --conditions=source`.trim() : nodeOptions;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', code], {
       cwd: operatorDir,
-      env: { ...process.env, NODE_OPTIONS: '--conditions=source' },
+      env: deployedEnv(options),
     });
     floors.push({ what: step.what, rss: Number(stdout.trim()) });
   }

@@ -10,6 +10,8 @@ export interface OperatorBenchResults {
   machine: { nproc: number; cpu: string; node: string; memory: string; kubernetes: string; redis: string };
   date: string;
   command: string;
+  /** The operators' NODE_OPTIONS (the chart's `nodeOptions` unless --node-options said otherwise). */
+  nodeOptions?: string;
   /** 1-minute load average before and after: other work sharing the machine. */
   load: { before: number; after: number };
   reaction?: ReactionResult;
@@ -18,12 +20,23 @@ export interface OperatorBenchResults {
   floors?: { defaults: Floor[]; flags: Floor[] };
 }
 
+/**
+ * The two capacity operators by role: the one with Node flags, and the one with Node's defaults. Runs
+ * with `nodeOptions` started the flagged one first; older runs (the baseline) started it second.
+ */
+function roles(c: CapacityResult): { flagged: SteadyResult; defaults: SteadyResult; flags: string } {
+  if (c.options.memoryFlags) {
+    return { flagged: c.warmSteady, defaults: c.steady, flags: c.options.memoryFlags.join(' ') };
+  }
+  return { flagged: c.steady, defaults: c.warmSteady, flags: c.options.nodeOptions };
+}
+
 /** The operator before the cache work (every reconcile GETs its TaskQueue and applies its Deployment). */
 const BASELINE = new URL('./baseline.json', import.meta.url);
 
 const REACTION_GOAL_S = 2;
 const AGE_GOAL_S = 5;
-const RSS_GOAL_MB = 256;
+const RSS_GOAL_MB = 200;
 
 /** Replaces the operator section of docs/benchmarks.md, leaving every other section alone. */
 export function writeOperatorSection(section: string): Promise<string> {
@@ -79,7 +92,10 @@ export function renderOperatorSection(r: OperatorBenchResults): string {
   out.push('');
   out.push(
     "The benchmark starts its own stack (`spawnStack(['redis', 'kube'])`) and stops it at the end, installs " +
-      'the CRDs, and runs the operator as a process of its own (`operator/src/main.ts`), as a ServiceAccount ' +
+      'the CRDs, and runs the operator as the Helm chart does: a process of its own, compiled ' +
+      "(`operator/dist/main.js`, the image's `taskfleet-operator`; the benchmark refuses to run when the build " +
+      `is older than the sources), with the chart's \`NODE_OPTIONS="${r.nodeOptions ?? ''}"\` (its \`nodeOptions\` ` +
+      "value) and the image's `NODE_ENV=production`, as a ServiceAccount " +
       'bound to exactly `charts/taskfleet/files/rbac-rules.yaml`, with leader election on. Everything shares the ' +
       `machine's ${m.nproc} CPUs — the API server, etcd, the controller manager, Redis, the operator and the ` +
       `benchmark — and other work ran beside it (load average ${fixed(r.load.before, 2)} before, ` +
@@ -99,22 +115,24 @@ export function renderOperatorSection(r: OperatorBenchResults): string {
   }
   if (r.capacity) {
     const c = r.capacity;
+    const { flagged, defaults, flags } = roles(c);
     const worst = Math.max(c.steady.ageMax, c.warmSteady.ageMax);
+    const withinGoal = Math.min(c.steady.withinGoal, c.warmSteady.withinGoal);
     goals.push([
       `${int(c.options.queues)} TaskQueues: every queue re-evaluated within ${AGE_GOAL_S} s`,
-      `oldest evaluation seen ${seconds(worst)} (p99 ${seconds(Math.max(c.steady.ageP99, c.warmSteady.ageP99))}); mean time between evaluations ${seconds(c.steady.meanCycleSeconds)}`,
+      `${fixed(withinGoal * 100, 2)}% of samples within ${AGE_GOAL_S} s; oldest evaluation seen ${seconds(worst)} (p99 ${seconds(Math.max(c.steady.ageP99, c.warmSteady.ageP99))}); mean time between evaluations ${seconds(flagged.meanCycleSeconds)}`,
       verdict(worst <= AGE_GOAL_S),
     ]);
-    const flags = c.options.memoryFlags.map((f) => `\`${f}\``).join(' ');
+    const rssOk = (s: SteadyResult) => s.rssPeak <= RSS_GOAL_MB * 1e6 && s.rss <= RSS_GOAL_MB * 1e6;
     goals.push([
-      `${int(c.options.queues)} TaskQueues: operator RSS ≤ ${RSS_GOAL_MB} MB, with ${flags} (docs/operator.md)`,
-      `peak ${mb(c.warmSteady.rssPeak)}, ${mb(c.warmSteady.rss)} at the end of the steady window`,
-      verdict(c.warmSteady.rssPeak <= RSS_GOAL_MB * 1e6),
+      `${int(c.options.queues)} TaskQueues: operator RSS ≤ ${RSS_GOAL_MB} MB as the chart runs it (\`NODE_OPTIONS="${flags}"\`)`,
+      `peak ${mb(flagged.rssPeak)} (cold start included), ${mb(flagged.rss)} at the end of the steady window`,
+      verdict(rssOk(flagged)),
     ]);
     goals.push([
       `… and with Node's defaults`,
-      `peak ${mb(c.steady.rssPeak)} (cold start included), ${mb(c.steady.rss)} at the end of the steady window`,
-      verdict(c.steady.rssPeak <= RSS_GOAL_MB * 1e6),
+      `peak ${mb(defaults.rssPeak)} (warm start included), ${mb(defaults.rss)} at the end of the steady window`,
+      verdict(rssOk(defaults)),
     ]);
   }
   out.push('### Goals');
@@ -238,7 +256,7 @@ function steadyRows(c: CapacityResult): string[][] {
 function renderCapacity(c: CapacityResult, r: OperatorBenchResults): string[] {
   const o = c.options;
   const s = c.steady;
-  const flags = o.memoryFlags.map((f) => `\`${f}\``).join(' ');
+  const flags = `\`NODE_OPTIONS="${o.nodeOptions}"\``;
   const out: string[] = [];
   out.push(`### Capacity: ${int(o.queues)} TaskQueues on one operator`);
   out.push('');
@@ -249,9 +267,10 @@ function renderCapacity(c: CapacityResult, r: OperatorBenchResults): string[] {
       `have a backlog of 100–1,000 calls (1–10 replicas); during the steady windows ${o.trickleQueues} of those ` +
       `also receive ${o.trickleRate} new calls a second each, so their status changes on every poll. The rest ` +
       `are idle. The TaskQueues are created with parallel POSTs (32 in flight: ${seconds(c.createSeconds)}) ` +
-      'before the operator starts. Two operator processes run one after the other: the first with ' +
-      "Node's defaults, from a cold start (no Deployments yet); then it is stopped (SIGTERM: it releases " +
-      `the Lease) and a second one starts over everything that now exists, with ${flags}.`,
+      'before the operator starts. Two operator processes run one after the other: the first as the chart ' +
+      `runs it (${flags}), from a cold start (no Deployments yet), as after \`helm install\`; then it is ` +
+      'stopped (SIGTERM: it releases the Lease) and a second one starts over everything that now exists, ' +
+      "with Node's defaults (no NODE_OPTIONS), to show what the flags are worth.",
   );
   out.push('');
   out.push('**Start.**');
@@ -293,7 +312,7 @@ function renderCapacity(c: CapacityResult, r: OperatorBenchResults): string[] {
   out.push('');
   out.push('**Steady state.**');
   out.push('');
-  out.push(table(['', "first operator: Node's defaults", `second operator: ${flags}`], steadyRows(c)));
+  out.push(table(['', `first operator: ${flags}`, "second operator: Node's defaults"], steadyRows(c)));
   out.push('');
   out.push(
     `The age is \`now − taskfleet_queue_last_reconcile_timestamp_seconds\`, read for every queue from the ` +
@@ -328,22 +347,13 @@ function renderCapacity(c: CapacityResult, r: OperatorBenchResults): string[] {
     );
     out.push('');
   }
+  const { flagged, defaults } = roles(c);
+  const cores = (x: SteadyResult) => fixed(x.cpu.find((p) => p.name === 'operator')?.cores ?? 0, 2);
   out.push(
-    `With ${int(o.queues)} TaskQueues the operator peaked at ${mb(s.rssPeak)} with Node's defaults, cold start ` +
-      `included, and at ${mb(c.warmSteady.rssPeak)} with ${flags}. The difference is Node's heap sizing, not ` +
-      'the data: on a machine with this much memory V8 gives the young generation 128 MiB and lets the old ' +
-      'generation grow to several times what is live between full collections; the live heap itself is ' +
-      'about 50 MB plus 11 KB per TaskQueue (heap snapshots of the operator with 0 and 2,000 TaskQueues: ' +
-      '51 and 73 MB). The benchmark runs the operator from its TypeScript sources, as the tests do: the ' +
-      "last step of the table is the operator's and the worker package's own modules plus Node's type " +
-      'stripping, a WebAssembly compiler that a compiled build does not load (on its own, for a one-line ' +
-      '`.ts` file, it costs about 17 MB). The heap flags cost CPU: the collector runs more often (operator ' +
-      `CPU ${fixed(c.warmSteady.cpu.find((p) => p.name === 'operator')?.cores ?? 0, 2)} against ` +
-      `${fixed(s.cpu.find((p) => p.name === 'operator')?.cores ?? 0, 2)} cores in the steady windows above).` +
-      ` So the goal is ${c.warmSteady.rssPeak <= RSS_GOAL_MB * 1e6 ? 'met' : `missed by ${mb(c.warmSteady.rssPeak - RSS_GOAL_MB * 1e6)}`} ` +
-      'in this run, with the sources stripped on load; what remains to cut is mostly what loads before the ' +
-      'first TaskQueue: `@kubernetes/client-node` (its `KubeConfig` pulls in the whole generated API, of ' +
-      'which the operator uses none: it speaks JSON over its own HTTPS client) and the stripping.',
+    `With ${int(o.queues)} TaskQueues the operator as the chart runs it peaked at ${mb(flagged.rssPeak)} ` +
+      `(cold start included) and held ${mb(flagged.rss)} at the end of its steady window; with Node's ` +
+      `defaults, ${mb(defaults.rssPeak)} and ${mb(defaults.rss)}. Operator CPU in the steady windows: ` +
+      `${cores(flagged)} cores with the chart's flags, ${cores(defaults)} with Node's defaults.`,
   );
   out.push('');
   return out;
@@ -413,11 +423,13 @@ function renderBeforeAfter(r: OperatorBenchResults, base: OperatorBenchResults):
     for (const name of ['operator', 'kube-apiserver', 'etcd']) {
       rows.push([`steady: ${name} CPU (cores)`, cores(a, name), cores(b, name)]);
     }
-    rows.push(["operator RSS peak, Node's defaults", mb(a.steady.rssPeak), mb(b.steady.rssPeak)]);
+    const ra = roles(a);
+    const rb = roles(b);
+    rows.push(["operator RSS peak, Node's defaults", mb(ra.defaults.rssPeak), mb(rb.defaults.rssPeak)]);
     rows.push([
-      'operator RSS peak, with heap flags (as given)',
-      `${mb(a.warmSteady.rssPeak)} (${a.options.memoryFlags.join(' ')})`,
-      `${mb(b.warmSteady.rssPeak)} (${b.options.memoryFlags.join(' ')})`,
+      'operator RSS peak, with Node flags (as given)',
+      `${mb(ra.flagged.rssPeak)} (${ra.flags})`,
+      `${mb(rb.flagged.rssPeak)} (${rb.flags})`,
     ]);
   }
   out.push(table(['', 'before', 'after'], rows));
