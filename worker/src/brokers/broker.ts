@@ -144,7 +144,9 @@ export type Settlement =
 export interface Consumer {
   /**
    * Waits until at least one delivery is available and returns up to `max`, most urgent first; returns
-   * an empty list if `signal` aborts first. Deliveries whose consumer died are recovered here too.
+   * an empty list if `signal` aborts first, and takes nothing then: what arrives as it aborts is kept
+   * for the next call, or handed back when the consumer closes. Deliveries whose consumer died are
+   * recovered here too.
    */
   receive(max: number, signal: AbortSignal): Promise<Delivery[]>;
   /**

@@ -159,6 +159,12 @@ export class RedisConsumer implements Consumer {
         if (recovered.length > 0) return recovered;
         const read = await this.#read(max, signal);
         this.#healthy = true;
+        if (read.length > 0 && signal.aborted) {
+          // Read as the caller gave up (an abort can reach Redis just before the blocking read it
+          // meant to end): kept for the next receive, or handed back at close, never dropped.
+          this.#buffer = read;
+          return [];
+        }
         if (read.length > 0) {
           this.#buffer = read.slice(max);
           return read.slice(0, max);
