@@ -133,6 +133,8 @@ function fetchLoop({
   errors?: string[];
 } = {}) {
   const running: Delivery[] = [];
+  /** Calls done running and recording their outcomes. */
+  const recording: Delivery[] = [];
   const skipped: string[] = [];
   const revoked = new Set<string>();
   const loop = new FetchLoop({
@@ -142,6 +144,7 @@ function fetchLoop({
     clock: new ManualClock(NOW),
     log: errors ? createLogger('error', {}, (line) => errors.push(JSON.parse(line).msg)) : silentLogger,
     running: () => running.length,
+    recording: () => recording.length,
     revoked: (id) => revoked.has(id),
     stopping: () => false,
     run: (d) => void running.push(d),
@@ -155,7 +158,18 @@ function fetchLoop({
     running.splice(running.indexOf(d), 1);
     loop.freed();
   };
-  return { loop, running, skipped, revoked, finish };
+  /** A running call's handler is done: it records its outcome outside its slot. */
+  const handlerDone = (d: Delivery) => {
+    running.splice(running.indexOf(d), 1);
+    recording.push(d);
+    loop.freed();
+  };
+  /** A call's outcome is recorded. */
+  const recorded = (d: Delivery) => {
+    recording.splice(recording.indexOf(d), 1);
+    loop.freed();
+  };
+  return { loop, running, recording, skipped, revoked, finish, handlerDone, recorded };
 }
 
 describe('FetchLoop', () => {
@@ -179,6 +193,32 @@ describe('FetchLoop', () => {
     assert.deepEqual(asked, [3, 1, 1]);
     stop.abort();
     await deliver([]);
+    await done;
+  });
+
+  test('calls recording their outcomes free their slots; beyond concurrency + prefetch of them, they take room', async () => {
+    const { fake, asked, deliver, receiving } = consumer();
+    const { loop, running, handlerDone, recorded } = fetchLoop({ concurrency: 1, prefetch: 0 });
+    const stop = new AbortController();
+    const done = loop.run(fake, stop.signal);
+    const [a, b, c] = [delivery(), delivery(), delivery()];
+    await deliver([a]);
+    assert.equal(receiving(), false, 'one slot, taken');
+    handlerDone(a);
+    await nextTurn();
+    assert.deepEqual(asked, [1, 1], 'the next call is read while the last one records its outcome');
+    await deliver([b]);
+    assert.deepEqual(running, [b]);
+    handlerDone(b);
+    await nextTurn();
+    assert.equal(receiving(), false, 'two recording, one more than concurrency + prefetch: no room');
+    recorded(a);
+    await nextTurn();
+    assert.deepEqual(asked, [1, 1, 1]);
+    await deliver([c]);
+    assert.deepEqual(running, [c]);
+    stop.abort();
+    recorded(b);
     await done;
   });
 

@@ -68,8 +68,14 @@ export interface FetchLoopContext extends IntakeView {
   readonly concurrency: number;
   readonly prefetch: number;
   readonly log: Logger;
-  /** Calls running now. */
+  /** Calls whose handlers run now: each takes a slot. */
   running(): number;
+  /**
+   * Calls whose handlers are done and whose outcomes are being recorded (result and acknowledgement in
+   * flight). They take no slot; up to `concurrency + prefetch` of them take no room either, so the next
+   * calls are read and run while the last ones' settlement is on its way.
+   */
+  recording(): number;
   stopping(): boolean;
   /** Runs a call in a free slot. */
   run(delivery: Delivery): void;
@@ -82,8 +88,8 @@ export interface FetchLoopContext extends IntakeView {
 
 /**
  * Pulls deliveries from the consumer while the worker has room for them: `concurrency` calls running
- * and `prefetch` more lined up, so that a slot never waits on a round trip. Full, it fetches nothing
- * until a slot is freed.
+ * and `prefetch` more lined up, so that a slot never waits on a round trip, besides up to as many again
+ * whose outcomes are being recorded. Full, it fetches nothing until a slot is freed.
  */
 export class FetchLoop {
   readonly #context: FetchLoopContext;
@@ -109,9 +115,11 @@ export class FetchLoop {
     // Fetch in batches: while calls are still lined up (no slot can starve), wait until a quarter of
     // the room is free instead of fetching each time one slot frees — one read and one settlement per
     // batch, not per call.
-    const batch = Math.max(1, Math.ceil((concurrency + prefetch) / 4));
+    const capacity = concurrency + prefetch;
+    const batch = Math.max(1, Math.ceil(capacity / 4));
     while (!signal.aborted) {
-      const room = concurrency + prefetch - this.#context.running() - this.#waiting.length;
+      const recordingBeyond = Math.max(0, this.#context.recording() - capacity);
+      const room = capacity - this.#context.running() - this.#waiting.length - recordingBeyond;
       if (room <= 0 || (room < batch && this.#waiting.length > 0)) {
         await new Promise<void>((resolve) => {
           this.#roomFreed = resolve;
@@ -155,7 +163,7 @@ export class FetchLoop {
     }
   }
 
-  /** A slot was freed: start the next call, and fetch again if the loop waits for room. */
+  /** A slot was freed, or a call's outcome recorded: start the next call, and fetch again if the loop waits for room. */
   freed(): void {
     this.pump();
     const resolve = this.#roomFreed;

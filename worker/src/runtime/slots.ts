@@ -29,35 +29,50 @@ export interface SlotsContext {
   readonly log: Logger;
   readonly metrics: Pick<WorkerMetrics, 'forTask'>;
   readonly outcomes: Pick<Outcomes, 'started' | 'finish' | 'unfinished'>;
-  /** A slot is free again. */
+  /** A slot is free again: a handler is done (its outcome is then recorded outside the slot), or an outcome recorded. */
   freed(): void;
 }
 
 /**
- * The calls running now, one per slot (the worker starts no more than its concurrency): each is run,
- * timed and counted, and its outcome recorded before the slot is freed.
+ * The calls running now, one per slot (the worker starts no more than its concurrency), and those
+ * recording their outcomes: each is run, timed and counted; once its handler is done its slot is free
+ * for the next call, and the call stays here until its outcome is recorded.
  */
 export class Slots {
   readonly #context: SlotsContext;
+  /** Every call here: handlers running, and outcomes being recorded. */
   readonly #running = new Map<string, RunningCall>();
+  #recording = 0;
 
   constructor(context: SlotsContext) {
     this.#context = context;
   }
 
-  /** Calls running now. */
+  /** Calls here now: running, or recording their outcomes. */
   get size(): number {
     return this.#running.size;
   }
 
-  /** The calls running now, as a heartbeat lists them. */
+  /** Calls whose handlers run now: the slots taken. */
+  get busy(): number {
+    return this.#running.size - this.#recording;
+  }
+
+  /** Calls whose handlers are done and whose outcomes are being recorded. */
+  get recording(): number {
+    return this.#recording;
+  }
+
+  /** The calls whose handlers run now, as a heartbeat lists them. */
   active(): WorkerHeartbeat['active'] {
-    return [...this.#running.values()].map((r) => ({
-      id: r.envelope.id,
-      task: r.envelope.task,
-      startedAt: r.startedAt,
-      attempt: r.envelope.attempt,
-    }));
+    return [...this.#running.values()]
+      .filter((r) => !r.settled)
+      .map((r) => ({
+        id: r.envelope.id,
+        task: r.envelope.task,
+        startedAt: r.startedAt,
+        attempt: r.envelope.attempt,
+      }));
   }
 
   /** Ends the running calls of `id` at once (a revoke with terminate): they are recorded REVOKED. */
@@ -107,17 +122,22 @@ export class Slots {
     const outcome = await execution.outcome;
     running.settled = true;
     tally.duration.observe((clock.now() - startedAt) / 1000);
-    if (started) await started;
     if (this.#running.get(delivery.receipt) !== running) {
       // Abandoned at shutdown: already handed back for redelivery, so record nothing.
+      await started;
       over.resolve();
       return;
     }
+    // The handler is done: its slot takes the next call while this one's outcome is recorded.
+    this.#recording++;
+    this.#context.freed();
     try {
+      if (started) await started;
       await outcomes.finish(delivery, envelope, definition, outcome, startedAt, log);
     } catch (error) {
       await outcomes.unfinished(delivery, envelope, definition, error, startedAt, log);
     } finally {
+      this.#recording--;
       this.#running.delete(delivery.receipt);
       this.#context.freed();
       over.resolve();

@@ -32,7 +32,11 @@ export interface WorkerOptions {
   queue?: string;
   /** Calls run at once. @defaultValue 16 */
   concurrency?: number;
-  /** Calls fetched ahead of free slots, so a slot never waits on a round trip. @defaultValue concurrency */
+  /**
+   * Calls fetched ahead of free slots, so a slot never waits on a round trip. A call whose handler is
+   * done records its outcome outside its slot; up to `concurrency + prefetch` of those take no room, so
+   * a worker holds at most `2 × (concurrency + prefetch)` deliveries. @defaultValue concurrency
+   */
   prefetch?: number;
   /** @defaultValue 30_000 (see ConsumerOptions.visibilityTimeoutMs) */
   visibilityTimeout?: number;
@@ -136,7 +140,7 @@ export class Worker {
       outcomes,
       freed: () => this.#fetch.freed(),
     });
-    metrics.countInFlight(queue, () => this.#slots.size);
+    metrics.countInFlight(queue, () => this.#slots.busy);
     this.#gates = new RateGates({
       capacity: Math.max(1, this.prefetch),
       clock,
@@ -154,7 +158,8 @@ export class Worker {
       tasks: app.tasks,
       clock,
       log,
-      running: () => this.#slots.size,
+      running: () => this.#slots.busy,
+      recording: () => this.#slots.recording,
       revoked: (id) => this.#remote?.isRevoked(id) ?? false,
       stopping,
       run: (delivery) => void this.#slots.run(delivery),
