@@ -222,6 +222,27 @@ describe('execute', () => {
     }
   });
 
+  test('a value returned, resolved by a promise or by any thenable is the outcome; nothing is null either way', async () => {
+    const cases: [Handler<unknown[], unknown>, unknown][] = [
+      [() => 7, 7],
+      [async () => 7, 7],
+      // biome-ignore lint/suspicious/noThenProperty: a thenable that is not a Promise, on purpose
+      [() => ({ then: (resolve: (v: unknown) => void) => resolve(7) }), 7],
+      [() => undefined, null],
+      [() => Promise.resolve(undefined), null],
+    ];
+    for (const [handler, value] of cases) {
+      assert.deepEqual(await execute(definition({}, handler), call(), silentLogger).outcome, { ok: true, value });
+    }
+    const late = await execute(
+      definition({}, async () => new Map()),
+      call(),
+      silentLogger,
+    ).outcome;
+    assert.equal(late.ok, false, 'a promise of a value JSON cannot carry fails too');
+    assert.ok(!late.ok && late.error instanceof SerializationError);
+  });
+
   test('a value JSON cannot carry is a failure naming the task', async () => {
     const { outcome } = execute(
       definition({}, () => ({ at: new Date() })),

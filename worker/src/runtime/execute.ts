@@ -96,17 +96,36 @@ export function execute(
     log,
     retry: requestRetry,
   };
-  (async () => {
-    const value = await definition.handler(ctx, ...envelope.args);
-    // A handler that returns nothing (a void task) has the result null, not a serialisation error.
-    if (value !== undefined) assertJson(value, `the result of ${envelope.task}`);
-    return value;
-  })().then(
-    (value) => finish({ ok: true, value: value ?? null }),
-    // After a time limit or an abort this changes nothing: the handler's late failure is ignored.
-    (error: unknown) => finish({ ok: false, error }),
-  );
+  // After a time limit or an abort, neither changes anything: the handler's late outcome is ignored.
+  const failed = (error: unknown) => finish({ ok: false, error });
+  const returned = (value: unknown) => {
+    try {
+      // A handler that returns nothing (a void task) has the result null, not a serialisation error.
+      if (value !== undefined) assertJson(value, `the result of ${envelope.task}`);
+    } catch (error) {
+      return failed(error);
+    }
+    finish({ ok: true, value: value ?? null });
+  };
+  let value: unknown;
+  try {
+    value = definition.handler(ctx, ...envelope.args);
+  } catch (error) {
+    failed(error);
+    return { outcome, abort };
+  }
+  // A handler that returns a value, not a promise, is done now: no promise is made to wait for it.
+  if (isThenable(value)) Promise.resolve(value).then(returned, failed);
+  else returned(value);
   return { outcome, abort };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 function requestRetry({ error, countdown }: { error?: unknown; countdown?: number } = {}): RetryRequest {

@@ -17,8 +17,6 @@ export interface RunningCall {
   readonly startedAt: number;
   /** The handler has settled: only recording its outcome is left, which shutdown must not cut short. */
   settled: boolean;
-  /** Resolves when the call is over here: its outcome recorded, or the call handed back. */
-  readonly over: Promise<void>;
 }
 
 /** What the slots need of their worker. */
@@ -43,6 +41,8 @@ export class Slots {
   /** Every call here: handlers running, and outcomes being recorded. */
   readonly #running = new Map<string, RunningCall>();
   #recording = 0;
+  /** Resolved when the last call leaves (see over()); made only when someone waits. */
+  #emptied: PromiseWithResolvers<void> | undefined;
 
   constructor(context: SlotsContext) {
     this.#context = context;
@@ -82,9 +82,23 @@ export class Slots {
     }
   }
 
-  /** Resolves once every call running now is over here. */
-  over(): Promise<unknown> {
-    return Promise.all([...this.#running.values()].map((r) => r.over));
+  /**
+   * Resolves once no call is here: every one running or recording now is over (its outcome recorded,
+   * or the call handed back). For shutdown, once no new call starts.
+   */
+  over(): Promise<void> {
+    if (this.#running.size === 0) return Promise.resolve();
+    this.#emptied ??= Promise.withResolvers<void>();
+    return this.#emptied.promise;
+  }
+
+  /** A call leaves; the last one to leave resolves over(). */
+  #leave(receipt: string): void {
+    this.#running.delete(receipt);
+    if (this.#running.size === 0 && this.#emptied) {
+      this.#emptied.resolve();
+      this.#emptied = undefined;
+    }
   }
 
   /**
@@ -94,7 +108,7 @@ export class Slots {
    */
   abandon(): RunningCall[] {
     const abandoned = [...this.#running.values()].filter((r) => !r.settled);
-    for (const r of abandoned) this.#running.delete(r.delivery.receipt);
+    for (const r of abandoned) this.#leave(r.delivery.receipt);
     return abandoned;
   }
 
@@ -111,8 +125,7 @@ export class Slots {
       attempt: envelope.attempt,
     });
     const execution = execute(definition, envelope, log, clock);
-    const over = Promise.withResolvers<void>();
-    const running: RunningCall = { delivery, envelope, execution, startedAt, settled: false, over: over.promise };
+    const running: RunningCall = { delivery, envelope, execution, startedAt, settled: false };
     this.#running.set(delivery.receipt, running);
     tally.wait.observe(Math.max(0, startedAt - Math.max(delivery.enqueuedAt, envelope.eta ?? 0)) / 1000);
     const started =
@@ -124,8 +137,6 @@ export class Slots {
     tally.duration.observe((clock.now() - startedAt) / 1000);
     if (this.#running.get(delivery.receipt) !== running) {
       // Abandoned at shutdown: already handed back for redelivery, so record nothing.
-      await started;
-      over.resolve();
       return;
     }
     // The handler is done: its slot takes the next call while this one's outcome is recorded.
@@ -138,9 +149,8 @@ export class Slots {
       await outcomes.unfinished(delivery, envelope, definition, error, startedAt, log);
     } finally {
       this.#recording--;
-      this.#running.delete(delivery.receipt);
+      this.#leave(delivery.receipt);
       this.#context.freed();
-      over.resolve();
     }
   }
 }
