@@ -344,9 +344,11 @@ export class RedisConsumer implements Consumer {
     }
     if (result && this.#results) {
       batch.keys.push(this.#results.result(result.id));
-      batch.args.push('R', result.ttlMs, result.json, this.#results.resultChannel(result.id));
+      // Stored and acknowledged in one operation: what nearly every call ends with.
+      if (settlement.kind === 'ack') batch.args.push('S', d.lane, d.entryId, result.ttlMs, result.json);
+      else batch.args.push('R', result.ttlMs, result.json);
     }
-    this.#operation(batch.args, d, settlement);
+    if (!(result && settlement.kind === 'ack')) this.#operation(batch.args, d, settlement);
     batch.settled.push(d);
     if (batch.settled.length >= SETTLE_CHUNK) this.#send(batch);
     return batch.sent.promise;

@@ -57,6 +57,7 @@ export function chordKeys(prefix: string, queue: string, chord: string) {
 export function appKeys(prefix: string) {
   return {
     result: (id: string) => `${prefix}:result:${id}`,
+    /** The result's key's own name: settle.lua publishes each result it writes on its key's name. */
     resultChannel: (id: string) => `${prefix}:result:${id}`,
     revoked: `${prefix}:revoked`,
     control: `${prefix}:control`,

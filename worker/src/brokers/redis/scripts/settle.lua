@@ -5,15 +5,16 @@ result, nor a result without its call being acknowledged later.
 KEYS[1] KEYS[2] KEYS[3] the queue's lane streams 0, 1, 2
 KEYS[4] the queue's delayed set
 KEYS[5] the queue's dead-letter stream
-KEYS[6..] the result keys, one per 'R' operation, in order
+KEYS[6..] the result keys, one per 'R' or 'S' operation, in order
 ARGV[1] the consumer group
 ARGV[2] the most dead letters to keep, about: the stream is trimmed oldest first with MAXLEN ~ (whole
         nodes of it go, so it may hold up to stream-node-max-entries more), so a flood of bad input
         cannot fill Redis
 ARGV[3..] operations, each a letter followed by its fields:
-  'R' ttl (ms) result (JSON) channel — store a result under the next result key, with its expiry, and
-      publish it on its channel (what store-results.lua does)
+  'R' ttl (ms) result (JSON) — store a result under the next result key, with its expiry, and publish
+      it on the channel of the key's name (a result's channel is its key: keys.ts)
   'A' lane entry-id — acknowledge and delete the entry
+  'S' lane entry-id ttl result — 'R' and 'A' in one: a call that succeeded (or failed for good)
   'Q' lane entry-id due lane message — acknowledge it and enqueue the message, on its lane now when due
       (at or before the server's time), else in the delayed set (see requeue.lua)
   'D' lane entry-id message reason detail deliveries at size sha256 — acknowledge it and add a dead
@@ -33,8 +34,15 @@ while i <= #ARGV do
   if op == 'R' then
     results = results + 1
     redis.call('SET', KEYS[results], ARGV[i + 2], 'PX', ARGV[i + 1])
-    redis.call('PUBLISH', ARGV[i + 3], ARGV[i + 2])
-    i = i + 4
+    redis.call('PUBLISH', KEYS[results], ARGV[i + 2])
+    i = i + 3
+  elseif op == 'S' then
+    results = results + 1
+    redis.call('SET', KEYS[results], ARGV[i + 4], 'PX', ARGV[i + 3])
+    redis.call('PUBLISH', KEYS[results], ARGV[i + 4])
+    local lane = done[tonumber(ARGV[i + 1]) + 1]
+    lane[#lane + 1] = ARGV[i + 2]
+    i = i + 5
   elseif op == 'A' then
     local lane = done[tonumber(ARGV[i + 1]) + 1]
     lane[#lane + 1] = ARGV[i + 2]
