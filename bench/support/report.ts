@@ -345,6 +345,19 @@ ${limit}`;
 
 export function renderMarkdown(r: BenchResults): string {
   const h = headline(r);
+  /** A row of the drain table: any consumer's drain, beside ours and the bare loop's. */
+  const drainRow = (name: string, d: Pick<DrainResult, 'tasksPerSecond' | 'cpuMicros' | 'rssPeak' | 'work'>) => [
+    name,
+    int(d.tasksPerSecond),
+    ratio(h.ours.tasksPerSecond / d.tasksPerSecond),
+    percent(d.tasksPerSecond / h.bare.tasksPerSecond),
+    fixed(d.cpuMicros, 1),
+    mib(d.rssPeak),
+    fixed(d.work.commands),
+    fixed(d.work.scripts),
+    fixed(d.work.cpuMicros, 1),
+    topCommands(d.work),
+  ];
   const m = r.machine;
   const ourLatency = pick(r.latency, 'ours');
   const bullLatency = pick(r.latency, 'bullmq');
@@ -417,33 +430,7 @@ ${table(
     'Redis CPU µs / task',
     'heaviest commands / task',
   ],
-  r.drain
-    .map((d) => [
-      DRAIN_NAMES[d.label],
-      int(d.tasksPerSecond),
-      ratio(h.ours.tasksPerSecond / d.tasksPerSecond),
-      percent(d.tasksPerSecond / h.bare.tasksPerSecond),
-      fixed(d.cpuMicros, 1),
-      mib(d.rssPeak),
-      fixed(d.work.commands),
-      fixed(d.work.scripts),
-      fixed(d.work.cpuMicros, 1),
-      topCommands(d.work),
-    ])
-    .concat(
-      r.celery.drain.map((d) => [
-        celeryName(d),
-        int(d.tasksPerSecond),
-        ratio(h.ours.tasksPerSecond / d.tasksPerSecond),
-        percent(d.tasksPerSecond / h.bare.tasksPerSecond),
-        fixed(d.cpuMicros, 1),
-        mib(d.rssPeak),
-        fixed(d.work.commands),
-        fixed(d.work.scripts),
-        fixed(d.work.cpuMicros, 1),
-        topCommands(d.work),
-      ]),
-    ),
+  [...r.drain.map((d) => drainRow(DRAIN_NAMES[d.label], d)), ...r.celery.drain.map((d) => drainRow(celeryName(d), d))],
 )}
 
 - Taskfleet ÷ it divides the default Taskfleet row's rate by each row's.
