@@ -155,6 +155,7 @@ export class Outcomes {
       if (CanvasRuntime.involved(envelope)) {
         await permanentAs('success', this.#context.workflows.succeeded(envelope, decision.value as JsonValue));
       }
+      // Not even built for a task that keeps no results: this is every call's path.
       const record = this.#keeps(definition)
         ? {
             ...this.#record(envelope, 'SUCCESS'),
@@ -189,7 +190,7 @@ export class Outcomes {
       await permanentAs('failure', this.#context.workflows.failed(envelope, error, state));
       await consumer.settle(delivery, { kind: 'ack' });
     } else {
-      await this.#settleWith(delivery, { kind: 'ack' }, definition, this.#keeps(definition) ? record : undefined);
+      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
     }
     this.#count(envelope, decision.kind === 'revoked' ? 'revoked' : 'failure');
     log.warn(decision.kind === 'revoked' ? 'task terminated' : 'task failed', { error });
@@ -284,7 +285,7 @@ export class Outcomes {
       }
       await this.#context.consumer().settle(delivery, { kind: 'ack' });
     } else {
-      await this.#settleWith(delivery, { kind: 'ack' }, definition, this.#keeps(definition) ? record : undefined);
+      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
     }
     this.#count(envelope, why);
     this.#context.log.info(`task ${why}: not run`, { task: envelope.task, taskId: envelope.id });
@@ -391,16 +392,21 @@ export class Outcomes {
     return !definition.options.ignoreResult && this.#context.app.hasBackend;
   }
 
+  /** How long this task's results are kept, ms. */
+  #ttlMs(definition: TaskDefinition): number {
+    return definition.options.resultExpires ?? this.#context.app.resultExpires;
+  }
+
   #store(definition: TaskDefinition, record: ResultRecord): Promise<void> {
-    const { app } = this.#context;
     if (!this.#keeps(definition)) return Promise.resolve();
-    return app.backend.store(record, definition.options.resultExpires ?? app.resultExpires);
+    return this.#context.app.backend.store(record, this.#ttlMs(definition));
   }
 
   /**
-   * Settles a delivery with its call's `record` (none: nothing to store) recorded first: in the same
-   * atomic write when the consumer stores results (the backend is the broker's Redis), else through
-   * the backend and then the settlement — two writes, the record always before the settlement.
+   * Settles a delivery with its call's `record` recorded first (none, or a task that keeps no results:
+   * nothing to store): in the same atomic write when the consumer stores results (the backend is the
+   * broker's Redis), else through the backend and then the settlement — two writes, the record always
+   * before the settlement.
    */
   async #settleWith(
     delivery: Delivery,
@@ -409,15 +415,12 @@ export class Outcomes {
     record: ResultRecord | undefined,
   ): Promise<void> {
     const consumer = this.#context.consumer();
-    if (record === undefined) return consumer.settle(delivery, settlement);
-    const ttlMs = definition.options.resultExpires ?? this.#context.app.resultExpires;
+    if (record === undefined || !this.#keeps(definition)) return consumer.settle(delivery, settlement);
     if (consumer.storesResults) {
-      return consumer.settle(delivery, {
-        ...settlement,
-        result: { id: record.id, json: JSON.stringify(record), ttlMs },
-      });
+      const result = { id: record.id, json: JSON.stringify(record), ttlMs: this.#ttlMs(definition) };
+      return consumer.settle(delivery, { ...settlement, result });
     }
-    await this.#context.app.backend.store(record, ttlMs);
+    await this.#store(definition, record);
     await consumer.settle(delivery, settlement);
   }
 }
