@@ -298,14 +298,19 @@ export class Taskfleet {
    */
   get backendIsBroker(): boolean {
     const url = this.backendUrl;
-    const broker = url === undefined ? undefined : this.broker;
-    return broker instanceof RedisBroker && broker.url === url;
+    return url !== undefined && this.#brokerAt(url) !== undefined;
+  }
+
+  /** The broker, when it is the Redis at `url`. */
+  #brokerAt(url: string): RedisBroker | undefined {
+    const broker = this.broker;
+    return broker instanceof RedisBroker && broker.url === url ? broker : undefined;
   }
 
   /** The backend's connection: the broker's own when the backend is the same Redis, else one of its own. */
   #redisFor(url: string) {
-    const broker = this.broker;
-    if (broker instanceof RedisBroker && broker.url === url) return broker.redis;
+    const broker = this.#brokerAt(url);
+    if (broker) return broker.redis;
     this.#backendBroker ??= new RedisBroker(url, { prefix: this.prefix });
     return this.#backendBroker.redis;
   }

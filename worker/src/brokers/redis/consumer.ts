@@ -79,6 +79,8 @@ export class RedisConsumer implements Consumer {
   /** Where results are stored, when settlements carry them (ConsumerOptions.storeResults). */
   readonly #results: ReturnType<typeof appKeys> | undefined;
   #batch: SettleBatch | undefined;
+  /** settle.lua's fixed keys: the lanes, the delayed set, the dead letters. */
+  readonly #settleKeys: string[];
   /** Batches sent and not yet answered. */
   readonly #sending = new Set<Promise<void>>();
   #nextPromoteAt = 0;
@@ -99,6 +101,7 @@ export class RedisConsumer implements Consumer {
     this.#redis = redis;
     this.#results = options.storeResults ? options.results : undefined;
     this.#keys = keys;
+    this.#settleKeys = [...keys.lanes, keys.delayed, keys.dead];
     this.#name = options.consumer;
     this.#visibilityMs = options.visibilityTimeoutMs ?? 30_000;
     this.#maxDeliveries = options.maxDeliveries ?? 5;
@@ -384,7 +387,7 @@ export class RedisConsumer implements Consumer {
     if (this.#batch !== batch) return;
     this.#batch = undefined;
     const { keys, args, settled, sent } = batch;
-    const fixed = [...this.#keys.lanes, this.#keys.delayed, this.#keys.dead];
+    const fixed = this.#settleKeys;
     const call = this.#redis.settle(
       fixed.length + keys.length,
       ...fixed,
@@ -393,16 +396,11 @@ export class RedisConsumer implements Consumer {
       this.#maxDeadLetters,
       ...args,
     );
-    const done = call.then(
-      () => {
+    const done = call
+      .finally(() => {
         for (const d of settled) this.#held.delete(d.receipt);
-        sent.resolve();
-      },
-      (error: unknown) => {
-        for (const d of settled) this.#held.delete(d.receipt);
-        sent.reject(error);
-      },
-    );
+      })
+      .then(() => sent.resolve(), sent.reject);
     this.#sending.add(done);
     void done.finally(() => this.#sending.delete(done));
   }

@@ -28,28 +28,32 @@ local group = ARGV[1]
 local done = { {}, {}, {} }
 local now
 local results = 5
+-- An entry to acknowledge and delete, by lane (0, 1, 2) and id.
+local function settled(lane, id)
+  local ids = done[tonumber(lane) + 1]
+  ids[#ids + 1] = id
+end
+-- A result under the next result key, with its expiry, published on the key's name.
+local function store(ttl, result)
+  results = results + 1
+  redis.call('SET', KEYS[results], result, 'PX', ttl)
+  redis.call('PUBLISH', KEYS[results], result)
+end
 local i = 3
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'R' then
-    results = results + 1
-    redis.call('SET', KEYS[results], ARGV[i + 2], 'PX', ARGV[i + 1])
-    redis.call('PUBLISH', KEYS[results], ARGV[i + 2])
+    store(ARGV[i + 1], ARGV[i + 2])
     i = i + 3
   elseif op == 'S' then
-    results = results + 1
-    redis.call('SET', KEYS[results], ARGV[i + 4], 'PX', ARGV[i + 3])
-    redis.call('PUBLISH', KEYS[results], ARGV[i + 4])
-    local lane = done[tonumber(ARGV[i + 1]) + 1]
-    lane[#lane + 1] = ARGV[i + 2]
+    store(ARGV[i + 3], ARGV[i + 4])
+    settled(ARGV[i + 1], ARGV[i + 2])
     i = i + 5
   elseif op == 'A' then
-    local lane = done[tonumber(ARGV[i + 1]) + 1]
-    lane[#lane + 1] = ARGV[i + 2]
+    settled(ARGV[i + 1], ARGV[i + 2])
     i = i + 3
   elseif op == 'Q' then
-    local lane = done[tonumber(ARGV[i + 1]) + 1]
-    lane[#lane + 1] = ARGV[i + 2]
+    settled(ARGV[i + 1], ARGV[i + 2])
     if not now then
       local t = redis.call('TIME')
       now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -62,8 +66,7 @@ while i <= #ARGV do
     end
     i = i + 6
   elseif op == 'D' then
-    local lane = done[tonumber(ARGV[i + 1]) + 1]
-    lane[#lane + 1] = ARGV[i + 2]
+    settled(ARGV[i + 1], ARGV[i + 2])
     local fields = { 'm', ARGV[i + 3], 'reason', ARGV[i + 4], 'detail', ARGV[i + 5], 'deliveries', ARGV[i + 6],
       'at', ARGV[i + 7], 'source', ARGV[i + 2], 'size', ARGV[i + 8] }
     if ARGV[i + 9] ~= '' then
@@ -77,7 +80,7 @@ while i <= #ARGV do
   end
 end
 -- unpack() takes a few thousand values at most: acknowledge in chunks.
-local settled = 0
+local count = 0
 for lane = 1, 3 do
   local ids = done[lane]
   for from = 1, #ids, CHUNK do
@@ -85,6 +88,6 @@ for lane = 1, 3 do
     redis.call('XACK', KEYS[lane], group, unpack(ids, from, to))
     redis.call('XDEL', KEYS[lane], unpack(ids, from, to))
   end
-  settled = settled + #ids
+  count = count + #ids
 end
-return settled
+return count
