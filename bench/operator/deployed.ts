@@ -14,6 +14,11 @@ const root = new URL('../../', import.meta.url).pathname;
 export const operatorMain = join(root, 'operator/dist/main.js');
 /** The compiled module that holds the whole operator (what main.js loads, without starting anything). */
 export const operatorModule = join(root, 'operator/dist/runtime/operator.js');
+/**
+ * What the operator runs of `@kubernetes/client-node`: `npm run build` bundles it, tree-shaken, over
+ * what `tsc` emits there (a re-export of the package root; operator/src/runtime/bundle-kubernetes.ts).
+ */
+export const kubernetesModule = join(root, 'operator/dist/runtime/kubernetes.js');
 
 /** What `helm install` with the chart's defaults puts in the operator container's NODE_OPTIONS. */
 export function chartNodeOptions(): string {
@@ -42,7 +47,8 @@ function filesUnder(dir: string, keep: (name: string) => boolean): string[] {
  * Refuses (throws, saying what to run) when a package's build is missing or older than its sources:
  * each `src/**.ts` that is not a test must have its `dist/**.js`, and none may be newer than the package's
  * `tsconfig.tsbuildinfo` (what `tsc -b` itself compares: it leaves a `.js` whose emit did not change
- * untouched, but stamps the build info); each Lua script must have an identical copy in dist/.
+ * untouched, but stamps the build info); each Lua script must have an identical copy in dist/; and the
+ * operator's `@kubernetes/client-node` must be the bundle `npm run build` makes, not tsc's re-export.
  */
 export function assertBuilt(): void {
   const stale: string[] = [];
@@ -68,6 +74,12 @@ export function assertBuilt(): void {
         stale.push(`${relative(root, copy)} is not a copy of ${relative(root, script)}`);
       }
     }
+  }
+  if (
+    existsSync(kubernetesModule) &&
+    /from\s*["']@kubernetes\/client-node["']/.test(readFileSync(kubernetesModule, 'utf8'))
+  ) {
+    stale.push(`${relative(root, kubernetesModule)} is tsc's re-export of the package root, not the bundle`);
   }
   if (stale.length > 0) {
     const shown = stale.slice(0, 5).join('; ') + (stale.length > 5 ? `; and ${stale.length - 5} more` : '');

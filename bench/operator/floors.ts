@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { deployedEnv, operatorModule } from './deployed.ts';
+import { deployedEnv, kubernetesModule, operatorModule } from './deployed.ts';
 
 const run = promisify(execFile);
 const operatorDir = new URL('../../operator/', import.meta.url).pathname;
@@ -22,6 +22,14 @@ const steps: { what: string; imports: string[]; source?: boolean }[] = [
   {
     what: '+ `@kubernetes/client-node` (the package root)',
     imports: ['ioredis', 'prom-client', '@kubernetes/client-node'],
+  },
+  {
+    what: "+ only KubeConfig's own file (`@kubernetes/client-node/dist/config.js`)",
+    imports: ['ioredis', 'prom-client', '@kubernetes/client-node/dist/config.js'],
+  },
+  {
+    what: '+ KubeConfig and makeInformer tree-shaken from the root (`operator/dist/runtime/kubernetes.js`, what the operator loads)',
+    imports: ['ioredis', 'prom-client', kubernetesModule],
   },
   { what: 'the compiled operator (`operator/dist`, as deployed)', imports: [operatorModule] },
   {

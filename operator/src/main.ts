@@ -4,9 +4,9 @@
  * Flags have environment variables, as the Helm chart sets them.
  */
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, parseLogLevel, serveObservability } from 'taskfleet';
 import { FlagError, parseBoolean, parseWatchNamespaces, parseWorkerResources } from './runtime/flags.ts';
+import { KubeConfig } from './runtime/kubernetes.ts';
 import { Operator } from './runtime/operator.ts';
 
 const usage = `taskfleet-operator — scales each TaskQueue's workers from its broker's backlog

@@ -1,13 +1,13 @@
-import {
-  type Informer,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  makeInformer,
-  type ObjectCache,
+import type {
+  Informer,
+  KubeConfig,
+  KubernetesListObject,
+  KubernetesObject,
+  ObjectCache,
 } from '@kubernetes/client-node';
 import { KubeApiError, type KubeClient } from './kube-client.ts';
 import { apiPath } from './kube-path.ts';
+import { makeInformer } from './kubernetes.ts';
 
 type Cached<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 

@@ -15,7 +15,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort } from '../../stack/process.ts';
 import { installCrdsInto } from '../../support/crds.ts';
@@ -51,7 +51,14 @@ before(
   async () => {
     const builder = new PlanBuilder(join(dir, 'stages'));
     // The builder's own settings, not the image's: npm takes packages from this machine's cache first.
-    const runEnv = { HOME: process.env.HOME ?? '/root', npm_config_prefer_offline: 'true' };
+    // The builder's npm settings: its cache (and config) in HOME, offline where the cache has it, and the
+    // CA this machine trusts for the registry, if it names one.
+    const { NODE_EXTRA_CA_CERTS } = process.env;
+    const runEnv = {
+      HOME: process.env.HOME ?? '/root',
+      npm_config_prefer_offline: 'true',
+      ...(NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS } : {}),
+    };
     const build = async (name: string, dockerfile: string, options: Parameters<PlanBuilder['build']>[1]) => {
       const report: BuildReport = { steps: [] };
       const started = performance.now();
@@ -154,7 +161,7 @@ test('the runtime trees hold dist/, the command and production dependencies only
     const app = inRootfs(image.rootfs, '/opt/taskfleet');
     const packages = await installedPackages(join(app, 'node_modules'), 'node_modules');
     assert.ok(packages.includes('node_modules/taskfleet'), 'taskfleet is installed');
-    for (const name of ['typescript', '@biomejs/biome', 'node', 'bullmq', ...absent]) {
+    for (const name of ['typescript', '@biomejs/biome', 'esbuild', 'node', 'bullmq', ...absent]) {
       assert.ok(!packages.includes(`node_modules/${name}`), `${name} is not in the runtime tree`);
     }
     const dev = packages.filter((p) => {
@@ -174,6 +181,21 @@ test('the runtime trees hold dist/, the command and production dependencies only
   }
   const scripts = await readdir(inRootfs(worker.rootfs, '/opt/taskfleet/worker/dist/brokers/redis/scripts'));
   assert.ok(scripts.includes('settle.lua'), 'the Redis scripts are beside the compiled broker');
+});
+
+test("the operator image loads @kubernetes/client-node's KubeConfig and informers tree-shaken, without its generated API", async () => {
+  const file = inRootfs(operator.rootfs, '/opt/taskfleet/operator/dist/runtime/kubernetes.js');
+  const bundle = await readFile(file, 'utf8');
+  assert.doesNotMatch(bundle, /from\s*["']@kubernetes\/client-node["']/, 'it does not import the package root');
+  assert.doesNotMatch(bundle, /\bCoreV1Api\b/, 'the generated API clients are not in it');
+  const { KubeConfig, makeInformer } = (await import(
+    pathToFileURL(file).href
+  )) as typeof import('@kubernetes/client-node');
+  const config = new KubeConfig();
+  const kube = await useKube();
+  config.loadFromFile(kube.kubeconfig);
+  assert.equal(config.getCurrentCluster()?.server, kube.server, 'its KubeConfig reads a kubeconfig');
+  assert.equal(typeof makeInformer, 'function');
 });
 
 test('the worker image runs the tutorial from a read-only /app as user 1000, and answers /healthz', async (t) => {
