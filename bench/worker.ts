@@ -135,10 +135,11 @@ function keepBest<T>(map: Map<string, T>, key: string, value: T, score: (t: T) =
 }
 
 const drainContenders = [
-  { label: 'ours', name: 'ours', ignoreResult: false },
-  { label: 'ours-ignore-result', name: 'ours', ignoreResult: true },
-  { label: 'bullmq', name: 'bullmq', ignoreResult: false },
-  { label: 'bare', name: 'bare', ignoreResult: false },
+  { label: 'ours', name: 'ours', ignoreResult: false, history: false },
+  { label: 'ours-history', name: 'ours', ignoreResult: false, history: true },
+  { label: 'ours-ignore-result', name: 'ours', ignoreResult: true, history: false },
+  { label: 'bullmq', name: 'bullmq', ignoreResult: false, history: false },
+  { label: 'bare', name: 'bare', ignoreResult: false, history: false },
 ] as const;
 
 async function drain(contender: (typeof drainContenders)[number], round: number) {
@@ -163,6 +164,7 @@ async function drain(contender: (typeof drainContenders)[number], round: number)
       tasks,
       concurrency,
       ignoreResult: contender.ignoreResult,
+      history: contender.history,
     },
     drainTimeoutMs,
   );

@@ -5,14 +5,14 @@ import type { ChildConfig, Producer, StartConsumer } from '../support/protocol.t
 
 /**
  * Taskfleet as users get it by default: the compiled package (worker/dist), a result backend on the
- * broker's Redis, results stored.
+ * broker's Redis, results stored (the task history off, as by default, unless the config turns it on).
  */
 const PREFIX = 'bench';
 assertRunsDist();
 
-function appFor(host: string, port: number, queue: string): Taskfleet {
+function appFor(host: string, port: number, queue: string, history = false): Taskfleet {
   const url = `redis://${host}:${port}`;
-  return new Taskfleet({ broker: url, backend: url, prefix: PREFIX, defaultQueue: queue });
+  return new Taskfleet({ broker: url, backend: url, prefix: PREFIX, defaultQueue: queue, history });
 }
 
 export function producer(host: string, port: number, queue: string): Producer {
@@ -32,7 +32,7 @@ export function producer(host: string, port: number, queue: string): Producer {
 }
 
 export const startConsumer: StartConsumer = async (config: ChildConfig, hooks) => {
-  const app = appFor(config.host, config.port, config.queue);
+  const app = appFor(config.host, config.port, config.queue, config.history ?? false);
   app.task('noop', { ignoreResult: config.ignoreResult }, (_ctx, arg: number) => {
     hooks.started(arg);
     return null;

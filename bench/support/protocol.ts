@@ -38,6 +38,8 @@ export interface ChildConfig {
   concurrency: number;
   /** ours only: the task's ignoreResult. */
   ignoreResult: boolean;
+  /** ours only: keep the task history (off by default). */
+  history?: boolean;
   /** drain only: write a CPU profile of the drain (first completion to last) to this file. */
   profile?: string;
 }

@@ -6,6 +6,8 @@ import { requireBroker } from './brokers/registry.ts';
 import { Control } from './control.ts';
 import { type Endpoint, resolveEndpoint } from './endpoints.ts';
 import { ConfigError, NoResultBackendError, TaskfleetError } from './errors.ts';
+import { type HistoryOptions, resolveHistory } from './history/entry.ts';
+import type { HistoryStore } from './history/store.ts';
 import {
   createEnvelope,
   DEFAULT_ETA_HORIZON_MS,
@@ -72,6 +74,15 @@ export interface TaskfleetOptions {
    * @defaultValue TASKFLEET_BROKER_TIMEOUT, else 10,000 (10 s)
    */
   brokerTimeout?: number;
+  /**
+   * The task history workers keep on a Redis broker (docs/history.md): every call's outcome, with its
+   * arguments and result or error. `true`, or bounds, turns it on (so does TASKFLEET_HISTORY=on);
+   * `false` keeps it off whatever the environment says. Bounds not given come from
+   * TASKFLEET_HISTORY_MAX_ENTRIES, TASKFLEET_HISTORY_MAX_AGE (ms), TASKFLEET_HISTORY_MAX_ENTRY_BYTES,
+   * else 10,000 entries per queue, 7 days, 4 KiB per entry.
+   * @defaultValue off (TASKFLEET_HISTORY, else off)
+   */
+  history?: Partial<HistoryOptions> | boolean;
   /** Defaults for every task's options. */
   taskDefaults?: TaskOptions;
 }
@@ -146,6 +157,10 @@ export class Taskfleet {
   get etaHorizon(): number {
     return this.#options.etaHorizon ?? envInteger('TASKFLEET_ETA_HORIZON') ?? DEFAULT_ETA_HORIZON_MS;
   }
+  /** The task history's bounds; undefined when none is kept. */
+  get historyOptions(): HistoryOptions | undefined {
+    return resolveHistory(this.#options.history);
+  }
   get brokerTimeout(): number {
     return this.#options.brokerTimeout ?? envInteger('TASKFLEET_BROKER_TIMEOUT') ?? DEFAULT_BROKER_TIMEOUT_MS;
   }
@@ -171,6 +186,7 @@ export class Taskfleet {
     const backend = this.#backendEndpoint;
     if (backend !== undefined) assertRedisUrl(backend.url, `the result backend URL (from ${backend.from})`);
     assertQueueName(this.defaultQueue);
+    resolveHistory(this.#options.history);
     for (const [field, env] of [
       ['maxResultBytes', 'TASKFLEET_MAX_RESULT_BYTES'],
       ['maxDeadLetters', 'TASKFLEET_MAX_DEAD_LETTERS'],
@@ -313,6 +329,21 @@ export class Taskfleet {
     if (broker) return broker.redis;
     this.#backendBroker ??= new RedisBroker(url, { prefix: this.prefix });
     return this.#backendBroker.redis;
+  }
+
+  /**
+   * The task history workers keep (docs/history.md): each queue's recent calls, how each ended, with
+   * its arguments and result or error. On a Redis broker; on Kafka, an error that says so.
+   */
+  get history(): HistoryStore {
+    const store = this.broker.history;
+    if (store === undefined) {
+      throw new TaskfleetError(
+        'NO_HISTORY',
+        'this broker keeps no task history: workers keep it on a Redis broker only (docs/history.md)',
+      );
+    }
+    return store;
   }
 
   /** A handle on a result by id, as Celery's AsyncResult(id). */

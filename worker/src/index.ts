@@ -25,6 +25,13 @@ export {
   WorkflowError,
 } from './errors.ts';
 export { GroupResult } from './group-result.ts';
+export {
+  DEFAULT_HISTORY,
+  type HistoryEntry,
+  type HistoryOptions,
+  type HistoryState,
+} from './history/entry.ts';
+export type { HistoryPage, HistoryQuery, HistoryStore } from './history/store.ts';
 export { MAX_CANVAS_DEPTH, MAX_CANVAS_SIGNATURES } from './message/canvas-spec.ts';
 export type {
   ChordFailure,

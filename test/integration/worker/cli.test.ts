@@ -415,6 +415,46 @@ test('dlq list shows dead letters with their reason; dlq requeue puts them back 
   assert.equal((await s.app.broker.backlog(s.queue)).ready, 2);
 });
 
+test('history <queue> lists the calls a worker finished, newest first, filtered; history <queue> <id> shows one', async () => {
+  const s = await setup();
+  const worker = spawnWorker(['--app', fixture, '--metrics-port', '0'], { ...s.env, TASKFLEET_HISTORY: 'on' });
+  const ok = await s.tasks.add.delay(2, 3);
+  assert.equal(await ok.get({ timeout: 15_000 }), 5);
+  const bad = await s.tasks.fail.delay('no luck');
+  await assert.rejects(bad.get({ timeout: 15_000 }), /no luck/);
+  worker.signal('SIGTERM');
+  assert.deepEqual(await worker.exit(), { code: 0, signal: null }, worker.output());
+
+  const all = await s.cli(['history', s.queue]);
+  assert.equal(all.code, 0, all.stderr);
+  const lines = all.stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 2);
+  assert.match(lines[0] as string, new RegExp(`^\\S+Z  FAILURE  fail ${bad.id}  attempt 1, \\d+ ms  Error: no luck$`));
+  assert.match(lines[1] as string, new RegExp(`^\\S+Z  SUCCESS  add ${ok.id}  attempt 1, \\d+ ms$`));
+
+  const failures = await s.cli(['history', s.queue, '--state', 'failure', '--json']);
+  const page = JSON.parse(failures.stdout) as { entries: { id: string; args: unknown[] }[]; next?: string };
+  assert.deepEqual(
+    page.entries.map((e) => [e.id, e.args]),
+    [[bad.id, ['no luck']]],
+  );
+  assert.equal(page.next, undefined);
+  assert.equal(
+    (await s.cli(['history', s.queue, '--task', 'hold'])).stdout,
+    `nothing in the history of ${s.queue} that matches\n`,
+  );
+
+  const one = await s.cli(['history', s.queue, ok.id]);
+  assert.equal(one.code, 0, one.stderr);
+  assert.match(one.stdout, /^args: \[2,3\]$/m);
+  assert.match(one.stdout, /^result: 5$/m);
+  const missing = await s.cli(['history', s.queue, 'no-such-id']);
+  assert.equal(missing.stdout, `no-such-id: not in the history of ${s.queue} (never run here, or no longer kept)\n`);
+  const wrong = await s.cli(['history', s.queue, '--state', 'lost']);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /state must be one of SUCCESS, FAILURE, RETRY, REVOKED, not "LOST"/);
+});
+
 test('dlq list and result print what producers wrote escaped: no terminal escape reaches the terminal', async () => {
   const s = await setup();
   const keys = queueKeys(s.app.prefix, s.queue);

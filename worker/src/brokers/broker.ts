@@ -1,3 +1,4 @@
+import type { HistoryStore } from '../history/store.ts';
 import type { ChordFailure, ChordRef } from '../message/canvas-spec.ts';
 import type { DeadLetterReason, Envelope, InvalidMessageError } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
@@ -38,6 +39,11 @@ export interface Broker {
    * callback (its definition declares `capabilities.chords`); undefined on one that cannot.
    */
   readonly chords: Chords | undefined;
+  /**
+   * The task history workers keep on this broker (Redis: ConsumerOptions.history); undefined on a
+   * broker that keeps none (Kafka).
+   */
+  readonly history: HistoryStore | undefined;
   /** Problems with the broker's configuration that can lose tasks, in words; empty when there are none. */
   warnings(): Promise<string[]>;
   close(): Promise<void>;
@@ -91,6 +97,19 @@ export interface ConsumerOptions {
    * broker that cannot ignores it.
    */
   storeResults?: boolean;
+  /**
+   * Keep the task history (Redis): every settlement that carries a history entry appends it to the
+   * queue's history in the same call, within these bounds. A broker that cannot ignores it.
+   */
+  history?: HistoryLimits;
+}
+
+/** How much task history a queue keeps: whichever bound is reached first (docs/history.md). */
+export interface HistoryLimits {
+  /** Entries kept at most; the oldest go first. */
+  readonly maxEntries: number;
+  /** Entries older than this (ms) are removed as new ones are written. */
+  readonly maxAgeMs: number;
 }
 
 /** One message handed to a consumer. Settle it exactly once. */
@@ -139,7 +158,20 @@ export type Settlement =
      * `storesResults` is true (the others are given none, and store it first through the backend).
      */
     result?: SettledResult;
+    /**
+     * The call's entry in the task history, written with the settlement: only for a consumer whose
+     * `keepsHistory` is true (the others are given none).
+     */
+    history?: SettledHistory;
   };
+
+/** A history entry as a settlement carries it (Consumer.keepsHistory). */
+export interface SettledHistory {
+  /** The call's id. */
+  readonly id: string;
+  /** The entry (history/entry.ts), as JSON. */
+  readonly json: string;
+}
 
 export interface Consumer {
   /**
@@ -174,6 +206,8 @@ export interface Consumer {
    * every result and acknowledgement together.
    */
   readonly storesResults?: boolean;
+  /** settle() writes a settlement's `history` entry with it (opened with `history` on a Redis broker). */
+  readonly keepsHistory?: boolean;
   /** Stops keeping deliveries alive and disconnects; unsettled deliveries are redelivered later. */
   close(): Promise<void>;
 }

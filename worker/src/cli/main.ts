@@ -8,6 +8,7 @@ import { Taskfleet } from '../app.ts';
 import { redact, redactText } from '../brokers/redact.ts';
 import { redis } from '../brokers/redis/definition.ts';
 import { brokerFor } from '../brokers/registry.ts';
+import type { HistoryEntry, HistoryState } from '../history/entry.ts';
 import { createLogger, type Logger, parseLogLevel } from '../observe/logger.ts';
 import { assertHasTasks, Worker } from '../runtime/worker.ts';
 import { loadApp } from './app-module.ts';
@@ -115,7 +116,9 @@ const options = {
   wait: { type: 'string' },
   limit: { type: 'string' },
   terminate: { type: 'boolean' },
-  json: { type: 'boolean', help: 'machine-readable output (inspect, result, dlq)' },
+  task: { type: 'string' },
+  state: { type: 'string' },
+  json: { type: 'boolean', help: 'machine-readable output (inspect, result, dlq, history)' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -427,6 +430,53 @@ async function dlq(flags: Flags, [verb, queue, ...ids]: string[]): Promise<void>
   });
 }
 
+const HISTORY_USAGE = 'history <queue> [<task-id>] [--task <name>] [--state <state>] [--limit <n>]';
+
+async function history(flags: Flags, [queue, id, ...rest]: string[]): Promise<void> {
+  if (!queue || rest.length > 0) throw new UsageError(HISTORY_USAGE);
+  await withApp(flags, 'broker', async (app) => {
+    if (id !== undefined) {
+      const entry = await app.history.entry(queue, id);
+      print(flags, entry ?? null, () =>
+        entry
+          ? describeEntry(entry)
+          : `${p(id)}: not in the history of ${p(queue)} (never run here, or no longer kept)`,
+      );
+      return;
+    }
+    const page = await app.history.list(queue, {
+      ...(flags.task !== undefined ? { task: flags.task } : {}),
+      ...(flags.state !== undefined ? { state: flags.state.toUpperCase() as HistoryState } : {}),
+      limit: integer(flags, 'limit', 1) ?? 50,
+    });
+    print(flags, page, () =>
+      page.entries.length === 0
+        ? `nothing in the history of ${p(queue)}${flags.task || flags.state ? ' that matches' : ''}`
+        : page.entries.map(entryLine).join('\n'),
+    );
+  });
+}
+
+/** One entry on one line: when it ended, how, what, and why when it failed. */
+function entryLine(e: HistoryEntry): string {
+  const took = e.startedAt === undefined ? 'not run' : `${e.finishedAt - e.startedAt} ms`;
+  const why = e.error ? `  ${p(e.error.name)}: ${p(e.error.message)}` : '';
+  return `${new Date(e.finishedAt).toISOString()}  ${e.state.padEnd(8)} ${p(e.task)} ${p(e.id)}  attempt ${e.attempt}, ${took}${why}`;
+}
+
+function describeEntry(e: HistoryEntry): string {
+  return [
+    entryLine(e),
+    `args: ${e.args === undefined ? `(left out: ${e.omitted?.args} bytes)` : p(JSON.stringify(e.args))}`,
+    `kwargs: ${e.kwargs === undefined ? `(left out: ${e.omitted?.kwargs} bytes)` : p(JSON.stringify(e.kwargs))}`,
+    ...(e.result !== undefined ? [`result: ${p(JSON.stringify(e.result))}`] : []),
+    ...(e.omitted?.result !== undefined ? [`result: (left out: ${e.omitted.result} bytes)`] : []),
+    ...(e.error?.stack ? [`stack: ${p(e.error.stack)}`] : []),
+    ...(e.deadLetter ? [`dead-lettered: ${p(e.deadLetter)}`] : []),
+    `worker: ${p(e.worker)}  queue: ${p(e.queue)}  created ${new Date(e.createdAt).toISOString()}`,
+  ].join('\n');
+}
+
 /**
  * A verb of the command: its lines in the usage (what to type, what it does) and what it runs, which
  * resolves to the exit code, or to -1 for the verbs that keep running until a signal (worker, beat).
@@ -471,6 +521,10 @@ const verbs: Record<string, Verb> = {
       ['dlq requeue <queue> [<id>...]', 'put dead letters back on their queue (all without ids)'],
     ],
     run: (flags, positionals) => done(dlq(flags, positionals)),
+  },
+  history: {
+    usage: [[HISTORY_USAGE, "a queue's recent calls, newest first, or one call's latest attempt"]],
+    run: (flags, positionals) => done(history(flags, positionals)),
   },
 };
 

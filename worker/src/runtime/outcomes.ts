@@ -4,7 +4,7 @@
  * Each is recorded first and settled after, so a worker killed in between runs the call again and loses
  * nothing.
  */
-import type { Consumer, Delivery, Settlement } from '../brokers/broker.ts';
+import type { Consumer, Delivery, SettledHistory, Settlement } from '../brokers/broker.ts';
 import { CanvasRuntime } from '../canvas/runtime.ts';
 import {
   EtaBeyondHorizonError,
@@ -14,6 +14,7 @@ import {
   TaskRevokedError,
   WorkflowError,
 } from '../errors.ts';
+import { type HistoryOptions, type HistoryOutcome, historyJson } from '../history/entry.ts';
 import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
 import { LogBudget } from '../observe/log-budget.ts';
@@ -106,8 +107,10 @@ export interface OutcomeContext {
   readonly metrics: Pick<WorkerMetrics, 'forTask' | 'deadLetters'>;
   /** What follows a call in its workflow: chains, chords, links and errbacks. */
   readonly workflows: Pick<CanvasRuntime, 'succeeded' | 'failed'>;
+  /** The task history's options, when the worker keeps one (and its consumer can: Consumer.keepsHistory). */
+  readonly history?: HistoryOptions;
   /** The consumer deliveries are settled with (the worker has one whenever it has a delivery). */
-  consumer(): Pick<Consumer, 'settle' | 'release' | 'drop' | 'storesResults'>;
+  consumer(): Pick<Consumer, 'settle' | 'release' | 'drop' | 'storesResults' | 'keepsHistory'>;
 }
 
 type Counted = 'success' | 'failure' | 'retry' | 'revoked' | 'expired';
@@ -164,7 +167,13 @@ export class Outcomes {
             finishedAt,
           }
         : undefined;
-      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
+      const history = this.#history(envelope, {
+        state: 'SUCCESS',
+        startedAt,
+        finishedAt,
+        result: decision.value as JsonValue,
+      });
+      await this.#settleWith(delivery, { kind: 'ack', ...history }, definition, record);
       this.#count(envelope, 'success');
       log.debug('task succeeded', { ms: finishedAt - startedAt });
       return;
@@ -176,7 +185,8 @@ export class Outcomes {
         ? { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at }
         : undefined;
       const next: Envelope = { ...envelope, attempt: envelope.attempt + 1, eta: at };
-      await this.#settleWith(delivery, { kind: 'requeue', envelope: next, at }, definition, record);
+      const history = this.#history(envelope, { state: 'RETRY', error, startedAt, finishedAt, retryAt: at });
+      await this.#settleWith(delivery, { kind: 'requeue', envelope: next, at, ...history }, definition, record);
       this.#count(envelope, 'retry').retries++;
       log.warn('task failed; retrying', { error, retryInMs: decision.delayMs });
       return;
@@ -184,13 +194,14 @@ export class Outcomes {
     const error = recordError(decision.error);
     const state = decision.kind === 'revoked' ? 'REVOKED' : 'FAILURE';
     const record = { ...this.#record(envelope, state), error, startedAt, finishedAt };
+    const history = this.#history(envelope, { state, error, startedAt, finishedAt });
     if (CanvasRuntime.involved(envelope)) {
       // Recorded before its workflow is told (its errbacks may read it), acknowledged after.
       await this.#store(definition, record);
       await permanentAs('failure', this.#context.workflows.failed(envelope, error, state));
-      await consumer.settle(delivery, { kind: 'ack' });
+      await consumer.settle(delivery, { kind: 'ack', ...history });
     } else {
-      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
+      await this.#settleWith(delivery, { kind: 'ack', ...history }, definition, record);
     }
     this.#count(envelope, decision.kind === 'revoked' ? 'revoked' : 'failure');
     log.warn(decision.kind === 'revoked' ? 'task terminated' : 'task failed', { error });
@@ -229,16 +240,13 @@ export class Outcomes {
     // Its FAILURE is stored already; only its workflow could not be told, and telling it again would fail the same way.
     if (error instanceof WorkflowError && error.after === 'failure') return unrecordable(error);
     try {
-      await this.#store(definition, {
-        ...this.#record(envelope, 'FAILURE'),
-        error: recorded,
-        startedAt,
-        finishedAt: this.#context.clock.now(),
-      });
+      const finishedAt = this.#context.clock.now();
+      await this.#store(definition, { ...this.#record(envelope, 'FAILURE'), error: recorded, startedAt, finishedAt });
       if (CanvasRuntime.involved(envelope)) {
         await permanentAs('failure', this.#context.workflows.failed(envelope, recorded, 'FAILURE'));
       }
-      await consumer.settle(delivery, { kind: 'ack' });
+      const history = this.#history(envelope, { state: 'FAILURE', error: recorded, startedAt, finishedAt });
+      await consumer.settle(delivery, { kind: 'ack', ...history });
       this.#count(envelope, 'failure');
       log.error('task failed: its outcome cannot be recorded as it is', { error: recorded });
     } catch (again) {
@@ -272,7 +280,9 @@ export class Outcomes {
     const error = recordError(
       new TaskRevokedError(envelope.id, why === 'expired' ? 'expired before it started' : 'revoked'),
     );
-    const record = { ...this.#record(envelope, 'REVOKED'), error, finishedAt: this.#context.clock.now() };
+    const finishedAt = this.#context.clock.now();
+    const record = { ...this.#record(envelope, 'REVOKED'), error, finishedAt };
+    const history = this.#history(envelope, { state: 'REVOKED', error, finishedAt });
     if (CanvasRuntime.involved(envelope)) {
       await this.#store(definition, record);
       try {
@@ -283,9 +293,9 @@ export class Outcomes {
         const detail = `it was ${why} and not run, but its workflow could not be told: ${messageOf(failure)}`;
         return this.#deadLetter(delivery, 'unrecordable', detail, { store: false, tell: false });
       }
-      await this.#context.consumer().settle(delivery, { kind: 'ack' });
+      await this.#context.consumer().settle(delivery, { kind: 'ack', ...history });
     } else {
-      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
+      await this.#settleWith(delivery, { kind: 'ack', ...history }, definition, record);
     }
     this.#count(envelope, why);
     this.#context.log.info(`task ${why}: not run`, { task: envelope.task, taskId: envelope.id });
@@ -305,7 +315,9 @@ export class Outcomes {
   ): Promise<void> {
     const { app, log, metrics, queue } = this.#context;
     const envelope = delivery.envelope;
+    const finishedAt = this.#context.clock.now();
     let letter = detail;
+    let history: { history: SettledHistory } | undefined;
     if (envelope) {
       // Whoever waits on this call learns it failed, and why, instead of waiting forever; requeueing
       // the dead letter (taskfleet dlq requeue) runs it again and overwrites this.
@@ -314,12 +326,10 @@ export class Outcomes {
         code: reason,
         message: `dead-lettered (${reason}): ${detail}`,
       };
+      history = this.#history(envelope, { state: 'FAILURE', error, finishedAt, deadLetter: reason });
       try {
         if (store && app.hasBackend) {
-          await app.backend.store(
-            { ...this.#record(envelope, 'FAILURE'), error, finishedAt: this.#context.clock.now() },
-            app.resultExpires,
-          );
+          await app.backend.store({ ...this.#record(envelope, 'FAILURE'), error, finishedAt }, app.resultExpires);
         }
         // A dead letter fails for good: its chain, chord and errbacks must learn it too, or wait forever.
         if (tell && CanvasRuntime.involved(envelope))
@@ -329,7 +339,7 @@ export class Outcomes {
         letter = `${detail}; its failure could not be recorded or its workflow told: ${messageOf(failure)}`;
       }
     }
-    await this.#context.consumer().settle(delivery, { kind: 'dead-letter', reason, detail: letter });
+    await this.#context.consumer().settle(delivery, { kind: 'dead-letter', reason, detail: letter, ...history });
     metrics.deadLetters.inc({ queue, reason });
     const { write, suppressed } = this.#deadLetterLog.take(reason);
     if (suppressed > 0) this.#logSuppressed(reason, suppressed);
@@ -385,6 +395,17 @@ export class Outcomes {
       ...(envelope.parentId !== undefined ? { parentId: envelope.parentId } : {}),
       rootId: envelope.rootId,
     };
+  }
+
+  /**
+   * The attempt's entry in the task history, to spread into its settlement, when the worker keeps one
+   * and its consumer can; else nothing (the settlement then has no `history`).
+   */
+  #history(envelope: Envelope, outcome: HistoryOutcome): { history: SettledHistory } | undefined {
+    const options = this.#context.history;
+    if (options === undefined || !this.#context.consumer().keepsHistory) return undefined;
+    const json = historyJson(envelope, outcome, this.#context.worker, options.maxEntryBytes);
+    return { history: { id: envelope.id, json } };
   }
 
   /** Whether a call of this task has its outcome stored: it has a backend and does not ignore results. */

@@ -6,6 +6,7 @@ import type { Consumer } from '../brokers/broker.ts';
 import { redact } from '../brokers/redact.ts';
 import { CanvasRuntime } from '../canvas/runtime.ts';
 import { ConfigError, TaskRevokedError } from '../errors.ts';
+import type { HistoryOptions } from '../history/entry.ts';
 import { createLogger, type Logger } from '../observe/logger.ts';
 import { WorkerMetrics } from '../observe/metrics.ts';
 import { serveObservability } from '../observe/server.ts';
@@ -83,6 +84,8 @@ export class Worker {
   readonly metrics = new WorkerMetrics();
   readonly log: Logger;
   readonly #app: Taskfleet;
+  /** The task history's bounds (the app's), given to both the outcomes and the consumer; none when off. */
+  readonly #history: HistoryOptions | undefined;
   readonly #options: WorkerOptions;
   readonly #hostname: string;
   readonly #clock: Clock = systemClock;
@@ -119,8 +122,11 @@ export class Worker {
     const { queue, log, metrics } = this;
     const clock = this.#clock;
     const stopping = this.#isStopping;
+    const history = app.historyOptions;
+    this.#history = history;
     this.#outcomes = new Outcomes({
       app,
+      ...(history ? { history } : {}),
       worker: this.id,
       queue,
       log,
@@ -238,6 +244,7 @@ export class Worker {
       ...(this.#options.maxDeliveries !== undefined ? { maxDeliveries: this.#options.maxDeliveries } : {}),
       ...(this.#options.ordered ? { ordered: true } : {}),
       ...(this.#app.backendIsBroker ? { storeResults: true } : {}),
+      ...(this.#history ? { history: this.#history } : {}),
     });
     this.#remote?.startHeartbeats(this.#options.heartbeatInterval ?? 2000);
     this.#loop = this.#fetch.run(this.#consumer, this.#fetching.signal);

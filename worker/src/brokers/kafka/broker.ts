@@ -75,6 +75,8 @@ interface TopicRecord {
 export class KafkaBroker implements Broker {
   /** None: Kafka cannot record a member's result in one transaction with enqueueing the callback. */
   readonly chords = undefined;
+  /** Kafka keeps no task history (docs/history.md). */
+  readonly history = undefined;
   readonly options: KafkaBrokerOptions;
   readonly prefix: string;
   readonly maxMessageBytes: number;

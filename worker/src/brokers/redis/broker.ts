@@ -25,6 +25,7 @@ import { DEFAULT_MAX_DEAD_LETTERS } from '../dead-letter.ts';
 import { redact } from '../redact.ts';
 import { connect, type Redis, type Scripts, sendWithin, withScripts } from './connection.ts';
 import { RedisConsumer } from './consumer.ts';
+import { RedisHistory } from './history.ts';
 import { appKeys, chordKeys, GROUP, queueKeys } from './keys.ts';
 
 export interface RedisBrokerOptions {
@@ -59,6 +60,7 @@ export class RedisBroker implements Broker, Chords {
   readonly maxDeadLetters: number;
   readonly #redis: Redis & Scripts;
   readonly #consumers = new Set<RedisConsumer>();
+  #history: RedisHistory | undefined;
 
   constructor(url: string, options: RedisBrokerOptions = {}) {
     this.url = url;
@@ -66,6 +68,11 @@ export class RedisBroker implements Broker, Chords {
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxDeadLetters = options.maxDeadLetters ?? DEFAULT_MAX_DEAD_LETTERS;
     this.#redis = withScripts(connect(url, { connectionName: 'taskfleet', ...options.connection }));
+  }
+
+  get history(): RedisHistory {
+    this.#history ??= new RedisHistory(this.#redis, this.prefix);
+    return this.#history;
   }
 
   /** The command connection, shared with the result backend and control when they use the same URL. */

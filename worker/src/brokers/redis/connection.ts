@@ -137,7 +137,7 @@ export async function sendWithin<T>(redis: Redis, deadline: Deadline | undefined
 }
 
 const scripts = {
-  // Called with the number of keys first: the queue's five, then one per result in the batch.
+  // Called with the number of keys first: the queue's seven, then one per result in the batch.
   settle: { numberOfKeys: undefined },
   read: { numberOfKeys: 3 },
   requeue: { numberOfKeys: 5 },

@@ -1,5 +1,5 @@
 import { decodeEnvelope, type Envelope, InvalidMessageError, LANES, priorityLane } from '../../message/envelope.ts';
-import type { Consumer, ConsumerOptions, Delivery, Settlement } from '../broker.ts';
+import type { Consumer, ConsumerOptions, Delivery, HistoryLimits, Settlement } from '../broker.ts';
 import { boundedDetail, DEFAULT_MAX_DEAD_LETTERS, deadLetterCopy, poison } from '../dead-letter.ts';
 import type { Redis, Scripts } from './connection.ts';
 import { type appKeys, GROUP, type QueueKeys } from './keys.ts';
@@ -79,8 +79,10 @@ export class RedisConsumer implements Consumer {
   /** Where results are stored, when settlements carry them (ConsumerOptions.storeResults). */
   readonly #results: ReturnType<typeof appKeys> | undefined;
   #batch: SettleBatch | undefined;
-  /** settle.lua's fixed keys: the lanes, the delayed set, the dead letters. */
+  /** settle.lua's fixed keys: the lanes, the delayed set, the dead letters, the history and its index. */
   readonly #settleKeys: string[];
+  /** The history's bounds, when this consumer keeps it (ConsumerOptions.history). */
+  readonly #history: HistoryLimits | undefined;
   /** Batches sent and not yet answered. */
   readonly #sending = new Set<Promise<void>>();
   #nextPromoteAt = 0;
@@ -101,7 +103,8 @@ export class RedisConsumer implements Consumer {
     this.#redis = redis;
     this.#results = options.storeResults ? options.results : undefined;
     this.#keys = keys;
-    this.#settleKeys = [...keys.lanes, keys.delayed, keys.dead];
+    this.#settleKeys = [...keys.lanes, keys.delayed, keys.dead, keys.history, keys.historyIndex];
+    this.#history = options.history;
     this.#name = options.consumer;
     this.#visibilityMs = options.visibilityTimeoutMs ?? 30_000;
     this.#maxDeliveries = options.maxDeliveries ?? 5;
@@ -128,6 +131,10 @@ export class RedisConsumer implements Consumer {
 
   get storesResults(): boolean {
     return this.#results !== undefined;
+  }
+
+  get keepsHistory(): boolean {
+    return this.#history !== undefined;
   }
 
   onClose(listener: () => void): void {
@@ -352,6 +359,8 @@ export class RedisConsumer implements Consumer {
       else batch.args.push('R', result.ttlMs, result.json);
     }
     if (!(result && settlement.kind === 'ack')) this.#operation(batch.args, d, settlement);
+    const { history } = settlement;
+    if (history && this.#history) batch.args.push('H', history.id, history.json);
     batch.settled.push(d);
     if (batch.settled.length >= SETTLE_CHUNK) this.#send(batch);
     return batch.sent.promise;
@@ -394,6 +403,8 @@ export class RedisConsumer implements Consumer {
       ...keys,
       GROUP,
       this.#maxDeadLetters,
+      this.#history?.maxEntries ?? 0,
+      this.#history?.maxAgeMs ?? 0,
       ...args,
     );
     const done = call

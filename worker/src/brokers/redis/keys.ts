@@ -6,6 +6,10 @@ export interface QueueKeys {
   lanes: readonly [string, string, string];
   delayed: string;
   dead: string;
+  /** Stream: the queue's task history, one entry per outcome recorded (fields `i`, the task id, and `e`). */
+  history: string;
+  /** Hash: task id → the id of its latest entry in `history`. */
+  historyIndex: string;
 }
 
 export function queueKeys(prefix: string, queue: string): QueueKeys {
@@ -14,6 +18,8 @@ export function queueKeys(prefix: string, queue: string): QueueKeys {
     lanes: [`${tag}:lane:0`, `${tag}:lane:1`, `${tag}:lane:2`],
     delayed: `${tag}:delayed`,
     dead: `${tag}:dead`,
+    history: `${tag}:history`,
+    historyIndex: `${tag}:history:index`,
   };
 }
 

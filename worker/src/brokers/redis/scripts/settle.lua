@@ -5,12 +5,19 @@ result, nor a result without its call being acknowledged later.
 KEYS[1] KEYS[2] KEYS[3] the queue's lane streams 0, 1, 2
 KEYS[4] the queue's delayed set
 KEYS[5] the queue's dead-letter stream
-KEYS[6..] the result keys, one per 'R' or 'S' operation, in order
+KEYS[6] the queue's history stream: one entry per outcome recorded, fields 'i' (the task id) and 'e'
+        (the entry, JSON), oldest first
+KEYS[7] the queue's history index: a hash, task id → the id of its latest history entry
+KEYS[8..] the result keys, one per 'R' or 'S' operation, in order
 ARGV[1] the consumer group
 ARGV[2] the most dead letters to keep, about: the stream is trimmed oldest first with MAXLEN ~ (whole
         nodes of it go, so it may hold up to stream-node-max-entries more), so a flood of bad input
         cannot fill Redis
-ARGV[3..] operations, each a letter followed by its fields:
+ARGV[3] the most history entries to keep: after a call that adds some, the oldest beyond it go
+ARGV[4] the oldest history entry to keep, as an age in ms: a call that adds n entries removes up to
+        100 + 2n older than that, oldest first (bounded work per call, and a history that shrinks back
+        within its age while it is written)
+ARGV[5..] operations, each a letter followed by its fields:
   'R' ttl (ms) result (JSON) — store a result under the next result key, with its expiry, and publish
       it on the channel of the key's name (a result's channel is its key: keys.ts)
   'A' lane entry-id — acknowledge and delete the entry
@@ -22,12 +29,22 @@ ARGV[3..] operations, each a letter followed by its fields:
       too-large, unknown-task, poison, unrecordable), the detail in words, how many times it was
       delivered, the time (epoch ms), the message's size in bytes, and the whole message's SHA-256
       when only its head is kept ('' when it is whole)
+  'H' task-id entry — append a history entry (JSON) for the task, and point the index at it
 Returns the number of entries settled. ]]
 local CHUNK = 1000
 local group = ARGV[1]
 local done = { {}, {}, {} }
 local now
-local results = 5
+local results = 7
+-- The history entries written: task id, entry id, … (indexed once, after the operations).
+local indexed = {}
+local function serverTime()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
 -- An entry to acknowledge and delete, by lane (0, 1, 2) and id.
 local function settled(lane, id)
   local ids = done[tonumber(lane) + 1]
@@ -39,7 +56,7 @@ local function store(ttl, result)
   redis.call('SET', KEYS[results], result, 'PX', ttl)
   redis.call('PUBLISH', KEYS[results], result)
 end
-local i = 3
+local i = 5
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'R' then
@@ -54,12 +71,8 @@ while i <= #ARGV do
     i = i + 3
   elseif op == 'Q' then
     settled(ARGV[i + 1], ARGV[i + 2])
-    if not now then
-      local t = redis.call('TIME')
-      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    end
     local due = tonumber(ARGV[i + 3])
-    if due <= now then
+    if due <= serverTime() then
       redis.call('XADD', KEYS[1 + tonumber(ARGV[i + 4])], '*', 'm', ARGV[i + 5])
     else
       redis.call('ZADD', KEYS[4], due, ARGV[i + 4] .. ARGV[i + 5])
@@ -75,8 +88,50 @@ while i <= #ARGV do
     end
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
     i = i + 10
+  elseif op == 'H' then
+    local at = redis.call('XADD', KEYS[6], '*', 'i', ARGV[i + 1], 'e', ARGV[i + 2])
+    indexed[#indexed + 1] = ARGV[i + 1]
+    indexed[#indexed + 1] = at
+    i = i + 3
   else
     return redis.error_reply('settle.lua: unknown operation ' .. tostring(op) .. ' at argument ' .. i)
+  end
+end
+-- Commands on many ids at once, in chunks: unpack() takes a few thousand values at most.
+local function inChunks(command, key, values, step)
+  local replies = {}
+  for from = 1, #values, step do
+    local reply = redis.call(command, key, unpack(values, from, math.min(from + step - 1, #values)))
+    if type(reply) == 'table' then
+      for _, value in ipairs(reply) do replies[#replies + 1] = value end
+    end
+  end
+  return replies
+end
+-- History entries removed: the index forgets a task only if it pointed at the entry removed (a task
+-- with a later entry, a retry's next attempt, keeps that one).
+local function forget(entries)
+  local tasks = {}
+  for k, entry in ipairs(entries) do tasks[k] = entry[2][2] end
+  local current = inChunks('HMGET', KEYS[7], tasks, CHUNK)
+  local stale = {}
+  for k, entry in ipairs(entries) do
+    if current[k] == entry[1] then stale[#stale + 1] = tasks[k] end
+  end
+  inChunks('HDEL', KEYS[7], stale, CHUNK)
+end
+if #indexed > 0 then
+  inChunks('HSET', KEYS[7], indexed, 2 * CHUNK)
+  local excess = redis.call('XLEN', KEYS[6]) - tonumber(ARGV[3])
+  if excess > 0 then
+    forget(redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', excess))
+    redis.call('XTRIM', KEYS[6], 'MAXLEN', ARGV[3])
+  end
+  local old = redis.call('XRANGE', KEYS[6], '-', '(' .. (serverTime() - tonumber(ARGV[4])), 'COUNT', 100 + #indexed)
+  if #old > 0 then
+    forget(old)
+    redis.call('XTRIM', KEYS[6], 'MINID', old[#old][1])
+    redis.call('XDEL', KEYS[6], old[#old][1])
   end
 end
 -- unpack() takes a few thousand values at most: acknowledge in chunks.

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type HistoryEntry, Taskfleet } from 'taskfleet';
+import type { RedisBroker } from '../../../worker/src/brokers/redis/broker.ts';
+import { queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
+import { startWorker, testApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
+
+/** Every entry of the default queue's history, newest first, a page at a time. */
+async function everything(app: Taskfleet): Promise<HistoryEntry[]> {
+  const all: HistoryEntry[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await app.history.list(app.defaultQueue, { limit: 7, ...(cursor ? { cursor } : {}) });
+    all.push(...page.entries);
+    cursor = page.next;
+  } while (cursor);
+  return all;
+}
+
+test('the history records every outcome: success with its result, a retry then its success, failure, revoked, dead letter', async () => {
+  const app = await testApp({ history: true });
+  const add = app.task('add', (_ctx, a: number, b: number) => a + b);
+  let tries = 0;
+  const flaky = app.task('flaky', { maxRetries: 2, retryDelay: 10, retryJitter: false }, () => {
+    tries++;
+    if (tries === 1) throw new Error('not yet');
+    return 'done';
+  });
+  const bad = app.task('bad', { maxRetries: 0 }, () => {
+    throw new TypeError('broken');
+  });
+  const never = app.task('never', () => 'ran');
+  // A producer that registers no tasks may send any name: this one no worker knows.
+  const producer = new Taskfleet({
+    broker: app.brokerUrl,
+    backend: app.backendUrl,
+    prefix: app.prefix,
+    defaultQueue: app.defaultQueue,
+  });
+  after(() => producer.close());
+  const unknown = producer.signature('not-registered');
+  const revoked = await never.applyAsync([], { countdown: 300 });
+  await revoked.revoke();
+  const calls = {
+    add: await add.delay(2, 3),
+    flaky: await flaky.delay(),
+    bad: await bad.delay(),
+    unknown: await unknown.delay(),
+  };
+  await startWorker(app);
+  await calls.add.get({ timeout: 10_000 });
+  await calls.flaky.get({ timeout: 10_000 });
+  await assert.rejects(calls.bad.get({ timeout: 10_000 }));
+  await assert.rejects(calls.unknown.get({ timeout: 10_000 }));
+  await eventually(
+    'the revoked call settled',
+    async () => (await app.history.entry(app.defaultQueue, revoked.id)) !== undefined,
+  );
+
+  const entry = async (id: string) => (await app.history.entry(app.defaultQueue, id)) as HistoryEntry;
+  const ok = await entry(calls.add.id);
+  assert.equal(ok.state, 'SUCCESS');
+  assert.equal(ok.task, 'add');
+  assert.deepEqual(ok.args, [2, 3]);
+  assert.equal(ok.result, 5);
+  assert.equal(ok.attempt, 1);
+  assert.equal(ok.queue, app.defaultQueue);
+  assert.match(ok.worker, /./);
+  assert.ok(ok.startedAt !== undefined && ok.finishedAt >= ok.startedAt && ok.startedAt >= ok.createdAt);
+
+  // The index points at a task's latest attempt; the history has both.
+  const retried = await entry(calls.flaky.id);
+  assert.deepEqual([retried.state, retried.attempt, retried.result], ['SUCCESS', 2, 'done']);
+  const all = await everything(app);
+  const flakyEntries = all.filter((e) => e.id === calls.flaky.id);
+  assert.deepEqual(
+    flakyEntries.map((e) => [e.state, e.attempt, e.error?.message]),
+    [
+      ['SUCCESS', 2, undefined],
+      ['RETRY', 1, 'not yet'],
+    ],
+    'newest first',
+  );
+  assert.ok(flakyEntries[1]?.retryAt !== undefined);
+
+  const failed = await entry(calls.bad.id);
+  assert.deepEqual([failed.state, failed.error?.name, failed.error?.message], ['FAILURE', 'TypeError', 'broken']);
+  assert.match(failed.error?.stack ?? '', /broken/);
+
+  const letter = await entry(calls.unknown.id);
+  assert.deepEqual([letter.state, letter.deadLetter], ['FAILURE', 'unknown-task']);
+
+  const skipped = await entry(revoked.id);
+  assert.equal(skipped.state, 'REVOKED');
+  assert.equal(skipped.startedAt, undefined, 'it never ran');
+
+  assert.equal(all.length, 6, 'one entry per attempt that ended');
+  assert.equal(await app.history.size(app.defaultQueue), 6);
+  const failures = await app.history.list(app.defaultQueue, { state: 'FAILURE' });
+  assert.deepEqual(new Set(failures.entries.map((e) => e.id)), new Set([calls.bad.id, calls.unknown.id]));
+  assert.equal(failures.next, undefined, 'one page holds them');
+  const byTask = await app.history.list(app.defaultQueue, { task: 'flaky' });
+  assert.deepEqual(
+    byTask.entries.map((e) => e.state),
+    ['SUCCESS', 'RETRY'],
+  );
+});
+
+test('the history keeps at most maxEntries, the index only for what it keeps', async () => {
+  const app = await testApp({ history: { maxEntries: 25 } });
+  const ok = app.task('ok', (_ctx, n: number) => n);
+  await startWorker(app);
+  const calls = await ok.applyBulk(Array.from({ length: 100 }, (_, n) => [n] as [number]));
+  await Promise.all(calls.map((c) => c.get({ timeout: 10_000 })));
+  await eventually('the history trimmed to 25', async () => (await app.history.size(app.defaultQueue)) === 25);
+  const redis = (app.broker as RedisBroker).redis;
+  const keys = queueKeys(app.prefix, app.defaultQueue);
+  assert.equal(await redis.hlen(keys.historyIndex), 25, 'the index holds the kept entries only');
+  const kept = await everything(app);
+  assert.equal(kept.length, 25);
+  for (const e of kept) assert.ok(await app.history.entry(app.defaultQueue, e.id), `${e.id} is found by id`);
+});
+
+test('the history drops entries older than maxAgeMs as new ones are written', async () => {
+  const app = await testApp({ history: { maxAgeMs: 500 } });
+  const ok = app.task('ok', (_ctx, n: number) => n);
+  await startWorker(app);
+  const old = await Promise.all(Array.from({ length: 10 }, (_, n) => ok.delay(n)));
+  await Promise.all(old.map((c) => c.get({ timeout: 10_000 })));
+  await sleep(600);
+  const fresh = await ok.delay(99);
+  await fresh.get({ timeout: 10_000 });
+  const kept = await everything(app);
+  assert.deepEqual(
+    kept.map((e) => e.id),
+    [fresh.id],
+  );
+  assert.equal(await app.history.entry(app.defaultQueue, old[0]!.id), undefined);
+  const redis = (app.broker as RedisBroker).redis;
+  assert.equal(await redis.hlen(queueKeys(app.prefix, app.defaultQueue).historyIndex), 1);
+});
+
+test('an entry larger than maxEntryBytes leaves out its result first, then kwargs and args, saying how large they were', async () => {
+  const app = await testApp({ history: { maxEntryBytes: 1024 } });
+  const big = app.task('big', (_ctx, text: string) => text.repeat(2));
+  await startWorker(app);
+  const call = await big.delay('x'.repeat(600));
+  await call.get({ timeout: 10_000 });
+  const entry = (await app.history.entry(app.defaultQueue, call.id)) as HistoryEntry;
+  assert.equal(entry.result, undefined);
+  assert.equal(entry.omitted?.result, 1202, 'the result as JSON: 1,200 characters and its quotes');
+  assert.deepEqual(entry.args, ['x'.repeat(600)], 'the arguments fit once the result is out');
+  const raw = await (app.broker as RedisBroker).redis.xrange(queueKeys(app.prefix, app.defaultQueue).history, '-', '+');
+  assert.ok(Buffer.byteLength(String(raw[0]?.[1][3])) <= 1024);
+});
+
+test('by default no history is written, and a bad bound is refused with the option named', async () => {
+  const app = await testApp();
+  const ok = app.task('ok', () => 1);
+  await startWorker(app);
+  await (await ok.delay()).get({ timeout: 10_000 });
+  assert.equal(await app.history.size(app.defaultQueue), 0);
+  await assert.rejects(
+    testApp({ history: { maxEntries: 0 } }),
+    /history\.maxEntries must be a whole number ≥ 1, not 0/,
+  );
+  await assert.rejects(app.history.list(app.defaultQueue, { cursor: '1-0; FLUSHALL' }), /cursor must be a page's next/);
+  await assert.rejects(
+    app.history.list(app.defaultQueue, { limit: 5000 }),
+    /limit must be a whole number from 1 to 1,000/,
+  );
+});
