@@ -68,7 +68,9 @@ test('the history records every outcome: success with its result, a retry then i
   assert.equal(ok.attempt, 1);
   assert.equal(ok.queue, app.defaultQueue);
   assert.match(ok.worker, /./);
-  assert.ok(ok.startedAt !== undefined && ok.finishedAt >= ok.startedAt && ok.startedAt >= ok.createdAt);
+  assert.ok(
+    ok.startedAt !== undefined && ok.finishedAt >= ok.startedAt && ok.startedAt >= (ok.createdAt ?? Number.NaN),
+  );
 
   // The index points at a task's latest attempt; the history has both.
   const retried = await entry(calls.flaky.id);
@@ -118,6 +120,7 @@ test('the history keeps at most maxEntries, the index only for what it keeps', a
   const redis = (app.broker as RedisBroker).redis;
   const keys = queueKeys(app.prefix, app.defaultQueue);
   assert.equal(await redis.hlen(keys.historyIndex), 25, 'the index holds the kept entries only');
+  assert.equal(await redis.llen(keys.historyOrder), 25, 'and so does their order');
   const kept = await everything(app);
   assert.equal(kept.length, 25);
   for (const e of kept) assert.ok(await app.history.entry(app.defaultQueue, e.id), `${e.id} is found by id`);
@@ -142,18 +145,36 @@ test('the history drops entries older than maxAgeMs as new ones are written', as
   assert.equal(await redis.hlen(queueKeys(app.prefix, app.defaultQueue).historyIndex), 1);
 });
 
-test('an entry larger than maxEntryBytes leaves out its result first, then kwargs and args, saying how large they were', async () => {
+test('an entry over maxEntryBytes leaves out the message it ran first (its size kept), then the result', async () => {
   const app = await testApp({ history: { maxEntryBytes: 1024 } });
-  const big = app.task('big', (_ctx, text: string) => text.repeat(2));
+  const big = app.task('big', (_ctx, text: string, times: number) => text.repeat(times));
   await startWorker(app);
-  const call = await big.delay('x'.repeat(600));
-  await call.get({ timeout: 10_000 });
-  const entry = (await app.history.entry(app.defaultQueue, call.id)) as HistoryEntry;
-  assert.equal(entry.result, undefined);
-  assert.equal(entry.omitted?.result, 1202, 'the result as JSON: 1,200 characters and its quotes');
-  assert.deepEqual(entry.args, ['x'.repeat(600)], 'the arguments fit once the result is out');
-  const raw = await (app.broker as RedisBroker).redis.xrange(queueKeys(app.prefix, app.defaultQueue).history, '-', '+');
-  assert.ok(Buffer.byteLength(String(raw[0]?.[1][3])) <= 1024);
+  const withoutMessage = await big.delay('x'.repeat(300), 2);
+  const withoutResult = await big.delay('y'.repeat(100), 10);
+  await withoutMessage.get({ timeout: 10_000 });
+  await withoutResult.get({ timeout: 10_000 });
+  const entry = async (id: string) => (await app.history.entry(app.defaultQueue, id)) as HistoryEntry;
+
+  // The result record (about 900 bytes) fits; with the message it ran (about 600) it would not.
+  const first = await entry(withoutMessage.id);
+  assert.equal(first.result, 'x'.repeat(600));
+  assert.equal(first.args, undefined);
+  assert.ok((first.omitted?.message ?? 0) > 300, `the message's size is kept: ${JSON.stringify(first.omitted)}`);
+  // The result (1,002 bytes as JSON) does not fit at all; the outcome without it and the message do.
+  const second = await entry(withoutResult.id);
+  assert.equal(second.result, undefined);
+  assert.deepEqual(second.omitted, { result: 1002 });
+  assert.deepEqual(second.args, ['y'.repeat(100), 10]);
+
+  const raw = (await (app.broker as RedisBroker).redis.xrange(
+    queueKeys(app.prefix, app.defaultQueue).history,
+    '-',
+    '+',
+  )) as [string, string[]][];
+  for (const [, fields] of raw) {
+    const bytes = fields.filter((_, k) => k % 2 === 1 && ['o', 'm'].includes(fields[k - 1] as string));
+    assert.ok(Buffer.byteLength(bytes.join('')) <= 1024, 'the outcome and the message together fit');
+  }
 });
 
 test('by default no history is written, and a bad bound is refused with the option named', async () => {

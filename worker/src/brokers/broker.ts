@@ -110,6 +110,8 @@ export interface HistoryLimits {
   readonly maxEntries: number;
   /** Entries older than this (ms) are removed as new ones are written. */
   readonly maxAgeMs: number;
+  /** The most bytes one entry takes: its outcome, and the message it ran when that fits beside it. */
+  readonly maxEntryBytes: number;
 }
 
 /** One message handed to a consumer. Settle it exactly once. */
@@ -165,12 +167,15 @@ export type Settlement =
     history?: SettledHistory;
   };
 
-/** A history entry as a settlement carries it (Consumer.keepsHistory). */
+/**
+ * A history entry as a settlement carries it (Consumer.keepsHistory): the consumer writes it with the
+ * message it settles, when that fits beside it (HistoryLimits.maxEntryBytes).
+ */
 export interface SettledHistory {
   /** The call's id. */
   readonly id: string;
-  /** The entry (history/entry.ts), as JSON. */
-  readonly json: string;
+  /** How the attempt ended (history/entry.ts, outcomeJson); absent: the settlement's `result` says. */
+  readonly outcome?: string;
 }
 
 export interface Consumer {

@@ -465,15 +465,18 @@ function entryLine(e: HistoryEntry): string {
 }
 
 function describeEntry(e: HistoryEntry): string {
+  const call =
+    e.args === undefined
+      ? [`args, kwargs: (left out: the message was ${e.omitted?.message ?? '?'} bytes)`]
+      : [`args: ${p(JSON.stringify(e.args))}`, `kwargs: ${p(JSON.stringify(e.kwargs ?? {}))}`];
   return [
     entryLine(e),
-    `args: ${e.args === undefined ? `(left out: ${e.omitted?.args} bytes)` : p(JSON.stringify(e.args))}`,
-    `kwargs: ${e.kwargs === undefined ? `(left out: ${e.omitted?.kwargs} bytes)` : p(JSON.stringify(e.kwargs))}`,
+    ...call,
     ...(e.result !== undefined ? [`result: ${p(JSON.stringify(e.result))}`] : []),
-    ...(e.omitted?.result !== undefined ? [`result: (left out: ${e.omitted.result} bytes)`] : []),
+    ...(e.omitted?.result !== undefined ? [`result: (left out: ${e.omitted.result ?? 'not JSON'} bytes)`] : []),
     ...(e.error?.stack ? [`stack: ${p(e.error.stack)}`] : []),
     ...(e.deadLetter ? [`dead-lettered: ${p(e.deadLetter)}`] : []),
-    `worker: ${p(e.worker)}  queue: ${p(e.queue)}  created ${new Date(e.createdAt).toISOString()}`,
+    `worker: ${p(e.worker)}  queue: ${p(e.queue)}${e.createdAt === undefined ? '' : `  created ${new Date(e.createdAt).toISOString()}`}`,
   ].join('\n');
 }
 

@@ -2,14 +2,31 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError } from '../errors.ts';
 import { createEnvelope } from '../message/envelope.ts';
-import { DEFAULT_HISTORY, type HistoryEntry, historyJson, resolveHistory } from './entry.ts';
+import { DEFAULT_HISTORY, entryFrom, fitsIn, type HistoryOutcome, outcomeJson, resolveHistory } from './entry.ts';
 
-const envelope = (args: unknown[]) => createEnvelope({ task: 'report', args, queue: 'default', now: 1_000 });
-const outcome = { state: 'SUCCESS' as const, startedAt: 1_100, finishedAt: 1_200 };
+const call = createEnvelope({ task: 'report', args: [1, 'two'], queue: 'default', now: 1_000 });
+const outcome = (more: Partial<HistoryOutcome> = {}): HistoryOutcome => ({
+  id: call.id,
+  task: 'report',
+  state: 'SUCCESS',
+  attempts: 1,
+  queue: 'default',
+  worker: 'w-1',
+  rootId: call.rootId,
+  startedAt: 1_100,
+  finishedAt: 1_200,
+  ...more,
+});
 
-test('an entry that fits keeps the call as it was given and how it ended', () => {
-  const call = envelope([1, 'two']);
-  const entry = JSON.parse(historyJson(call, { ...outcome, result: { ok: true } }, 'w-1', 4096)) as HistoryEntry;
+test('an entry reads the call from the message it ran and how it ended from its outcome', () => {
+  const entry = entryFrom([
+    'i',
+    call.id,
+    'o',
+    outcomeJson(outcome({ result: { ok: true } }), 4096),
+    'm',
+    JSON.stringify(call),
+  ]);
   assert.deepEqual(entry, {
     id: call.id,
     task: 'report',
@@ -28,30 +45,36 @@ test('an entry that fits keeps the call as it was given and how it ended', () =>
   });
 });
 
-test('an entry over maxEntryBytes leaves out the result, then kwargs, then args, and records their sizes', () => {
-  const call = envelope(['é'.repeat(300)]);
-  const result = 'r'.repeat(2000);
-  const withoutResult = JSON.parse(historyJson(call, { ...outcome, result }, 'w-1', 1024)) as HistoryEntry;
-  assert.equal(withoutResult.result, undefined);
-  assert.deepEqual(withoutResult.omitted, { result: 2002 });
-  assert.deepEqual(withoutResult.args, ['é'.repeat(300)]);
-
-  const json = historyJson(call, { ...outcome, result }, 'w-1', 512);
-  const bare = JSON.parse(json) as HistoryEntry;
-  assert.deepEqual(bare.omitted, { result: 2002, kwargs: 2, args: 604 }, 'args in bytes: é is two');
-  assert.equal(bare.args, undefined);
-  assert.ok(Buffer.byteLength(json) <= 512);
+test('an entry whose message was left out has its size instead of the arguments', () => {
+  const entry = entryFrom(['i', call.id, 'o', outcomeJson(outcome(), 4096), 'ms', '5000']);
+  assert.equal(entry?.args, undefined);
+  assert.deepEqual(entry?.omitted, { message: 5000 });
 });
 
-test("an error's stack, then its message, are cut to fit, never past the bound", () => {
+test('an outcome over maxEntryBytes leaves out its result (its size kept), then cuts the stack and the message', () => {
+  const big = JSON.parse(outcomeJson(outcome({ result: 'é'.repeat(1000) }), 1024)) as HistoryOutcome;
+  assert.equal(big.result, undefined);
+  assert.deepEqual(big.omitted, { result: 2002 }, 'bytes: é is two');
   const error = { name: 'Error', message: 'm'.repeat(3000), stack: `Error\n${'at x (file.ts:1:1)\n'.repeat(400)}` };
   for (const max of [512, 1024, 4096]) {
-    const json = historyJson(envelope([]), { ...outcome, state: 'FAILURE', error }, 'w-1', max);
+    const json = outcomeJson(outcome({ state: 'FAILURE', error }), max);
     assert.ok(Buffer.byteLength(json) <= max, `${Buffer.byteLength(json)} ≤ ${max}`);
-    const entry = JSON.parse(json) as HistoryEntry;
-    assert.equal(entry.omitted?.stack, error.stack.length);
-    assert.ok(error.stack.startsWith(entry.error?.stack ?? '\u0000'), 'the stack kept is its beginning');
+    const cut = JSON.parse(json) as HistoryOutcome;
+    assert.equal(cut.omitted?.stack, error.stack.length);
+    assert.ok(error.stack.startsWith(cut.error?.stack ?? '\u0000'), 'the stack kept is its beginning');
   }
+});
+
+test('a result JSON cannot write (nested deeper than JSON.stringify goes) is left out, never thrown', () => {
+  const deep = JSON.parse(`${'['.repeat(20_000)}1${']'.repeat(20_000)}`);
+  const json = outcomeJson(outcome({ result: deep }), 4096);
+  assert.deepEqual((JSON.parse(json) as HistoryOutcome).omitted, { result: null });
+});
+
+test('fitsIn counts bytes, not characters, when the quick bound is not enough', () => {
+  assert.equal(fitsIn(10, 'abc', 'de'), true);
+  assert.equal(fitsIn(10, 'é'.repeat(5)), true, '10 bytes');
+  assert.equal(fitsIn(10, 'é'.repeat(6)), false, '12 bytes');
 });
 
 test('the history is off by default, on with true, bounds or TASKFLEET_HISTORY=on, and its bounds come from the option over the environment', () => {

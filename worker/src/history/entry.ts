@@ -9,6 +9,7 @@ import type { HistoryLimits } from '../brokers/broker.ts';
 import { ConfigError, type RecordedError } from '../errors.ts';
 import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
+import type { ResultRecord } from '../results/result.ts';
 
 /** How an attempt ended, as the history records it: Celery's ready states, and RETRY for one retried. */
 export type HistoryState = 'SUCCESS' | 'FAILURE' | 'RETRY' | 'REVOKED';
@@ -22,15 +23,16 @@ export interface HistoryEntry {
   worker: string;
   /** This attempt's number: 1 for the first run. */
   attempt: number;
-  /** When the call was made (epoch ms). */
-  createdAt: number;
+  /** When the call was made (epoch ms); absent when the message was left out. */
+  createdAt?: number;
   startedAt?: number;
   finishedAt: number;
   /** For RETRY: when the next attempt is due. */
   retryAt?: number;
+  /** The call's arguments, as it was sent; absent when the message was left out (`omitted.message`). */
   args?: JsonValue[];
   kwargs?: Record<string, JsonValue>;
-  priority: number;
+  priority?: number;
   result?: JsonValue;
   error?: RecordedError;
   /** The call was dead-lettered, for this reason (its error says why). */
@@ -39,17 +41,16 @@ export interface HistoryEntry {
   rootId: string;
   groupId?: string;
   /**
-   * What was left out to keep the entry within `maxEntryBytes`, each with its size in bytes: the result
-   * first, then kwargs, then args (their JSON); then the error's stack and message are cut (their
-   * whole length). A value JSON cannot write (nested too deep) is left out with its size null.
+   * What was left out to keep the entry within `maxEntryBytes`: `message`, the call as it was sent (its
+   * arguments), with its size in bytes, when it does not fit beside the outcome; from the outcome the
+   * `result` (its JSON's size; null when JSON cannot write it), then the error's `stack` and `message`
+   * are cut (their length before). The error's is `errorMessage` here, to tell it from the call's.
    */
-  omitted?: { result?: number | null; kwargs?: number | null; args?: number | null; stack?: number; message?: number };
+  omitted?: { message?: number; result?: number | null; stack?: number; errorMessage?: number };
 }
 
-export interface HistoryOptions extends HistoryLimits {
-  /** The most bytes of JSON one entry takes; larger values are left out (HistoryEntry.omitted). */
-  readonly maxEntryBytes: number;
-}
+/** The history's bounds (HistoryLimits: count, age, and the size of one entry). */
+export type HistoryOptions = HistoryLimits;
 
 export const DEFAULT_HISTORY: HistoryOptions = {
   maxEntries: 10_000,
@@ -57,90 +58,121 @@ export const DEFAULT_HISTORY: HistoryOptions = {
   maxEntryBytes: 4096,
 };
 
-/** What an attempt's outcome adds to the envelope's fields in its entry. */
-export interface HistoryOutcome {
-  state: HistoryState;
-  startedAt?: number;
-  finishedAt: number;
-  retryAt?: number;
-  result?: JsonValue;
-  error?: RecordedError;
+/**
+ * How an attempt ended, as the worker writes it into the history (its `o` field): a result record's
+ * fields (ResultRecord), and `deadLetter` and `omitted` when they apply. A call whose result is stored
+ * on the broker's Redis has its result record written there instead, the same JSON as `get()` reads.
+ */
+export type HistoryOutcome = ResultRecord & {
   deadLetter?: DeadLetterReason;
+  omitted?: HistoryEntry['omitted'];
+};
+
+/** JSON that fits in `maxBytes`: the exact count only when a quick bound (3 bytes a character) fails. */
+export function fitsIn(maxBytes: number, ...texts: string[]): boolean {
+  let length = 0;
+  for (const text of texts) length += text.length;
+  if (length * 3 <= maxBytes) return true;
+  let bytes = 0;
+  for (const text of texts) bytes += Buffer.byteLength(text);
+  return bytes <= maxBytes;
 }
 
 /**
- * The history entry of an attempt that `worker` finished, as JSON of at most `maxBytes` (see
- * HistoryEntry.omitted).
+ * An attempt's outcome as JSON of at most `maxBytes`: over it, the result is left out first (its size
+ * in `omitted.result`), then the error's stack and message are cut (`omitted.stack`,
+ * `omitted.message`: their length before). A result JSON cannot write (nested too deep) is left out
+ * with its size null: an entry must never stop its call's settlement.
  */
-export function historyJson(envelope: Envelope, outcome: HistoryOutcome, worker: string, maxBytes: number): string {
-  // Built field by field (no spreads): this runs for every call a worker finishes.
-  const entry: HistoryEntry = {
-    id: envelope.id,
-    task: envelope.task,
-    state: outcome.state,
-    queue: envelope.queue,
-    worker,
-    attempt: envelope.attempt,
-    createdAt: envelope.createdAt,
-    finishedAt: outcome.finishedAt,
-    args: envelope.args,
-    kwargs: envelope.kwargs,
-    priority: envelope.priority,
-    rootId: envelope.rootId,
-  };
-  if (outcome.startedAt !== undefined) entry.startedAt = outcome.startedAt;
-  if (outcome.retryAt !== undefined) entry.retryAt = outcome.retryAt;
-  if (outcome.result !== undefined) entry.result = outcome.result;
-  if (outcome.error !== undefined) entry.error = outcome.error;
-  if (outcome.deadLetter !== undefined) entry.deadLetter = outcome.deadLetter;
-  if (envelope.parentId !== undefined) entry.parentId = envelope.parentId;
-  if (envelope.groupId !== undefined) entry.groupId = envelope.groupId;
+export function outcomeJson(outcome: HistoryOutcome, maxBytes: number): string {
   const omitted: NonNullable<HistoryEntry['omitted']> = {};
-  let json = writable(entry, omitted);
-  // A string of n UTF-16 units is at most 3n bytes: most entries need no exact count.
-  if (json.length * 3 <= maxBytes || Buffer.byteLength(json) <= maxBytes) return json;
-  entry.omitted = omitted;
-  for (const field of ['result', 'kwargs', 'args'] as const) {
-    if (entry[field] === undefined) continue;
-    omitted[field] = Buffer.byteLength(JSON.stringify(entry[field]));
-    delete entry[field];
-    json = JSON.stringify(entry);
-    if (Buffer.byteLength(json) <= maxBytes) return json;
+  let json: string;
+  try {
+    json = JSON.stringify(outcome);
+  } catch {
+    omitted.result = null;
+    outcome.result = undefined;
+    outcome.omitted = omitted;
+    json = JSON.stringify(outcome);
+  }
+  if (fitsIn(maxBytes, json)) return json;
+  outcome.omitted = omitted;
+  if (outcome.result !== undefined) {
+    omitted.result = Buffer.byteLength(JSON.stringify(outcome.result));
+    outcome.result = undefined;
+    json = JSON.stringify(outcome);
+    if (fitsIn(maxBytes, json)) return json;
   }
   // Then the error's stack, then its message (each bounded, but together maybe over): cut to fit.
   for (const part of ['stack', 'message'] as const) {
-    const text = entry.error?.[part];
-    if (entry.error === undefined || text === undefined) continue;
-    omitted[part] = Buffer.byteLength(text);
+    const text = outcome.error?.[part];
+    if (outcome.error === undefined || text === undefined) continue;
+    omitted[part === 'stack' ? 'stack' : 'errorMessage'] = text.length;
     let keep = text.length;
-    while (keep > 0 && Buffer.byteLength(json) > maxBytes) {
+    while (keep > 0 && !fitsIn(maxBytes, json)) {
       keep = Math.floor(keep / 2);
-      entry.error = { ...entry.error, [part]: text.slice(0, keep) };
-      json = JSON.stringify(entry);
+      outcome.error = { ...outcome.error, [part]: text.slice(0, keep) };
+      json = JSON.stringify(outcome);
     }
-    if (Buffer.byteLength(json) <= maxBytes) return json;
+    if (fitsIn(maxBytes, json)) return json;
   }
   return json;
 }
 
 /**
- * The entry as JSON. A value JSON cannot write (arguments nested deeper than JSON.stringify goes, which
- * JSON.parse read) is left out, its size given as null: a call's entry must never stop its settlement.
+ * A history entry from its stream fields: `i` the task id, `o` the outcome (HistoryOutcome, or the
+ * call's result record), `m` the message as received (left out when it did not fit: `ms`, its size).
  */
-function writable(entry: HistoryEntry, omitted: NonNullable<HistoryEntry['omitted']>): string {
+export function entryFrom(fields: readonly string[]): HistoryEntry | undefined {
+  const field = (name: string) => {
+    for (let k = 0; k + 1 < fields.length; k += 2) if (fields[k] === name) return fields[k + 1];
+    return undefined;
+  };
+  const id = field('i');
+  const o = field('o');
+  if (id === undefined || o === undefined) return undefined;
+  const outcome = JSON.parse(o) as HistoryOutcome;
+  const message = parseMessage(field('m'));
+  const omitted = { ...outcome.omitted };
+  const size = field('ms');
+  if (message === undefined && size !== undefined) omitted.message = Number(size);
+  const entry: HistoryEntry = {
+    id,
+    task: outcome.task,
+    state: outcome.state as HistoryState,
+    queue: outcome.queue,
+    worker: outcome.worker ?? '',
+    attempt: outcome.attempts,
+    finishedAt: outcome.finishedAt ?? 0,
+    rootId: outcome.rootId ?? message?.rootId ?? id,
+  };
+  if (message?.createdAt !== undefined) entry.createdAt = message.createdAt;
+  if (outcome.startedAt !== undefined) entry.startedAt = outcome.startedAt;
+  if (outcome.retryAt !== undefined) entry.retryAt = outcome.retryAt;
+  if (message !== undefined) {
+    entry.args = message.args;
+    entry.kwargs = message.kwargs;
+    entry.priority = message.priority;
+  }
+  if (outcome.result !== undefined) entry.result = outcome.result;
+  if (outcome.error !== undefined) entry.error = outcome.error;
+  if (outcome.deadLetter !== undefined) entry.deadLetter = outcome.deadLetter;
+  if (outcome.parentId !== undefined) entry.parentId = outcome.parentId;
+  if (message?.groupId !== undefined) entry.groupId = message.groupId;
+  if (Object.keys(omitted).length > 0) entry.omitted = omitted;
+  return entry;
+}
+
+/** The message's fields the history shows; undefined when it was left out (or is not an object). */
+function parseMessage(text: string | undefined): Partial<Envelope> | undefined {
+  if (text === undefined) return undefined;
   try {
-    return JSON.stringify(entry);
+    const value = JSON.parse(text) as unknown;
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Partial<Envelope>)
+      : undefined;
   } catch {
-    for (const field of ['result', 'kwargs', 'args'] as const) {
-      try {
-        JSON.stringify(entry[field]);
-      } catch {
-        omitted[field] = null;
-        delete entry[field];
-      }
-    }
-    entry.omitted = omitted;
-    return JSON.stringify(entry);
+    return undefined;
   }
 }
 

@@ -14,7 +14,7 @@ import {
   TaskRevokedError,
   WorkflowError,
 } from '../errors.ts';
-import { type HistoryOptions, type HistoryOutcome, historyJson } from '../history/entry.ts';
+import { fitsIn, type HistoryOptions, type HistoryOutcome, outcomeJson } from '../history/entry.ts';
 import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
 import type { JsonValue } from '../message/json.ts';
 import { LogBudget } from '../observe/log-budget.ts';
@@ -158,22 +158,17 @@ export class Outcomes {
       if (CanvasRuntime.involved(envelope)) {
         await permanentAs('success', this.#context.workflows.succeeded(envelope, decision.value as JsonValue));
       }
-      // Not even built for a task that keeps no results: this is every call's path.
-      const record = this.#keeps(definition)
-        ? {
-            ...this.#record(envelope, 'SUCCESS'),
-            result: decision.value as ResultRecord['result'],
-            startedAt,
-            finishedAt,
-          }
-        : undefined;
-      const history = this.#history(envelope, {
-        state: 'SUCCESS',
-        startedAt,
-        finishedAt,
-        result: decision.value as JsonValue,
-      });
-      await this.#settleWith(delivery, { kind: 'ack', ...history }, definition, record);
+      // Not even built for a task that keeps no results, history off: this is every call's path.
+      const record =
+        this.#keeps(definition) || this.#historyLimits() !== undefined
+          ? {
+              ...this.#record(envelope, 'SUCCESS'),
+              result: decision.value as ResultRecord['result'],
+              startedAt,
+              finishedAt,
+            }
+          : undefined;
+      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
       this.#count(envelope, 'success');
       log.debug('task succeeded', { ms: finishedAt - startedAt });
       return;
@@ -181,12 +176,12 @@ export class Outcomes {
     if (decision.kind === 'retry') {
       const error = recordError(decision.error);
       const at = decision.at;
-      const record = this.#keeps(definition)
-        ? { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at }
-        : undefined;
+      const record =
+        this.#keeps(definition) || this.#historyLimits() !== undefined
+          ? { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at }
+          : undefined;
       const next: Envelope = { ...envelope, attempt: envelope.attempt + 1, eta: at };
-      const history = this.#history(envelope, { state: 'RETRY', error, startedAt, finishedAt, retryAt: at });
-      await this.#settleWith(delivery, { kind: 'requeue', envelope: next, at, ...history }, definition, record);
+      await this.#settleWith(delivery, { kind: 'requeue', envelope: next, at }, definition, record);
       this.#count(envelope, 'retry').retries++;
       log.warn('task failed; retrying', { error, retryInMs: decision.delayMs });
       return;
@@ -194,14 +189,13 @@ export class Outcomes {
     const error = recordError(decision.error);
     const state = decision.kind === 'revoked' ? 'REVOKED' : 'FAILURE';
     const record = { ...this.#record(envelope, state), error, startedAt, finishedAt };
-    const history = this.#history(envelope, { state, error, startedAt, finishedAt });
     if (CanvasRuntime.involved(envelope)) {
       // Recorded before its workflow is told (its errbacks may read it), acknowledged after.
       await this.#store(definition, record);
       await permanentAs('failure', this.#context.workflows.failed(envelope, error, state));
-      await consumer.settle(delivery, { kind: 'ack', ...history });
+      await consumer.settle(delivery, { kind: 'ack', ...this.#history(record) });
     } else {
-      await this.#settleWith(delivery, { kind: 'ack', ...history }, definition, record);
+      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
     }
     this.#count(envelope, decision.kind === 'revoked' ? 'revoked' : 'failure');
     log.warn(decision.kind === 'revoked' ? 'task terminated' : 'task failed', { error });
@@ -241,12 +235,12 @@ export class Outcomes {
     if (error instanceof WorkflowError && error.after === 'failure') return unrecordable(error);
     try {
       const finishedAt = this.#context.clock.now();
-      await this.#store(definition, { ...this.#record(envelope, 'FAILURE'), error: recorded, startedAt, finishedAt });
+      const record = { ...this.#record(envelope, 'FAILURE'), error: recorded, startedAt, finishedAt };
+      await this.#store(definition, record);
       if (CanvasRuntime.involved(envelope)) {
         await permanentAs('failure', this.#context.workflows.failed(envelope, recorded, 'FAILURE'));
       }
-      const history = this.#history(envelope, { state: 'FAILURE', error: recorded, startedAt, finishedAt });
-      await consumer.settle(delivery, { kind: 'ack', ...history });
+      await consumer.settle(delivery, { kind: 'ack', ...this.#history(record) });
       this.#count(envelope, 'failure');
       log.error('task failed: its outcome cannot be recorded as it is', { error: recorded });
     } catch (again) {
@@ -282,7 +276,6 @@ export class Outcomes {
     );
     const finishedAt = this.#context.clock.now();
     const record = { ...this.#record(envelope, 'REVOKED'), error, finishedAt };
-    const history = this.#history(envelope, { state: 'REVOKED', error, finishedAt });
     if (CanvasRuntime.involved(envelope)) {
       await this.#store(definition, record);
       try {
@@ -293,9 +286,9 @@ export class Outcomes {
         const detail = `it was ${why} and not run, but its workflow could not be told: ${messageOf(failure)}`;
         return this.#deadLetter(delivery, 'unrecordable', detail, { store: false, tell: false });
       }
-      await this.#context.consumer().settle(delivery, { kind: 'ack', ...history });
+      await this.#context.consumer().settle(delivery, { kind: 'ack', ...this.#history(record) });
     } else {
-      await this.#settleWith(delivery, { kind: 'ack', ...history }, definition, record);
+      await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
     }
     this.#count(envelope, why);
     this.#context.log.info(`task ${why}: not run`, { task: envelope.task, taskId: envelope.id });
@@ -326,7 +319,7 @@ export class Outcomes {
         code: reason,
         message: `dead-lettered (${reason}): ${detail}`,
       };
-      history = this.#history(envelope, { state: 'FAILURE', error, finishedAt, deadLetter: reason });
+      history = this.#history({ ...this.#record(envelope, 'FAILURE'), error, finishedAt, deadLetter: reason });
       try {
         if (store && app.hasBackend) {
           await app.backend.store({ ...this.#record(envelope, 'FAILURE'), error, finishedAt }, app.resultExpires);
@@ -397,15 +390,20 @@ export class Outcomes {
     };
   }
 
+  /** The history's bounds, when the worker keeps one and its consumer can. */
+  #historyLimits(): HistoryOptions | undefined {
+    const options = this.#context.history;
+    return options !== undefined && this.#context.consumer().keepsHistory ? options : undefined;
+  }
+
   /**
    * The attempt's entry in the task history, to spread into its settlement, when the worker keeps one
    * and its consumer can; else nothing (the settlement then has no `history`).
    */
-  #history(envelope: Envelope, outcome: HistoryOutcome): { history: SettledHistory } | undefined {
-    const options = this.#context.history;
-    if (options === undefined || !this.#context.consumer().keepsHistory) return undefined;
-    const json = historyJson(envelope, outcome, this.#context.worker, options.maxEntryBytes);
-    return { history: { id: envelope.id, json } };
+  #history(outcome: HistoryOutcome): { history: SettledHistory } | undefined {
+    const limits = this.#historyLimits();
+    if (limits === undefined) return undefined;
+    return { history: { id: outcome.id, outcome: outcomeJson({ ...outcome }, limits.maxEntryBytes) } };
   }
 
   /** Whether a call of this task has its outcome stored: it has a backend and does not ignore results. */
@@ -436,13 +434,23 @@ export class Outcomes {
     record: ResultRecord | undefined,
   ): Promise<void> {
     const consumer = this.#context.consumer();
-    if (record === undefined || !this.#keeps(definition)) return consumer.settle(delivery, settlement);
+    if (record === undefined) return consumer.settle(delivery, settlement);
+    if (!this.#keeps(definition)) return consumer.settle(delivery, { ...settlement, ...this.#history(record) });
     if (consumer.storesResults) {
-      const result = { id: record.id, json: JSON.stringify(record), ttlMs: this.#ttlMs(definition) };
-      return consumer.settle(delivery, { ...settlement, result });
+      const json = JSON.stringify(record);
+      const result = { id: record.id, json, ttlMs: this.#ttlMs(definition) };
+      // In the history, the result record itself is the outcome, when it fits in an entry.
+      const limits = this.#historyLimits();
+      const history =
+        limits === undefined
+          ? undefined
+          : fitsIn(limits.maxEntryBytes, json)
+            ? { history: { id: record.id } }
+            : this.#history(record);
+      return consumer.settle(delivery, { ...settlement, result, ...history });
     }
     await this.#store(definition, record);
-    await consumer.settle(delivery, settlement);
+    await consumer.settle(delivery, { ...settlement, ...this.#history(record) });
   }
 }
 

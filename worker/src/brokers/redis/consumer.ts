@@ -1,3 +1,4 @@
+import { fitsIn } from '../../history/entry.ts';
 import { decodeEnvelope, type Envelope, InvalidMessageError, LANES, priorityLane } from '../../message/envelope.ts';
 import type { Consumer, ConsumerOptions, Delivery, HistoryLimits, Settlement } from '../broker.ts';
 import { boundedDetail, DEFAULT_MAX_DEAD_LETTERS, deadLetterCopy, poison } from '../dead-letter.ts';
@@ -79,7 +80,7 @@ export class RedisConsumer implements Consumer {
   /** Where results are stored, when settlements carry them (ConsumerOptions.storeResults). */
   readonly #results: ReturnType<typeof appKeys> | undefined;
   #batch: SettleBatch | undefined;
-  /** settle.lua's fixed keys: the lanes, the delayed set, the dead letters, the history and its index. */
+  /** settle.lua's fixed keys: the lanes, the delayed set, the dead letters, the history, its index and order. */
   readonly #settleKeys: string[];
   /** The history's bounds, when this consumer keeps it (ConsumerOptions.history). */
   readonly #history: HistoryLimits | undefined;
@@ -103,7 +104,7 @@ export class RedisConsumer implements Consumer {
     this.#redis = redis;
     this.#results = options.storeResults ? options.results : undefined;
     this.#keys = keys;
-    this.#settleKeys = [...keys.lanes, keys.delayed, keys.dead, keys.history, keys.historyIndex];
+    this.#settleKeys = [...keys.lanes, keys.delayed, keys.dead, keys.history, keys.historyIndex, keys.historyOrder];
     this.#history = options.history;
     this.#name = options.consumer;
     this.#visibilityMs = options.visibilityTimeoutMs ?? 30_000;
@@ -352,18 +353,40 @@ export class RedisConsumer implements Consumer {
       this.#batch = batch = opened;
       setImmediate(() => this.#send(opened));
     }
+    const entry = this.#historyEntry(d, settlement);
+    let entered = false;
     if (result && this.#results) {
       batch.keys.push(this.#results.result(result.id));
-      // Stored and acknowledged in one operation: what nearly every call ends with.
-      if (settlement.kind === 'ack') batch.args.push('S', d.lane, d.entryId, result.ttlMs, result.json);
-      else batch.args.push('R', result.ttlMs, result.json);
+      if (settlement.kind !== 'ack') batch.args.push('R', result.ttlMs, result.json);
+      else if (entry && entry.outcome === result.json) {
+        // Stored, acknowledged and entered in the history in one operation: a call's end, history on.
+        batch.args.push('T', d.lane, d.entryId, result.ttlMs, result.json, entry.id, entry.message, entry.size);
+        entered = true;
+      } else {
+        // Stored and acknowledged in one operation: what nearly every call ends with.
+        batch.args.push('S', d.lane, d.entryId, result.ttlMs, result.json);
+      }
     }
     if (!(result && settlement.kind === 'ack')) this.#operation(batch.args, d, settlement);
-    const { history } = settlement;
-    if (history && this.#history) batch.args.push('H', history.id, history.json);
+    if (entry && !entered) batch.args.push('H', entry.id, entry.message, entry.outcome, entry.size);
     batch.settled.push(d);
     if (batch.settled.length >= SETTLE_CHUNK) this.#send(batch);
     return batch.sent.promise;
+  }
+
+  /**
+   * The history entry a settlement makes, when this consumer keeps the history: its outcome (the one
+   * given, else the result record stored with it), and the message it ran when both fit in an entry
+   * (else '' and the message's size).
+   */
+  #historyEntry(d: StreamDelivery, settlement: Settlement) {
+    const limits = this.#history;
+    const history = settlement.history;
+    if (limits === undefined || history === undefined) return undefined;
+    const outcome = history.outcome ?? settlement.result?.json;
+    if (outcome === undefined) return undefined;
+    const fits = fitsIn(limits.maxEntryBytes, d.raw, outcome);
+    return { id: history.id, outcome, message: fits ? d.raw : '', size: fits ? 0 : Buffer.byteLength(d.raw) };
   }
 
   /** A settlement as settle.lua's operation (see its header). */

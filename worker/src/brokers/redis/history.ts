@@ -1,10 +1,11 @@
 /**
  * The task history on Redis, per queue (keys.ts): a stream of entries, oldest first, written by
- * settle.lua as calls settle, and a hash from each task id to its latest entry. Both are trimmed in the
- * same script call that writes them, so they stay within the history's bounds together.
+ * settle.lua as calls settle; a hash from each task id to its latest entry; and a list of the entries
+ * in order, which trimming reads. All three are written and trimmed by the same script call, so they
+ * stay within the history's bounds together.
  */
 import { ConfigError } from '../../errors.ts';
-import type { HistoryEntry, HistoryState } from '../../history/entry.ts';
+import { entryFrom, type HistoryEntry, type HistoryState } from '../../history/entry.ts';
 import type { HistoryPage, HistoryQuery, HistoryStore } from '../../history/store.ts';
 import { assertQueueName } from '../../queue-name.ts';
 import type { Redis } from './connection.ts';
@@ -29,7 +30,7 @@ export class RedisHistory implements HistoryStore {
     const at = await this.#redis.hget(keys.historyIndex, id);
     if (at === null) return undefined;
     const [found] = (await this.#redis.xrange(keys.history, at, at)) as [string, string[]][];
-    return found ? parseEntry(found[1]) : undefined;
+    return found ? entryFrom(found[1]) : undefined;
   }
 
   async list(queue: string, query: HistoryQuery = {}): Promise<HistoryPage> {
@@ -61,10 +62,11 @@ export class RedisHistory implements HistoryStore {
       for (const [id, fields] of chunk) {
         scanned++;
         last = id;
-        const json = fields[fields.indexOf('e') + 1];
-        if (json === undefined || !likely(json)) continue;
-        const entry = JSON.parse(json) as HistoryEntry;
-        if (matches(entry, query)) {
+        // The filters are on how the call ended: its outcome (`o`) is all a non-match needs reading.
+        const outcome = fields[fields.indexOf('o') + 1];
+        if (outcome === undefined || !likely(outcome)) continue;
+        const entry = entryFrom(fields);
+        if (entry !== undefined && matches(entry, query)) {
           entries.push(entry);
           if (entries.length === limit) break;
         }
@@ -87,11 +89,6 @@ export class RedisHistory implements HistoryStore {
     assertQueueName(queue);
     return queueKeys(this.#prefix, queue);
   }
-}
-
-function parseEntry(fields: string[]): HistoryEntry | undefined {
-  const json = fields[fields.indexOf('e') + 1];
-  return json === undefined ? undefined : (JSON.parse(json) as HistoryEntry);
 }
 
 function wholeNumber(name: string, value: number, max: number, min = 1): number {

@@ -10,6 +10,8 @@ export interface QueueKeys {
   history: string;
   /** Hash: task id → the id of its latest entry in `history`. */
   historyIndex: string;
+  /** List: `<entry id> <task id>` of each entry in `history`, oldest first: what trimming reads. */
+  historyOrder: string;
 }
 
 export function queueKeys(prefix: string, queue: string): QueueKeys {
@@ -20,6 +22,7 @@ export function queueKeys(prefix: string, queue: string): QueueKeys {
     dead: `${tag}:dead`,
     history: `${tag}:history`,
     historyIndex: `${tag}:history:index`,
+    historyOrder: `${tag}:history:order`,
   };
 }
 

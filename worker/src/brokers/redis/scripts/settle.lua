@@ -5,10 +5,12 @@ result, nor a result without its call being acknowledged later.
 KEYS[1] KEYS[2] KEYS[3] the queue's lane streams 0, 1, 2
 KEYS[4] the queue's delayed set
 KEYS[5] the queue's dead-letter stream
-KEYS[6] the queue's history stream: one entry per outcome recorded, fields 'i' (the task id) and 'e'
-        (the entry, JSON), oldest first
+KEYS[6] the queue's history stream: one entry per outcome recorded, oldest first, fields 'i' (the task
+        id), 'o' (how the attempt ended, JSON: its result record, or the outcome the worker wrote) and
+        either 'm' (the message as received, JSON) or 'ms' (its size, when it was left out)
 KEYS[7] the queue's history index: a hash, task id → the id of its latest history entry
-KEYS[8..] the result keys, one per 'R' or 'S' operation, in order
+KEYS[8] the queue's history order: a list of '<entry id> <task id>', oldest first, what trimming reads
+KEYS[9..] the result keys, one per 'R', 'S' or 'T' operation, in order
 ARGV[1] the consumer group
 ARGV[2] the most dead letters to keep, about: the stream is trimmed oldest first with MAXLEN ~ (whole
         nodes of it go, so it may hold up to stream-node-max-entries more), so a flood of bad input
@@ -29,15 +31,30 @@ ARGV[5..] operations, each a letter followed by its fields:
       too-large, unknown-task, poison, unrecordable), the detail in words, how many times it was
       delivered, the time (epoch ms), the message's size in bytes, and the whole message's SHA-256
       when only its head is kept ('' when it is whole)
-  'H' task-id entry — append a history entry (JSON) for the task, and point the index at it
+  'T' lane entry-id ttl result task-id message message-size — 'S', and a history entry of the result
+      (as the outcome) and the message, as 'H' has them
+  'H' task-id message outcome message-size — a history entry: message '' leaves it out (its size kept)
 Returns the number of entries settled. ]]
 local CHUNK = 1000
 local group = ARGV[1]
 local done = { {}, {}, {} }
 local now
-local results = 7
--- The history entries written: task id, entry id, … (indexed once, after the operations).
+local results = 8
+-- The history entries written: task id, entry id, … (indexed once, after the operations), and their
+-- order ('<entry id> <task id>').
 local indexed = {}
+local order = {}
+local function remember(task, message, outcome, size)
+  local at
+  if message ~= '' then
+    at = redis.call('XADD', KEYS[6], '*', 'i', task, 'o', outcome, 'm', message)
+  else
+    at = redis.call('XADD', KEYS[6], '*', 'i', task, 'o', outcome, 'ms', size)
+  end
+  indexed[#indexed + 1] = task
+  indexed[#indexed + 1] = at
+  order[#order + 1] = at .. ' ' .. task
+end
 local function serverTime()
   if not now then
     local t = redis.call('TIME')
@@ -66,6 +83,11 @@ while i <= #ARGV do
     store(ARGV[i + 3], ARGV[i + 4])
     settled(ARGV[i + 1], ARGV[i + 2])
     i = i + 5
+  elseif op == 'T' then
+    store(ARGV[i + 3], ARGV[i + 4])
+    settled(ARGV[i + 1], ARGV[i + 2])
+    remember(ARGV[i + 5], ARGV[i + 6], ARGV[i + 4], ARGV[i + 7])
+    i = i + 8
   elseif op == 'A' then
     settled(ARGV[i + 1], ARGV[i + 2])
     i = i + 3
@@ -89,10 +111,8 @@ while i <= #ARGV do
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
     i = i + 10
   elseif op == 'H' then
-    local at = redis.call('XADD', KEYS[6], '*', 'i', ARGV[i + 1], 'e', ARGV[i + 2])
-    indexed[#indexed + 1] = ARGV[i + 1]
-    indexed[#indexed + 1] = at
-    i = i + 3
+    remember(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+    i = i + 5
   else
     return redis.error_reply('settle.lua: unknown operation ' .. tostring(op) .. ' at argument ' .. i)
   end
@@ -108,30 +128,42 @@ local function inChunks(command, key, values, step)
   end
   return replies
 end
--- History entries removed: the index forgets a task only if it pointed at the entry removed (a task
--- with a later entry, a retry's next attempt, keeps that one).
-local function forget(entries)
-  local tasks = {}
-  for k, entry in ipairs(entries) do tasks[k] = entry[2][2] end
+-- The oldest n history entries go: the index forgets a task only if it pointed at the entry removed (a
+-- task with a later entry, a retry's next attempt, keeps that one).
+local function forget(n)
+  local gone = redis.call('LPOP', KEYS[8], n)
+  if not gone then return end
+  local entries, tasks = {}, {}
+  for k, item in ipairs(gone) do
+    local space = string.find(item, ' ', 1, true)
+    entries[k] = string.sub(item, 1, space - 1)
+    tasks[k] = string.sub(item, space + 1)
+  end
   local current = inChunks('HMGET', KEYS[7], tasks, CHUNK)
   local stale = {}
-  for k, entry in ipairs(entries) do
-    if current[k] == entry[1] then stale[#stale + 1] = tasks[k] end
+  for k = 1, #tasks do
+    if current[k] == entries[k] then stale[#stale + 1] = tasks[k] end
   end
   inChunks('HDEL', KEYS[7], stale, CHUNK)
+  redis.call('XTRIM', KEYS[6], 'MINID', entries[#entries])
+  redis.call('XDEL', KEYS[6], entries[#entries])
 end
-if #indexed > 0 then
+if #order > 0 then
   inChunks('HSET', KEYS[7], indexed, 2 * CHUNK)
-  local excess = redis.call('XLEN', KEYS[6]) - tonumber(ARGV[3])
-  if excess > 0 then
-    forget(redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', excess))
-    redis.call('XTRIM', KEYS[6], 'MAXLEN', ARGV[3])
-  end
-  local old = redis.call('XRANGE', KEYS[6], '-', '(' .. (serverTime() - tonumber(ARGV[4])), 'COUNT', 100 + #indexed)
-  if #old > 0 then
+  inChunks('RPUSH', KEYS[8], order, CHUNK)
+  local excess = redis.call('LLEN', KEYS[8]) - tonumber(ARGV[3])
+  if excess > 0 then forget(excess) end
+  -- Entries older than the age bound, oldest first, at most 100 + 2n of them: the oldest alone is read
+  -- unless it is old.
+  local cutoff = serverTime() - tonumber(ARGV[4])
+  local first = redis.call('LINDEX', KEYS[8], 0)
+  if first and tonumber(string.match(first, '^(%d+)')) < cutoff then
+    local old = 0
+    for _, item in ipairs(redis.call('LRANGE', KEYS[8], 0, 99 + 2 * #order)) do
+      if tonumber(string.match(item, '^(%d+)')) >= cutoff then break end
+      old = old + 1
+    end
     forget(old)
-    redis.call('XTRIM', KEYS[6], 'MINID', old[#old][1])
-    redis.call('XDEL', KEYS[6], old[#old][1])
   end
 end
 -- unpack() takes a few thousand values at most: acknowledge in chunks.
