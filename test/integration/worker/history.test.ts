@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { type HistoryEntry, Taskfleet } from 'taskfleet';
 import type { RedisBroker } from '../../../worker/src/brokers/redis/broker.ts';
 import { queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
@@ -108,6 +108,35 @@ test('the history records every outcome: success with its result, a retry then i
     byTask.entries.map((e) => e.state),
     ['SUCCESS', 'RETRY'],
   );
+});
+
+test('since and until select the entries written in a time window', async () => {
+  const app = await testApp({ history: true });
+  const ok = app.task('ok', (_ctx, n: number) => n);
+  await startWorker(app);
+  const time = async () => {
+    const [seconds, micros] = await (app.broker as RedisBroker).redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  };
+  // A millisecond of Redis's clock that begins after everything written so far (entries are stamped by it).
+  const nextMillisecond = async () => {
+    const next = (await time()) + 1;
+    while ((await time()) < next) await setImmediate();
+    return next;
+  };
+  await (await ok.delay(1)).get({ timeout: 10_000 });
+  const from = await nextMillisecond();
+  const middle = await ok.delay(2);
+  await middle.get({ timeout: 10_000 });
+  const to = await nextMillisecond();
+  await (await ok.delay(3)).get({ timeout: 10_000 });
+  const page = await app.history.list(app.defaultQueue, { since: from, until: to });
+  assert.deepEqual(
+    page.entries.map((e) => e.id),
+    [middle.id],
+  );
+  assert.equal((await app.history.list(app.defaultQueue, { since: to })).entries.length, 1);
+  assert.equal((await app.history.list(app.defaultQueue, { until: from })).entries.length, 1);
 });
 
 test('the history keeps at most maxEntries, the index only for what it keeps', async () => {

@@ -5,9 +5,12 @@ export interface HistoryQuery {
   task?: string;
   state?: HistoryState;
   worker?: string;
-  /** Finished at or after this time (epoch ms). */
+  /**
+   * Written at or after this time (epoch ms, by Redis's clock: an entry is written as its call settles,
+   * within moments of its `finishedAt`).
+   */
   since?: number;
-  /** Finished before this time (epoch ms). */
+  /** Written before this time (epoch ms); with a `cursor`, the cursor decides where the page starts. */
   until?: number;
   /** Entries per page. @defaultValue 50 */
   limit?: number;

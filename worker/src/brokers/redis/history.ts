@@ -48,7 +48,8 @@ export class RedisHistory implements HistoryStore {
     const since = query.since === undefined ? undefined : wholeNumber('since', query.since, Number.MAX_SAFE_INTEGER, 0);
     const until = query.until === undefined ? undefined : wholeNumber('until', query.until, Number.MAX_SAFE_INTEGER, 0);
     const start = since === undefined ? '-' : String(since);
-    let end = query.cursor !== undefined ? `(${query.cursor}` : until === undefined ? '+' : `(${until}`;
+    // An end of `(<ms>` alone would mean `(<ms>-<max>`: entries of that very millisecond would pass.
+    let end = query.cursor !== undefined ? `(${query.cursor}` : until === undefined ? '+' : `(${until}-0`;
     const likely = prefilter(query);
     // Unfiltered, every entry read is kept: read a page. Filtered, read more at a time.
     const filtered = query.task !== undefined || query.state !== undefined || query.worker !== undefined;
