@@ -34,7 +34,7 @@ export function randomness(t: TestContext): ChaosRandom {
 }
 
 /** Calls each chaos worker runs at once; it holds as many again prefetched, so a kill takes up to 16 down. */
-const CONCURRENCY = 8;
+export const CONCURRENCY = 8;
 
 /** A chaos worker's arguments: its fixture, CONCURRENCY, its visibility timeout, and where it serves /metrics (0: any free port). */
 export function workerArgs(fixture: string, visibilityTimeoutMs: number, metricsPort = 0): string[] {

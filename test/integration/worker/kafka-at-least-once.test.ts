@@ -25,6 +25,7 @@ import { freePort } from '../../stack/process.ts';
 import { buildComponents, stackDirPrefix } from '../../stack/stack.ts';
 import { testApp } from '../../support/app.ts';
 import {
+  CONCURRENCY,
   kill,
   notYetSucceeded,
   randomness,
@@ -203,14 +204,17 @@ test(`at-least-once on Kafka: ${TASKS} tasks all succeed through SIGKILLs mid-ba
         );
       }
 
-      // Mid-batch: the victim, chosen at random, is killed as soon as it is seen running calls. Not the
-      // busiest worker: near the end only the owner of the last partitions with work is busy, and killing
-      // it every round would keep any owner from ever getting through them. Until one kill has landed
-      // mid-batch (a fast run has only a few rounds), the first worker seen running calls is the victim.
+      // Mid-batch: the victim, chosen at random, is killed as soon as it is seen running half its
+      // concurrency or more. A handler takes 0–5 ms and a Kafka worker often waits on a fetch between
+      // batches, so one seen running a single call may well be idle by the time the kill lands; with
+      // several running, one is still in its handler. Not the busiest worker: near the end only the
+      // owner of the last partitions with work is busy, and killing it every round would keep any owner
+      // from ever getting through them. Until one kill has landed mid-batch (a fast run has only a few
+      // rounds), the first worker seen so busy is the victim.
       let slot = Math.floor(random() * WORKERS);
       const busy = async () => {
         for (const candidate of killsMidBatch === 0 ? fleet.keys() : [slot]) {
-          if (((await inFlight(fleet[candidate] as WorkerProcess)) ?? 0) > 0) {
+          if (((await inFlight(fleet[candidate] as WorkerProcess)) ?? 0) >= CONCURRENCY / 2) {
             slot = candidate;
             return true;
           }
