@@ -6,6 +6,7 @@ import type { RedisBroker } from '../../../worker/src/brokers/redis/broker.ts';
 import { queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
 import { startWorker, testApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
+import { useRedis } from '../../support/stack.ts';
 
 /** Every entry of the default queue's history, newest first, a page at a time. */
 async function everything(app: Taskfleet): Promise<HistoryEntry[]> {
@@ -153,6 +154,34 @@ test('the history keeps at most maxEntries, the index only for what it keeps', a
   const kept = await everything(app);
   assert.equal(kept.length, 25);
   for (const e of kept) assert.ok(await app.history.entry(app.defaultQueue, e.id), `${e.id} is found by id`);
+});
+
+test('a history over a bound just lowered comes down to it, at most 100 + n entries a call', async () => {
+  const { url } = await useRedis();
+  const first = await testApp({ history: { maxEntries: 1000 } });
+  const ok = first.task('ok', (_ctx, n: number) => n);
+  const worker = await startWorker(first);
+  await Promise.all(
+    (await ok.applyBulk(Array.from({ length: 300 }, (_, n) => [n] as [number]))).map((c) => c.get({ timeout: 10_000 })),
+  );
+  await worker.stop({ graceMs: 1000 });
+  assert.equal(await first.history.size(first.defaultQueue), 300);
+  // The same queue, its workers now keeping 10.
+  const lowered = await testApp({
+    broker: url,
+    backend: url,
+    prefix: first.prefix,
+    defaultQueue: first.defaultQueue,
+    history: { maxEntries: 10 },
+  });
+  const again = lowered.task('ok', (_ctx, n: number) => n);
+  await startWorker(lowered);
+  const sizes: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    await (await again.delay(i)).get({ timeout: 10_000 });
+    sizes.push(await lowered.history.size(lowered.defaultQueue));
+  }
+  assert.deepEqual(sizes, [200, 100, 10, 10], 'each call removes up to 101: 301 → 200 → 100 → 10, then it holds');
 });
 
 test('the history drops entries older than maxAgeMs as new ones are written', async () => {

@@ -15,7 +15,8 @@ ARGV[1] the consumer group
 ARGV[2] the most dead letters to keep, about: the stream is trimmed oldest first with MAXLEN ~ (whole
         nodes of it go, so it may hold up to stream-node-max-entries more), so a flood of bad input
         cannot fill Redis
-ARGV[3] the most history entries to keep: after a call that adds some, the oldest beyond it go
+ARGV[3] the most history entries to keep: after a call that adds n entries, the oldest beyond it go,
+        up to 100 + n of them (so a history over a bound just lowered shrinks to it over a few calls)
 ARGV[4] the oldest history entry to keep, as an age in ms: a call that adds n entries removes up to
         100 + 2n older than that, oldest first (bounded work per call, and a history that shrinks back
         within its age while it is written)
@@ -151,8 +152,10 @@ end
 if #order > 0 then
   inChunks('HSET', KEYS[7], indexed, 2 * CHUNK)
   inChunks('RPUSH', KEYS[8], order, CHUNK)
+  -- Beyond the count, the oldest go: as many as were added (so the count holds), and when the bound was
+  -- lowered, up to 100 more a call (bounded work per call, as for the age below).
   local excess = redis.call('LLEN', KEYS[8]) - tonumber(ARGV[3])
-  if excess > 0 then forget(excess) end
+  if excess > 0 then forget(math.min(excess, 100 + #order)) end
   -- Entries older than the age bound, oldest first, at most 100 + 2n of them: the oldest alone is read
   -- unless it is old.
   local cutoff = serverTime() - tonumber(ARGV[4])
