@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { certificateAuthority, openssl } from './pki.ts';
-import { freePort, type Service, StackError, startService, waitUntil } from './process.ts';
+import { freePort, type Service, StackError, startOnFreePort, startService, waitUntil } from './process.ts';
 import { cachePath } from './versions.ts';
 
 export interface KubeEndpoint {
@@ -55,12 +55,7 @@ export async function startKube(dir: string): Promise<{ endpoint: KubeEndpoint; 
   const pki = join(home, 'pki');
   await mkdir(pki, { recursive: true });
   const kubeBin = join(cachePath('kube'), 'bin');
-  const [etcdClient, etcdPeer, apiPort, cmPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
   await makePki(pki);
   const [auditPolicy, auditLog] = [join(home, 'audit-policy.yaml'), join(home, 'audit.log')];
   await writeFile(auditPolicy, AUDIT_POLICY);
@@ -119,25 +114,31 @@ export async function startKube(dir: string): Promise<{ endpoint: KubeEndpoint; 
 
     const kubeconfig = join(home, 'admin.kubeconfig');
     await writeFile(kubeconfig, kubeconfigFor(server, tls), { mode: 0o600 });
-    const controllerManager = startService('kube-controller-manager', dir, join(kubeBin, 'kube-controller-manager'), [
-      `--kubeconfig=${kubeconfig}`,
-      `--authentication-kubeconfig=${kubeconfig}`,
-      `--authorization-kubeconfig=${kubeconfig}`,
-      '--bind-address=127.0.0.1',
-      `--secure-port=${cmPort}`,
-      `--cert-dir=${join(home, 'controller-manager')}`,
-      '--leader-elect=false',
-      `--service-account-private-key-file=${join(pki, 'sa.key')}`,
-      `--root-ca-file=${join(pki, 'ca.crt')}`,
-      '--cluster-name=taskfleet-stack',
-      '--v=1',
-    ]);
-    services.push(controllerManager);
-    await waitUntil(
-      'kube-controller-manager',
-      controllerManager,
-      async () => (await get(`https://127.0.0.1:${cmPort}/healthz`, { rejectUnauthorized: false })) === 'ok',
+    // Its port is chosen only now: the API server and etcd, started meanwhile, open many connections,
+    // and one of their ephemeral ports may be the one chosen (CI saw it once).
+    const { service: controllerManager } = await startOnFreePort(
+      (cmPort) =>
+        startService('kube-controller-manager', dir, join(kubeBin, 'kube-controller-manager'), [
+          `--kubeconfig=${kubeconfig}`,
+          `--authentication-kubeconfig=${kubeconfig}`,
+          `--authorization-kubeconfig=${kubeconfig}`,
+          '--bind-address=127.0.0.1',
+          `--secure-port=${cmPort}`,
+          `--cert-dir=${join(home, 'controller-manager')}`,
+          '--leader-elect=false',
+          `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+          `--root-ca-file=${join(pki, 'ca.crt')}`,
+          '--cluster-name=taskfleet-stack',
+          '--v=1',
+        ]),
+      (service, cmPort) =>
+        waitUntil(
+          'kube-controller-manager',
+          service,
+          async () => (await get(`https://127.0.0.1:${cmPort}/healthz`, { rejectUnauthorized: false })) === 'ok',
+        ),
     );
+    services.push(controllerManager);
     return {
       endpoint: {
         server,

@@ -97,6 +97,30 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * Starts a service on a port found free just before, and again on another when it exits because the
+ * port was taken meanwhile: a port found free by binding :0 is in the ephemeral range, so any process's
+ * outgoing connection may take it before the service binds it. `ready` waits until the service serves.
+ */
+export async function startOnFreePort(
+  start: (port: number) => Service,
+  ready: (service: Service, port: number) => Promise<void>,
+  attempts = 3,
+): Promise<{ service: Service; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const service = start(port);
+    try {
+      await ready(service, port);
+      return { service, port };
+    } catch (error) {
+      await service.stop();
+      const taken = error instanceof StackError && error.message.includes(`${port}: bind: address already in use`);
+      if (!taken || attempt === attempts) throw error;
+    }
+  }
+}
+
+/**
  * Polls `check` until it resolves truthy, the service exits, or `timeoutMs` passes.
  * Readiness of an external process has no event to wait on, so polling is the honest way.
  */
