@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError } from '../errors.ts';
 import { createEnvelope } from '../message/envelope.ts';
-import { DEFAULT_HISTORY, entryFrom, fitsIn, type HistoryOutcome, outcomeJson, resolveHistory } from './entry.ts';
+import { fitsIn } from '../message/json.ts';
+import { DEFAULT_HISTORY, entryFrom, type HistoryOutcome, outcomeJson, resolveHistory } from './entry.ts';
 
 const call = createEnvelope({ task: 'report', args: [1, 'two'], queue: 'default', now: 1_000 });
 const outcome = (more: Partial<HistoryOutcome> = {}): HistoryOutcome => ({

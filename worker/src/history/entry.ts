@@ -8,7 +8,7 @@
 import type { HistoryLimits } from '../brokers/broker.ts';
 import { ConfigError, type RecordedError } from '../errors.ts';
 import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
-import type { JsonValue } from '../message/json.ts';
+import { fitsIn, type JsonValue } from '../message/json.ts';
 import type { ResultRecord } from '../results/result.ts';
 
 /** How an attempt ended, as the history records it: Celery's ready states, and RETRY for one retried. */
@@ -68,35 +68,29 @@ export type HistoryOutcome = ResultRecord & {
   omitted?: HistoryEntry['omitted'];
 };
 
-/** JSON that fits in `maxBytes`: the exact count only when a quick bound (3 bytes a character) fails. */
-export function fitsIn(maxBytes: number, ...texts: string[]): boolean {
-  let length = 0;
-  for (const text of texts) length += text.length;
-  if (length * 3 <= maxBytes) return true;
-  let bytes = 0;
-  for (const text of texts) bytes += Buffer.byteLength(text);
-  return bytes <= maxBytes;
-}
-
 /**
  * An attempt's outcome as JSON of at most `maxBytes`: over it, the result is left out first (its size
  * in `omitted.result`), then the error's stack and message are cut (`omitted.stack`,
  * `omitted.message`: their length before). A result JSON cannot write (nested too deep) is left out
  * with its size null: an entry must never stop its call's settlement.
  */
-export function outcomeJson(outcome: HistoryOutcome, maxBytes: number): string {
-  const omitted: NonNullable<HistoryEntry['omitted']> = {};
-  let json: string;
+export function outcomeJson(given: HistoryOutcome, maxBytes: number): string {
+  let json: string | undefined;
   try {
-    json = JSON.stringify(outcome);
+    json = JSON.stringify(given);
+    if (fitsIn(maxBytes, json)) return json;
   } catch {
+    json = undefined;
+  }
+  // Something has to go: on a copy, so the caller's record stays as it is.
+  const omitted: NonNullable<HistoryEntry['omitted']> = {};
+  const outcome: HistoryOutcome = { ...given, omitted };
+  if (json === undefined) {
     omitted.result = null;
     outcome.result = undefined;
-    outcome.omitted = omitted;
     json = JSON.stringify(outcome);
+    if (fitsIn(maxBytes, json)) return json;
   }
-  if (fitsIn(maxBytes, json)) return json;
-  outcome.omitted = omitted;
   if (outcome.result !== undefined) {
     omitted.result = Buffer.byteLength(JSON.stringify(outcome.result));
     outcome.result = undefined;

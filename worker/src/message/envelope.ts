@@ -8,7 +8,7 @@ import {
   isChordFailure,
   isChordRef,
 } from './canvas-spec.ts';
-import { assertJson, type JsonValue } from './json.ts';
+import { assertJson, fitsIn, type JsonValue } from './json.ts';
 import { isQueueName } from './names.ts';
 
 export type { ChordFailure, ChordRef, ChordSpec, Flow, GroupSpec, NodeSpec, SignatureSpec } from './canvas-spec.ts';
@@ -172,8 +172,7 @@ export function createEnvelope(input: NewEnvelope): Envelope {
 /** JSON text of an envelope, refused if larger than `maxBytes`. */
 export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): string {
   const text = JSON.stringify(envelope);
-  // Buffer.byteLength is exact but costs a pass; a string of n UTF-16 units is at most 3n bytes.
-  if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
+  if (!fitsIn(maxBytes, text)) {
     throw new InvalidMessageError(
       'too-large',
       `task ${envelope.task} is ${Buffer.byteLength(text)} bytes, over the ${maxBytes}-byte limit: pass a reference (an ID, a URL) instead of the data`,
@@ -184,7 +183,7 @@ export function encodeEnvelope(envelope: Envelope, maxBytes = DEFAULT_MAX_MESSAG
 
 /** Parses and validates a message read from a broker; throws InvalidMessageError with the reason. */
 export function decodeEnvelope(text: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Envelope {
-  if (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes) {
+  if (!fitsIn(maxBytes, text)) {
     throw new InvalidMessageError('too-large', `the message is ${Buffer.byteLength(text)} bytes, over ${maxBytes}`);
   }
   let value: unknown;

@@ -4,6 +4,19 @@ import type { JsonValue } from './json-value.ts';
 export type { JsonValue };
 
 /**
+ * Whether texts together fit in `maxBytes` of UTF-8. Buffer.byteLength is exact but costs a pass; a
+ * string of n UTF-16 units is at most 3n bytes, so most texts need no exact count.
+ */
+export function fitsIn(maxBytes: number, ...texts: string[]): boolean {
+  let length = 0;
+  for (const text of texts) length += text.length;
+  if (length * 3 <= maxBytes) return true;
+  let bytes = 0;
+  for (const text of texts) bytes += Buffer.byteLength(text);
+  return bytes <= maxBytes;
+}
+
+/**
  * Throws a SerializationError naming the first part of `value` that JSON would silently change or
  * drop: undefined, functions, symbols, bigints, NaN and Infinity, Dates, Maps, Sets, class
  * instances, cycles. `path` names the value in the message, e.g. `args[1].user`.

@@ -14,9 +14,9 @@ import {
   TaskRevokedError,
   WorkflowError,
 } from '../errors.ts';
-import { fitsIn, type HistoryOptions, type HistoryOutcome, outcomeJson } from '../history/entry.ts';
+import { type HistoryOptions, type HistoryOutcome, outcomeJson } from '../history/entry.ts';
 import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
-import type { JsonValue } from '../message/json.ts';
+import { fitsIn, type JsonValue } from '../message/json.ts';
 import { LogBudget } from '../observe/log-budget.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { TaskTally, WorkerMetrics } from '../observe/metrics.ts';
@@ -82,10 +82,7 @@ export function decide(
 /** Whether a result is over `maxBytes` as JSON: the error to fail the call with, if so. */
 export function resultTooLarge(task: string, value: unknown, maxBytes: number): ResultTooLargeError | undefined {
   const text = JSON.stringify(value ?? null);
-  // Buffer.byteLength is exact but costs a pass; a string of n UTF-16 units is at most 3n bytes.
-  if (text.length * 3 <= maxBytes) return undefined;
-  const bytes = Buffer.byteLength(text);
-  return bytes > maxBytes ? new ResultTooLargeError(task, bytes, maxBytes) : undefined;
+  return fitsIn(maxBytes, text) ? undefined : new ResultTooLargeError(task, Buffer.byteLength(text), maxBytes);
 }
 
 /** What recording outcomes reads of the app; the Taskfleet app satisfies it. */
@@ -159,15 +156,14 @@ export class Outcomes {
         await permanentAs('success', this.#context.workflows.succeeded(envelope, decision.value as JsonValue));
       }
       // Not even built for a task that keeps no results, history off: this is every call's path.
-      const record =
-        this.#keeps(definition) || this.#historyLimits() !== undefined
-          ? {
-              ...this.#record(envelope, 'SUCCESS'),
-              result: decision.value as ResultRecord['result'],
-              startedAt,
-              finishedAt,
-            }
-          : undefined;
+      const record = this.#recorded(definition)
+        ? {
+            ...this.#record(envelope, 'SUCCESS'),
+            result: decision.value as ResultRecord['result'],
+            startedAt,
+            finishedAt,
+          }
+        : undefined;
       await this.#settleWith(delivery, { kind: 'ack' }, definition, record);
       this.#count(envelope, 'success');
       log.debug('task succeeded', { ms: finishedAt - startedAt });
@@ -176,10 +172,9 @@ export class Outcomes {
     if (decision.kind === 'retry') {
       const error = recordError(decision.error);
       const at = decision.at;
-      const record =
-        this.#keeps(definition) || this.#historyLimits() !== undefined
-          ? { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at }
-          : undefined;
+      const record = this.#recorded(definition)
+        ? { ...this.#record(envelope, 'RETRY'), error, startedAt, finishedAt, retryAt: at }
+        : undefined;
       const next: Envelope = { ...envelope, attempt: envelope.attempt + 1, eta: at };
       await this.#settleWith(delivery, { kind: 'requeue', envelope: next, at }, definition, record);
       this.#count(envelope, 'retry').retries++;
@@ -319,11 +314,10 @@ export class Outcomes {
         code: reason,
         message: `dead-lettered (${reason}): ${detail}`,
       };
-      history = this.#history({ ...this.#record(envelope, 'FAILURE'), error, finishedAt, deadLetter: reason });
+      const record = { ...this.#record(envelope, 'FAILURE'), error, finishedAt };
+      history = this.#history({ ...record, deadLetter: reason });
       try {
-        if (store && app.hasBackend) {
-          await app.backend.store({ ...this.#record(envelope, 'FAILURE'), error, finishedAt }, app.resultExpires);
-        }
+        if (store && app.hasBackend) await app.backend.store(record, app.resultExpires);
         // A dead letter fails for good: its chain, chord and errbacks must learn it too, or wait forever.
         if (tell && CanvasRuntime.involved(envelope))
           await permanentAs('failure', this.#context.workflows.failed(envelope, error, 'FAILURE'));
@@ -403,7 +397,12 @@ export class Outcomes {
   #history(outcome: HistoryOutcome): { history: SettledHistory } | undefined {
     const limits = this.#historyLimits();
     if (limits === undefined) return undefined;
-    return { history: { id: outcome.id, outcome: outcomeJson({ ...outcome }, limits.maxEntryBytes) } };
+    return { history: { id: outcome.id, outcome: outcomeJson(outcome, limits.maxEntryBytes) } };
+  }
+
+  /** Whether a call of this task has a record to write: its result is stored, or the history is kept. */
+  #recorded(definition: TaskDefinition): boolean {
+    return this.#keeps(definition) || this.#historyLimits() !== undefined;
   }
 
   /** Whether a call of this task has its outcome stored: it has a backend and does not ignore results. */

@@ -1,5 +1,5 @@
-import { fitsIn } from '../../history/entry.ts';
 import { decodeEnvelope, type Envelope, InvalidMessageError, LANES, priorityLane } from '../../message/envelope.ts';
+import { fitsIn } from '../../message/json.ts';
 import type { Consumer, ConsumerOptions, Delivery, HistoryLimits, Settlement } from '../broker.ts';
 import { boundedDetail, DEFAULT_MAX_DEAD_LETTERS, deadLetterCopy, poison } from '../dead-letter.ts';
 import type { Redis, Scripts } from './connection.ts';
