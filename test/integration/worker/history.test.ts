@@ -1,12 +1,24 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type HistoryEntry, Taskfleet } from 'taskfleet';
 import type { RedisBroker } from '../../../worker/src/brokers/redis/broker.ts';
 import { queueKeys } from '../../../worker/src/brokers/redis/keys.ts';
 import { startWorker, testApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { useRedis } from '../../support/stack.ts';
+
+/** Redis's clock (epoch ms): the one history entries are stamped by, and aged by. */
+async function redisTime(app: Taskfleet): Promise<number> {
+  const [seconds, micros] = await (app.broker as RedisBroker).redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+/** Waits until Redis's clock reads `ms` or later, sleeping what is left each time (the local clock may drift from it). */
+async function untilRedisTime(app: Taskfleet, ms: number): Promise<number> {
+  for (let now = await redisTime(app); now < ms; now = await redisTime(app)) await sleep(ms - now);
+  return ms;
+}
 
 /** Every entry of the default queue's history, newest first, a page at a time. */
 async function everything(app: Taskfleet): Promise<HistoryEntry[]> {
@@ -115,16 +127,8 @@ test('since and until select the entries written in a time window', async () => 
   const app = await testApp({ history: true });
   const ok = app.task('ok', (_ctx, n: number) => n);
   await startWorker(app);
-  const time = async () => {
-    const [seconds, micros] = await (app.broker as RedisBroker).redis.time();
-    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-  };
-  // A millisecond of Redis's clock that begins after everything written so far (entries are stamped by it).
-  const nextMillisecond = async () => {
-    const next = (await time()) + 1;
-    while ((await time()) < next) await setImmediate();
-    return next;
-  };
+  // A millisecond of Redis's clock that begins after everything written so far.
+  const nextMillisecond = async () => untilRedisTime(app, (await redisTime(app)) + 1);
   await (await ok.delay(1)).get({ timeout: 10_000 });
   const from = await nextMillisecond();
   const middle = await ok.delay(2);
@@ -190,7 +194,8 @@ test('the history drops entries older than maxAgeMs as new ones are written', as
   await startWorker(app);
   const old = await Promise.all(Array.from({ length: 10 }, (_, n) => ok.delay(n)));
   await Promise.all(old.map((c) => c.get({ timeout: 10_000 })));
-  await sleep(600);
+  // Until every entry written so far is older than maxAgeMs by Redis's clock, which ages them.
+  await untilRedisTime(app, (await redisTime(app)) + 501);
   const fresh = await ok.delay(99);
   await fresh.get({ timeout: 10_000 });
   const kept = await everything(app);
