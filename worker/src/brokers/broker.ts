@@ -38,6 +38,11 @@ export interface Broker {
    * The broker's chords, on a broker that can record a member's result atomically with enqueueing the
    * callback (its definition declares `capabilities.chords`); undefined on one that cannot.
    */
+  /**
+   * Deletes dead letters (all of them without `ids`): the number deleted. Absent where the broker cannot
+   * delete single records (Kafka).
+   */
+  deleteDeadLetters?(queue: string, ids?: readonly string[]): Promise<number>;
   readonly chords: Chords | undefined;
   /**
    * The task history workers keep on this broker (Redis: ConsumerOptions.history); undefined on a
@@ -231,6 +236,10 @@ export interface Backlog {
   delivered?: number;
   /** Kafka: the topic's partitions, the most consumers that can share the queue's work. */
   partitions?: number;
+  /** Dead letters kept; undefined where the broker cannot count them cheaply. */
+  deadLetters?: number;
+  /** When the oldest ready message was added (epoch ms, broker's clock); absent when none is ready or unknown. */
+  oldestReadyAt?: number;
 }
 
 export interface DeadLetter {

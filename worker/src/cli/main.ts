@@ -8,6 +8,10 @@ import { Taskfleet } from '../app.ts';
 import { redact, redactText } from '../brokers/redact.ts';
 import { redis } from '../brokers/redis/definition.ts';
 import { brokerFor } from '../brokers/registry.ts';
+import { ConsoleApi } from '../console/api.ts';
+import { assertBindable, authFromEnv, hasCredentials } from '../console/auth.ts';
+import { taskQueuesFrom } from '../console/kubernetes.ts';
+import { startConsole } from '../console/server.ts';
 import type { HistoryEntry, HistoryState } from '../history/entry.ts';
 import { createLogger, type Logger, parseLogLevel } from '../observe/logger.ts';
 import { assertHasTasks, Worker } from '../runtime/worker.ts';
@@ -112,6 +116,37 @@ const options = {
     env: 'TASKFLEET_BEAT_LEASE_TTL',
     value: '<ms>',
     help: 'beat: how soon another beat takes over from a dead one (default 10000)',
+  },
+  host: {
+    type: 'string',
+    env: 'TASKFLEET_CONSOLE_HOST',
+    value: '<addr>',
+    help: 'console: the address to listen on (default 127.0.0.1; beyond loopback needs sign-in)',
+  },
+  port: { type: 'string', env: 'TASKFLEET_CONSOLE_PORT', value: '<port>', help: 'console: the port (default 5555)' },
+  queues: {
+    type: 'string',
+    env: 'TASKFLEET_CONSOLE_QUEUES',
+    value: '<a,b>',
+    help: 'console: queues to show before a worker of theirs is seen',
+  },
+  kubeconfig: {
+    type: 'string',
+    env: 'TASKFLEET_CONSOLE_KUBECONFIG',
+    value: '<file>',
+    help: "console: show TaskQueues from this cluster ('in-cluster': the pod's account)",
+  },
+  namespace: {
+    type: 'string',
+    env: 'TASKFLEET_CONSOLE_NAMESPACE',
+    value: '<ns>',
+    help: "console: only this namespace's TaskQueues",
+  },
+  refresh: {
+    type: 'string',
+    env: 'TASKFLEET_CONSOLE_REFRESH',
+    value: '<ms>',
+    help: 'console: how often the page is updated (default 2000)',
   },
   wait: { type: 'string' },
   limit: { type: 'string' },
@@ -287,6 +322,38 @@ async function runWorker(flags: Flags): Promise<void> {
   process.on('SIGINT', onSignal);
   logger.info('connecting', { broker: redact(app.brokerUrl), backend: app.backendUrl ? redact(app.backendUrl) : null });
   await worker.start();
+}
+
+async function consoleServer(flags: Flags): Promise<void> {
+  const logger = createLogger(parseLogLevel(flags['log-level'] ?? 'info'));
+  logProcessWarnings(logger);
+  const auth = authFromEnv();
+  const host = flags.host ?? '127.0.0.1';
+  // Refused before connecting to anything: a console open to the network must not start at all.
+  assertBindable(host, auth);
+  const port = integer(flags, 'port') ?? 5555;
+  const refreshMs = integer(flags, 'refresh', 200);
+  const app = await appFor(flags, 'broker');
+  const queues = (flags.queues ?? '')
+    .split(',')
+    .map((q) => q.trim())
+    .filter(Boolean);
+  const kubeconfig = flags.kubeconfig ?? (process.env.KUBECONFIG ? process.env.KUBECONFIG : undefined);
+  const kubernetes =
+    kubeconfig !== undefined
+      ? await taskQueuesFrom({
+          ...(kubeconfig !== 'in-cluster' ? { kubeconfig } : {}),
+          ...(flags.namespace ? { namespace: flags.namespace } : {}),
+        })
+      : undefined;
+  const api = new ConsoleApi(app, { queues, ...(kubernetes ? { kubernetes } : {}) });
+  const server = await startConsole({ api, auth, logger, host, port, ...(refreshMs ? { refreshMs } : {}) });
+  logger.info(`console at ${server.url}`, { url: server.url, broker: api.broker, signIn: hasCredentials(auth) });
+  const stop = () => {
+    void server.close().then(() => app.close().then(() => process.exit(0)));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 async function beat(flags: Flags): Promise<void> {
@@ -501,6 +568,10 @@ const verbs: Record<string, Verb> = {
       ['beat --app <module> [--schedules <file>]', "fire <module>'s periodic tasks (run two or more: one fires)"],
     ],
     run: (flags) => beat(flags).then(() => -1),
+  },
+  console: {
+    usage: [['console [--host <addr>] [--port <port>]', 'the web console: see the fleet, find any task, act on it']],
+    run: (flags) => consoleServer(flags).then(() => -1),
   },
   inspect: {
     usage: [['inspect active|stats|workers', 'what live workers are doing']],

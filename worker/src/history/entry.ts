@@ -11,6 +11,9 @@ import type { DeadLetterReason, Envelope } from '../message/envelope.ts';
 import { fitsIn, type JsonValue } from '../message/json.ts';
 import type { ResultRecord } from '../results/result.ts';
 
+/** The header a retried call carries: the id of the call it retries. */
+export const RETRY_OF_HEADER = 'taskfleet-retry-of';
+
 /** How an attempt ended, as the history records it: Celery's ready states, and RETRY for one retried. */
 export type HistoryState = 'SUCCESS' | 'FAILURE' | 'RETRY' | 'REVOKED';
 
@@ -40,6 +43,8 @@ export interface HistoryEntry {
   parentId?: string;
   rootId: string;
   groupId?: string;
+  /** This call is a retry, made from the console, of the call with this id. */
+  retryOf?: string;
   /**
    * What was left out to keep the entry within `maxEntryBytes`: `message`, the call as it was sent (its
    * arguments), with its size in bytes, when it does not fit beside the outcome; from the outcome the
@@ -153,6 +158,8 @@ export function entryFrom(fields: readonly string[]): HistoryEntry | undefined {
   if (outcome.deadLetter !== undefined) entry.deadLetter = outcome.deadLetter;
   if (outcome.parentId !== undefined) entry.parentId = outcome.parentId;
   if (message?.groupId !== undefined) entry.groupId = message.groupId;
+  const retryOf = message?.headers?.[RETRY_OF_HEADER];
+  if (typeof retryOf === 'string') entry.retryOf = retryOf;
   if (Object.keys(omitted).length > 0) entry.omitted = omitted;
   return entry;
 }

@@ -5,6 +5,8 @@ export interface HistoryQuery {
   task?: string;
   state?: HistoryState;
   worker?: string;
+  /** Only the calls of this workflow (their rootId: the first call's id). */
+  root?: string;
   /**
    * Written at or after this time (epoch ms, by Redis's clock: an entry is written as its call settles,
    * within moments of its `finishedAt`).

@@ -132,27 +132,48 @@ export class RedisBroker implements Broker, Chords {
     }
     pipeline.zcard(keys.delayed);
     pipeline.zcount(keys.delayed, '-inf', Date.now());
+    pipeline.xlen(keys.dead);
     const results = (await pipeline.exec()) ?? [];
     // XINFO on a lane nobody has written to yet says "no such key": that lane is empty. Anything else
     // (Redis unreachable, a wrong type) must fail the probe, not read as an empty queue.
     const failure = results.find(([error]) => error && !/no such key/i.test(error.message));
     if (failure?.[0]) throw failure[0];
     const backlog: Backlog = { ready: 0, delayed: 0, due: 0, inFlight: 0, added: 0, delivered: 0 };
+    /** Lanes with entries not yet delivered, and the last id delivered from each: the oldest waiting follows it. */
+    const waiting: [lane: string, lastDelivered: string][] = [];
     for (let i = 0; i < keys.lanes.length; i++) {
       const [length, stream, groups] = results.slice(i * 3, i * 3 + 3);
       if (!length || !stream || !groups || stream[0] || groups[0]) continue; // no stream yet: nothing in it
       const group = ((groups[1] as unknown[]) ?? []).map(fieldMap).find((g) => g.name === GROUP);
       const pending = Number(group?.pending ?? 0);
       // Acknowledged entries are deleted, so the stream holds exactly the pending and the undelivered.
-      backlog.ready += group?.lag != null ? Number(group.lag) : Number(length[1]) - pending;
+      const ready = group?.lag != null ? Number(group.lag) : Number(length[1]) - pending;
+      backlog.ready += ready;
       backlog.inFlight += pending;
+      if (ready > 0) waiting.push([keys.lanes[i] as string, String(group?.['last-delivered-id'] ?? '0-0')]);
       backlog.added = (backlog.added ?? 0) + Number(fieldMap(stream[1])['entries-added'] ?? 0);
       backlog.delivered = (backlog.delivered ?? 0) + Number(group?.['entries-read'] ?? 0);
     }
     const tail = results.slice(keys.lanes.length * 3) as [Error | null, number][];
     backlog.delayed = Number(tail[0]?.[1] ?? 0);
     backlog.due = Number(tail[1]?.[1] ?? 0);
+    backlog.deadLetters = Number(tail[2]?.[1] ?? 0);
+    if (waiting.length > 0) backlog.oldestReadyAt = await this.#oldestWaiting(waiting);
     return backlog;
+  }
+
+  /** When the oldest entry not yet delivered was added (its id's time), over the lanes given. */
+  async #oldestWaiting(lanes: readonly [lane: string, lastDelivered: string][]): Promise<number | undefined> {
+    const pipeline = this.#redis.pipeline();
+    for (const [lane, last] of lanes) pipeline.xrange(lane, `(${last}`, '+', 'COUNT', 1);
+    let oldest: number | undefined;
+    for (const [error, entries] of (await pipeline.exec()) ?? []) {
+      const id = !error && (entries as Entry[])[0]?.[0];
+      if (!id) continue;
+      const at = Number(id.slice(0, id.indexOf('-')));
+      if (oldest === undefined || at < oldest) oldest = at;
+    }
+    return oldest;
   }
 
   async purge(queue: string): Promise<number> {
@@ -226,6 +247,20 @@ export class RedisBroker implements Broker, Chords {
       from = `(${end}`;
     }
     return requeued;
+  }
+
+  async deleteDeadLetters(queue: string, ids?: readonly string[]): Promise<number> {
+    assertQueueName(queue);
+    const dead = queueKeys(this.prefix, queue).dead;
+    if (!ids) {
+      const [[, count] = []] = (await this.#redis.multi().xlen(dead).del(dead).exec()) ?? [];
+      return Number(count ?? 0);
+    }
+    let deleted = 0;
+    for (let i = 0; i < ids.length; i += REQUEUE_PAGE) {
+      deleted += Number(await this.#redis.xdel(dead, ...ids.slice(i, i + REQUEUE_PAGE)));
+    }
+    return deleted;
   }
 
   async openChord({ id, size, shape, callback, ttlMs }: ChordOpening, { deadline }: SendOptions = {}): Promise<void> {

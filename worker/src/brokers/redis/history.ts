@@ -52,7 +52,8 @@ export class RedisHistory implements HistoryStore {
     let end = query.cursor !== undefined ? `(${query.cursor}` : until === undefined ? '+' : `(${until}-0`;
     const likely = prefilter(query);
     // Unfiltered, every entry read is kept: read a page. Filtered, read more at a time.
-    const filtered = query.task !== undefined || query.state !== undefined || query.worker !== undefined;
+    const filtered =
+      query.task !== undefined || query.state !== undefined || query.worker !== undefined || query.root !== undefined;
     const entries: HistoryEntry[] = [];
     let scanned = 0;
     let last: string | undefined;
@@ -113,6 +114,7 @@ function matches(entry: HistoryEntry, query: HistoryQuery): boolean {
   return (
     (query.task === undefined || entry.task === query.task) &&
     (query.state === undefined || entry.state === query.state) &&
-    (query.worker === undefined || entry.worker === query.worker)
+    (query.worker === undefined || entry.worker === query.worker) &&
+    (query.root === undefined || entry.rootId === query.root)
   );
 }
