@@ -37,6 +37,7 @@ build: deps ## compile worker/ and operator/ to dist/ (with the Redis Lua script
 lint: deps ## biome (lint + format check), the TypeScript type check, and crds/ up to date
 	biome check .
 	tsc -p tsconfig.json --noEmit
+	tsc -p worker/src/console/page --noEmit
 	node operator/src/api/generate-crds.ts --check
 
 .PHONY: format

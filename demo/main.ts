@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { authFromEnv, ConsoleApi, type ConsoleServer, startConsole, taskQueuesFrom } from 'taskfleet/console';
 import {
   type FleetSample,
   installArgs,
@@ -27,9 +28,10 @@ import {
   type WorkerPod,
   workerPods,
 } from '../test/stack/taskqueue.ts';
+import { silentLogger } from '../worker/src/observe/logger.ts';
 import { apply, chooseCluster, type DemoCluster, localCluster, realCluster, TASKS_MOUNT } from './cluster.ts';
 import { type ChartMark, type ChartPoint, timelineSvg } from './svg.ts';
-import { app, renderThumbnail } from './tasks.ts';
+import { app, notifyUploader, renderThumbnail } from './tasks.ts';
 import { backlogOf, clock, count, type DemoEvent, LiveView, type Snapshot } from './view.ts';
 
 const repo = new URL('../', import.meta.url).pathname;
@@ -197,6 +199,8 @@ async function runFleet(
     name: QUEUE,
     namespace,
     broker: { redis: { url: cluster.fleetRedisUrl } },
+    // Results, heartbeats and revocations on the same Redis: the console shows the workers and can act.
+    resultBackend: { redis: { url: cluster.fleetRedisUrl } },
     image: cluster.workerImage,
     app: `${TASKS_MOUNT}/tasks.ts`,
     concurrency: plan.concurrency,
@@ -227,7 +231,9 @@ async function runFleet(
     `the operator is up: it reported on the TaskQueue ${((Date.now() - waitStarted) / 1000).toFixed(1)} s after it was applied`,
   );
 
-  app.configure({ broker: cluster.producerRedisUrl, defaultQueue: QUEUE });
+  app.configure({ broker: cluster.producerRedisUrl, backend: cluster.producerRedisUrl, defaultQueue: QUEUE });
+  const console_ = await openConsole(cluster);
+  log(`the console: ${console_.url} (open it to watch the fleet scale, and to retry the failed notify_uploader calls)`);
 
   const run: FleetRun = {
     points: [],
@@ -338,6 +344,10 @@ async function runFleet(
       run.sent += size;
       run.bursts.push({ t: sentAt, label: `${count(size)} tasks` });
       event(`sent ${which}: ${count(size)} render_thumbnail tasks (100–300 ms each)`);
+      if (i === 0) {
+        await notifyUploader.applyBulk([[1], [2], [3]]);
+        event('sent 3 notify_uploader tasks that fail: retry them from the console');
+      }
       setPhase(`${which}: the workers drain ${count(size)} tasks`);
       // The operator's status shows the burst at its next probe; then wait for the backlog to empty.
       await until(`the operator to see ${which}`, (p) => p.t > sentAt && backlogOf(p.sample) > 0, 30_000).catch(
@@ -362,8 +372,26 @@ async function runFleet(
     await sampler;
     refresh();
     view.close();
+    await console_.close();
   }
   return run;
+}
+
+/**
+ * The web console on loopback (docs/console.md), over the demo's Redis and cluster: at 127.0.0.1:5555
+ * (TASKFLEET_DEMO_CONSOLE_PORT), or a free port when that one is taken.
+ */
+async function openConsole(cluster: DemoCluster): Promise<ConsoleServer> {
+  const api = new ConsoleApi(app, {
+    queues: [QUEUE],
+    kubernetes: await taskQueuesFrom({ kubeconfig: cluster.helm.kubeconfig, namespace: cluster.namespace }),
+  });
+  const options = { api, auth: authFromEnv({}), logger: silentLogger, host: '127.0.0.1' };
+  const port = Number(process.env.TASKFLEET_DEMO_CONSOLE_PORT || 5555);
+  return startConsole({ ...options, port }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EADDRINUSE') throw error;
+    return startConsole({ ...options, port: 0 });
+  });
 }
 
 const atZero = (p: Point) => p.sample.replicas === 0 && p.sample.readyReplicas === 0 && p.pods.length === 0;

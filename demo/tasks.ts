@@ -8,7 +8,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Taskfleet } from 'taskfleet';
 
-export const app = new Taskfleet();
+/** With the task history on, so that the console (printed at the start) can show and retry every call. */
+export const app = new Taskfleet({ history: true });
 
 /**
  * Renders one thumbnail, pretending: 100–300 ms of waiting, the same for the same image, so that a burst
@@ -23,3 +24,13 @@ export const renderThumbnail = app.task('render_thumbnail', async (ctx, imageId:
 export function workMs(imageId: number): number {
   return 100 + (((imageId * 2_654_435_761) % 2 ** 32) % 201);
 }
+
+/**
+ * Tells an uploader their thumbnail is ready; the demo sends a few that fail, as a webhook that timed
+ * out would, so there is something to retry from the console. A retry made there (which carries the
+ * id it retries in the header taskfleet-retry-of) succeeds.
+ */
+export const notifyUploader = app.task('notify_uploader', { maxRetries: 0 }, (ctx, imageId: number) => {
+  if (!ctx.headers['taskfleet-retry-of']) throw new Error(`the webhook for image ${imageId} timed out`);
+  return `notified about ${imageId}`;
+});

@@ -23,6 +23,8 @@ interface DemoRun {
   /** Every descendant seen while the demo ran: pid → its start time and command, to tell a reused pid apart. */
   descendants: Map<number, { start: string; command: string }>;
   seconds: number;
+  /** What the console printed at the start answered while the demo ran: its session, and its overview's queues. */
+  console?: { role?: string; queues?: string[]; taskQueues?: string[] } | Error;
 }
 
 /** Runs the demo; `interrupt` (checked on each line of output) says when to send it SIGINT. */
@@ -40,8 +42,11 @@ async function runDemo(svg: string, interrupt?: (output: string) => boolean): Pr
   const pid = child.pid as number;
   let output = '';
   let interrupted = false;
+  let console: Promise<DemoRun['console']> | undefined;
   const onData = (chunk: Buffer) => {
     output += chunk.toString();
+    const url = /the console: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)?.[1];
+    if (url && !console) console = askConsole(url);
     if (interrupt && !interrupted && interrupt(output)) {
       interrupted = true;
       child.kill('SIGINT');
@@ -59,7 +64,26 @@ async function runDemo(svg: string, interrupt?: (output: string) => boolean): Pr
     for (const [p, info] of descendantsOf(pid)) descendants.set(p, info);
     await sleep(300);
   }
-  return { code: await exited, output, descendants, seconds: (Date.now() - started) / 1000 };
+  const code = await exited;
+  return { code, output, descendants, seconds: (Date.now() - started) / 1000, console: await console };
+}
+
+/** The console's session and overview, read as a script would (docs/console.md). */
+async function askConsole(url: string): Promise<DemoRun['console']> {
+  try {
+    const session = (await (await fetch(new URL('/api/session', url))).json()) as { role?: string };
+    const overview = (await (await fetch(new URL('/api/overview', url))).json()) as {
+      queues?: { name: string }[];
+      kubernetes?: { taskQueues: { name: string }[] };
+    };
+    return {
+      ...(session.role ? { role: session.role } : {}),
+      queues: (overview.queues ?? []).map((q) => q.name),
+      taskQueues: (overview.kubernetes?.taskQueues ?? []).map((q) => q.name),
+    };
+  } catch (error) {
+    return error as Error;
+  }
 }
 
 /** The processes below `root` now, from /proc. */
@@ -138,6 +162,7 @@ test('make demo (quick): the fleet scales 0 → N → 0, the picture is written,
   const peak = Number(/peak (\d+) ready workers/.exec(run.output)?.[1]);
   assert.ok(peak >= 2, `peak ready workers: ${peak}\n${run.output}`);
   assert.match(run.output, /back to 0: no replicas, no pods/);
+  assert.deepEqual(run.console, { role: 'admin', queues: ['thumbnails'], taskQueues: ['thumbnails'] });
   assert.match(run.output, /1,800 tasks sent in 2 bursts, all done/);
   assert.match(run.output, new RegExp(`Wrote ${svgPath}`));
 

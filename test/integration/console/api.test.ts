@@ -256,3 +256,20 @@ test('taskfleet console refuses to listen beyond loopback without sign-in, befor
   assert.equal(run.code, 1);
   assert.match(run.stderr, /no sign-in: set TASKFLEET_CONSOLE_TOKEN/);
 });
+
+test('the page is served from the build (npm run build), with a strict Content-Security-Policy', async () => {
+  const app = await testApp();
+  const server = await startConsole({ api: new ConsoleApi(app), auth: authFromEnv({}), logger: silent(), port: 0 });
+  after(() => server.close());
+  const page = await fetch(server.url);
+  assert.equal(page.status, 200, 'run `npm run build` first');
+  assert.match(await page.text(), /<script type="module" src="app.js"><\/script>/);
+  assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+  const script = await fetch(new URL('/app.js', server.url));
+  assert.equal(script.headers.get('content-type'), 'text/javascript; charset=utf-8');
+  assert.match(await script.text(), /\/api\/session/);
+});
+
+function silent() {
+  return createLogger('error', {}, () => {});
+}

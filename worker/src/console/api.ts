@@ -73,13 +73,18 @@ export class ConsoleApi {
   /** The queues given, the app's default, and every queue a live worker consumes, sorted. */
   async queues(workers?: readonly { queue: string }[]): Promise<string[]> {
     const seen = new Set([...this.#queues, this.#app.defaultQueue]);
-    for (const w of workers ?? (await this.#app.control.workers())) seen.add(w.queue);
+    for (const w of workers ?? (await this.#workers())) seen.add(w.queue);
     return [...seen].sort();
+  }
+
+  /** Live workers' heartbeats; none without a result backend (workers then write none: docs/worker.md). */
+  async #workers() {
+    return this.#app.hasBackend ? this.#app.control.workers() : [];
   }
 
   async overview(): Promise<Overview> {
     const [beats, taskQueues] = await Promise.all([
-      this.#app.control.workers(),
+      this.#workers(),
       this.#kubernetes?.list().then(
         (list) => ({ taskQueues: list }),
         (error: Error) => ({ taskQueues: [], error: redactText(error.message) }),
