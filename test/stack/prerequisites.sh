@@ -15,6 +15,7 @@ have openssl || missing+=(openssl)
 have setpriv || missing+=(util-linux)
 have java || missing+=(openjdk-17-jre-headless)
 have mvn || missing+=(maven)
+have chromium || missing+=(chromium)  # the console's page is tested in it (playwright-core drives it)
 have go || problems+=("Go 1.25 or newer is missing: install it from https://go.dev/dl (Debian's golang-go is too old for Kubernetes)")
 
 if ((${#missing[@]})); then

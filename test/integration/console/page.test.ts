@@ -1,0 +1,97 @@
+/**
+ * The console's page in a real Chromium, against a real worker on the stack's Redis: what a person sees
+ * and does (docs/console.md). Needs the page built (`npm run build`).
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import type { Taskfleet } from 'taskfleet';
+import { ConsoleApi } from '../../../worker/src/console/api.ts';
+import { authFromEnv } from '../../../worker/src/console/auth.ts';
+import { startConsole } from '../../../worker/src/console/server.ts';
+import { silentLogger } from '../../../worker/src/observe/logger.ts';
+import { startWorker, testApp } from '../../support/app.ts';
+import { launchBrowser } from '../../support/browser.ts';
+import { eventually } from '../../support/eventually.ts';
+
+/** With TASKFLEET_CONSOLE_SCREENSHOTS=<dir> (docs/ when refreshing the docs' pictures), saves the page there. */
+async function shoot(page: Page, name: string): Promise<void> {
+  const dir = process.env.TASKFLEET_CONSOLE_SCREENSHOTS;
+  if (dir) await page.screenshot({ path: join(dir, name), fullPage: true });
+}
+
+async function consoleFor(app: Taskfleet, env: Record<string, string> = {}): Promise<string> {
+  const server = await startConsole({
+    api: new ConsoleApi(app),
+    auth: authFromEnv(env),
+    logger: silentLogger,
+    port: 0,
+    refreshMs: 200,
+  });
+  after(() => server.close());
+  return server.url;
+}
+
+test('the overview shows the worker and its counts rising; a failed call shows FAILURE and its retry button re-runs it', async () => {
+  const app = await testApp({ history: true });
+  let runs = 0;
+  const flaky = app.task('fails-once', { maxRetries: 0 }, (_ctx, n: number) => {
+    runs++;
+    if (runs === 1) throw new Error('fails the first time');
+    return n + 1;
+  });
+  const ok = app.task('ok', () => 'fine');
+  await startWorker(app);
+  const url = await consoleFor(app);
+  const page = await (await launchBrowser()).newPage();
+  await page.goto(url);
+  const row = page.locator('[data-testid="worker-row"]');
+  await row.waitFor();
+  const processed = async () =>
+    Number(/success (\d+)/.exec((await row.locator('[data-testid="processed"]').textContent()) ?? '')?.[1] ?? 0);
+  const before = await processed();
+  for (let i = 0; i < 5; i++) await ok.delay();
+  await eventually('the page shows the new successes without a reload', async () => (await processed()) >= before + 5);
+  await shoot(page, 'console-overview.png');
+
+  const failed = await flaky.delay(1);
+  await assert.rejects(failed.get({ timeout: 10_000 }));
+  await page.goto(`${url}#/tasks?queue=${encodeURIComponent(app.defaultQueue)}&state=FAILURE`);
+  const failedRow = page.locator(`[data-testid="task-row"][data-task-id="${failed.id}"]`);
+  assert.equal(await failedRow.getAttribute('data-state'), 'FAILURE');
+  await failedRow.locator('a').click();
+  await page.locator('[data-testid="task-state"]', { hasText: 'FAILURE' }).waitFor();
+  await page.locator('[data-testid="retry"]').click();
+  // The page moves to the new call once the API has made it (reloading before would lose that move),
+  // and the new call runs and succeeds.
+  await page.waitForURL((at) => at.hash.startsWith('#/task/') && !at.hash.includes(failed.id));
+  await eventually('the retry succeeded', async () => {
+    await page.reload();
+    return (await page.locator('[data-testid="task-state"]').textContent()) === 'SUCCESS';
+  });
+  assert.match((await page.locator('main').textContent()) ?? '', new RegExp(`retry of ${failed.id}`));
+  await shoot(page, 'console-task.png');
+  assert.equal(runs, 2);
+});
+
+test('the read-only role sees the tasks and no action button', async () => {
+  const app = await testApp({ history: true });
+  const failing = app.task('fails', { maxRetries: 0 }, () => {
+    throw new Error('no');
+  });
+  await startWorker(app);
+  const call = await failing.delay();
+  await assert.rejects(call.get({ timeout: 10_000 }));
+  const viewer = 'viewer-token-0123456789abcdef';
+  const url = await consoleFor(app, { TASKFLEET_CONSOLE_READONLY_TOKEN: viewer });
+  const page = await (await launchBrowser()).newPage();
+  await page.goto(`${url}#/task/${call.id}`);
+  await page.locator('input[type="password"]').fill(viewer);
+  await page.locator('form button').click();
+  await page.locator('[data-testid="task-state"]', { hasText: 'FAILURE' }).waitFor();
+  assert.equal(await page.locator('button[data-testid]').count(), 0);
+  await page.goto(`${url}#/tasks?queue=${encodeURIComponent(app.defaultQueue)}`);
+  await page.locator('[data-testid="task-row"]').first().waitFor();
+  assert.equal(await page.locator('button[data-testid]').count(), 0);
+});
