@@ -241,6 +241,7 @@ test('without sign-in the console answers only loopback hosts, and never shows t
       .end(),
   );
   assert.equal(rebound, 401);
+  assert.equal((await fetch(new URL('/api/tasks/%E0%A4%A', url))).status, 400);
   const withPassword = new Taskfleet({
     broker: app.brokerUrl.replace('redis://', 'redis://:s3cret-pass@'),
     prefix: app.prefix,

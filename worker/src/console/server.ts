@@ -147,7 +147,7 @@ export async function startConsole(options: ConsoleServerOptions): Promise<Conso
     }
     if (path === '/api/overview') return send(res, 200, await api.overview());
     if (path === '/api/events') return pusher.open(res, SECURITY_HEADERS);
-    const parts = path.split('/').slice(2).map(decodeURIComponent);
+    const parts = segments(path);
     if (parts[0] === 'tasks' && parts.length === 2) {
       return send(res, 200, await api.task(parts[1] as string, url.searchParams.get('queue') ?? undefined));
     }
@@ -167,7 +167,7 @@ export async function startConsole(options: ConsoleServerOptions): Promise<Conso
     if (problem) throw new ApiError(403, 'CSRF', problem);
     if (who.role !== 'admin') throw new ApiError(403, 'READ_ONLY', `${who.user} has the read-only role: it cannot act`);
     const body = await readBody(req);
-    const parts = path.split('/').slice(2).map(decodeURIComponent);
+    const parts = segments(path);
     const audit = (action: string, fields: Record<string, unknown>) =>
       logger.info('console action', { action, user: who.user, role: who.role, via: who.via, ...fields });
     if (parts.join('/') === 'tasks/revoke') {
@@ -303,6 +303,15 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
     throw new ApiError(400, 'BAD_JSON', 'the body must be a JSON object');
   }
   return value as Record<string, unknown>;
+}
+
+/** The path's segments after /api/, decoded; a malformed escape is the caller's mistake (400). */
+function segments(path: string): string[] {
+  try {
+    return path.split('/').slice(2).map(decodeURIComponent);
+  } catch {
+    throw new ApiError(400, 'BAD_PATH', `${path} has a malformed %-escape`);
+  }
 }
 
 function stringList(value: unknown, name: string): string[] | undefined {
