@@ -8,7 +8,15 @@ import { after, test } from 'node:test';
 import { Taskfleet } from 'taskfleet';
 import { ConsoleApi } from '../../../worker/src/console/api.ts';
 import { authFromEnv } from '../../../worker/src/console/auth.ts';
-import type { Overview, RetryResponse, Session, TaskPage, TaskView } from '../../../worker/src/console/contract.ts';
+import type {
+  Overview,
+  RetryResponse,
+  SeriesPoint,
+  SeriesView,
+  Session,
+  TaskPage,
+  TaskView,
+} from '../../../worker/src/console/contract.ts';
 import { startConsole } from '../../../worker/src/console/server.ts';
 import { createLogger } from '../../../worker/src/observe/logger.ts';
 import { startWorker, testApp } from '../../support/app.ts';
@@ -86,6 +94,76 @@ test('the overview shows the live worker and its queue, and /api/events pushes i
   }
   await reader.cancel();
   assert.equal(processed, 10);
+});
+
+test('the graphs: /api/queues/{queue}/series has a point per refresh with rates by outcome and percentiles, and /api/events pushes each', async () => {
+  const app = await testApp({ history: true });
+  const slow = app.task('slow', async () => new Promise((resolve) => setTimeout(() => resolve('ok'), 20)));
+  const bad = app.task('bad', { maxRetries: 0 }, () => {
+    throw new Error('no');
+  });
+  await startWorker(app, { concurrency: 4 });
+  const { url } = await consoleFor(app);
+  const api = await client(url);
+  const path = `/api/queues/${encodeURIComponent(app.defaultQueue)}/series`;
+  const events = await fetch(new URL('/api/events', url));
+  const reader = (events.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+  await Promise.all([
+    ...Array.from({ length: 20 }, () => slow.delay()),
+    ...Array.from({ length: 3 }, () => bad.delay()),
+  ]);
+  const total = (series: SeriesView, outcome: string) =>
+    series.points.reduce((sum, p, i) => {
+      const before = series.points[i - 1];
+      return before ? sum + (p.outcomesPerSecond[outcome] ?? 0) * ((p.at - before.at) / 1000) : sum;
+    }, 0);
+  // Rates times intervals add up to the calls made: 20 successes and 3 failures, once every worker's
+  // counts have been seen twice.
+  const series = await eventually('the series has counted every call', async () => {
+    const s = await api.get<SeriesView>(path);
+    return Math.round(total(s, 'success')) === 20 && Math.round(total(s, 'failure')) === 3 ? s : undefined;
+  });
+  assert.equal(series.queue, app.defaultQueue);
+  assert.equal(series.intervalMs, 200);
+  assert.equal(series.capacity, 1800);
+  assert.ok(
+    series.points.every((p, i) => i === 0 || p.at > (series.points[i - 1]?.at ?? 0)),
+    'oldest first',
+  );
+  assert.ok(
+    series.points.some((p) => (p.arrivalsPerSecond ?? 0) > 0),
+    'arrivals per second from the broker’s counter',
+  );
+  const timed = series.points.filter((p) => p.duration);
+  assert.ok(timed.length > 0, 'duration percentiles from the history');
+  assert.ok(timed.every((p) => (p.duration?.p50 ?? 0) <= (p.duration?.p99 ?? 0)));
+  assert.ok(
+    timed.some((p) => (p.duration?.p99 ?? 0) >= 20),
+    'the 20 ms calls are timed',
+  );
+  assert.ok(
+    series.points.some((p) => p.wait !== undefined),
+    'queue wait percentiles',
+  );
+  const overview = await api.get<Overview>('/api/overview');
+  const row = overview.queues.find((q) => q.name === app.defaultQueue);
+  assert.equal(typeof row?.arrivalsPerSecond, 'number');
+  assert.equal(typeof row?.completionsPerSecond, 'number');
+
+  let text = '';
+  while (!/event: point\ndata: /.test(text)) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, 'the event stream ended');
+    text += value;
+  }
+  await reader.cancel();
+  const data = text.slice(text.indexOf('event: point\ndata: ') + 'event: point\ndata: '.length).split('\n')[0] ?? '';
+  const pushed = JSON.parse(data) as SeriesPoint;
+  assert.ok(pushed.queues[app.defaultQueue], 'the pushed point has the queue');
+  const unknown = await api.get<SeriesView>('/api/queues/never-seen/series');
+  assert.deepEqual(unknown.points, []);
+  const bad400 = await fetch(new URL('/api/queues/bad%20name/series', url));
+  assert.equal(bad400.status, 400);
 });
 
 test('a failed call is found as FAILURE, retried with its arguments, and the retry succeeds and names the call it retries', async () => {

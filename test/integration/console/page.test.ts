@@ -41,10 +41,18 @@ test('the overview shows the worker and its counts rising; a failed call shows F
     if (runs === 1) throw new Error('fails the first time');
     return n + 1;
   });
-  const ok = app.task('ok', () => 'fine');
+  const ok = app.task('ok', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return 'fine';
+  });
   await startWorker(app);
   const url = await consoleFor(app);
   const page = await (await launchBrowser()).newPage();
+  const refused: string[] = [];
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) refused.push(message.text());
+  });
+  page.on('pageerror', (error) => refused.push(error.message));
   await page.goto(url);
   const row = page.locator('[data-testid="worker-row"]');
   await row.waitFor();
@@ -53,6 +61,20 @@ test('the overview shows the worker and its counts rising; a failed call shows F
   const before = await processed();
   for (let i = 0; i < 5; i++) await ok.delay();
   await eventually('the page shows the new successes without a reload', async () => (await processed()) >= before + 5);
+  const graph = (id: string) => page.locator(`[data-testid="graph-${id}"]`);
+  const peak = async (id: string, line: string) =>
+    Number(JSON.parse((await graph(id).getAttribute('data-peaks')) ?? '{}')[line] ?? 0);
+  await eventually('the throughput graph draws the successes', async () => (await peak('throughput', 'success')) > 0);
+  await eventually('the latency graph draws the durations', async () => (await peak('latency', 'duration p50')) >= 5);
+  const drawn = Number(await graph('backlog').getAttribute('data-points'));
+  await eventually(
+    'the graphs gain a point with each update, without a reload',
+    async () => Number(await graph('backlog').getAttribute('data-points')) > drawn,
+  );
+  assert.match(
+    (await page.locator('[data-testid="queue-row"] [data-testid="arrivals"]').first().textContent()) ?? '',
+    /^\d+\.\d\/s$/,
+  );
   await shoot(page, 'console-overview.png');
 
   const failed = await flaky.delay(1);
@@ -73,6 +95,7 @@ test('the overview shows the worker and its counts rising; a failed call shows F
   assert.match((await page.locator('main').textContent()) ?? '', new RegExp(`retry of ${failed.id}`));
   await shoot(page, 'console-task.png');
   assert.equal(runs, 2);
+  assert.deepEqual(refused, [], 'the page runs under its Content-Security-Policy without errors');
 });
 
 test('the read-only role sees the tasks and no action button', async () => {

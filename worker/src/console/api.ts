@@ -170,8 +170,12 @@ export class ConsoleApi {
     return [...members.values()];
   }
 
-  async latency(queue: string): Promise<LatencyView> {
-    const page = await this.#history().list(checkedQueue(queue), { limit: LATENCY_SAMPLE });
+  /** Over the newest entries, or (`since`, epoch ms) the newest of those written since then. */
+  async latency(queue: string, { since }: { since?: number } = {}): Promise<LatencyView> {
+    const page = await this.#history().list(checkedQueue(queue), {
+      limit: LATENCY_SAMPLE,
+      ...(since !== undefined ? { since: Math.max(0, Math.floor(since)) } : {}),
+    });
     const durations: number[] = [];
     const waits: number[] = [];
     for (const e of page.entries) {
@@ -286,7 +290,7 @@ export class ConsoleApi {
   }
 }
 
-function checkedQueue(queue: string): string {
+export function checkedQueue(queue: string): string {
   try {
     assertQueueName(queue);
   } catch (error) {

@@ -53,6 +53,9 @@ export interface QueueView {
   delivered?: number;
   /** Entries in the task history. */
   historySize?: number;
+  /** Tasks added per second, and calls finished per second by this queue's workers, over the last tick. */
+  arrivalsPerSecond?: number;
+  completionsPerSecond?: number;
 }
 
 export interface TaskQueueView {
@@ -95,11 +98,48 @@ export interface TaskView {
   workflow: HistoryEntry[];
 }
 
+export type Percentiles = { p50: number; p90: number; p99: number };
+
 /** GET /api/queues/{queue}/latency: percentiles over the newest entries of the history (ms). */
 export interface LatencyView {
   sampled: number;
-  duration: { p50: number; p90: number; p99: number } | null;
-  wait: { p50: number; p90: number; p99: number } | null;
+  duration: Percentiles | null;
+  wait: Percentiles | null;
+}
+
+/** One queue at one tick of the console's sampler (every refresh interval since the console started). */
+export interface QueuePoint {
+  ready: number;
+  delayed: number;
+  inFlight: number;
+  deadLetters?: number;
+  oldestAgeSeconds?: number;
+  /** Tasks added per second since the previous tick (Redis; Kafka keeps no such counter). */
+  arrivalsPerSecond?: number;
+  /** Calls this queue's workers finished per second since the previous tick, and the same by outcome. */
+  completionsPerSecond?: number;
+  outcomesPerSecond: Record<string, number>;
+  /** Duration and queue wait (ms) of the calls that finished since the previous tick, from the history. */
+  duration?: Percentiles;
+  wait?: Percentiles;
+  /** Summed over the TaskQueues of this queue, when a kubeconfig answers. */
+  desiredReplicas?: number;
+  readyReplicas?: number;
+}
+
+export interface SeriesPoint {
+  at: number;
+  /** At most 20 queues, the first by name. */
+  queues: Record<string, QueuePoint>;
+}
+
+/** GET /api/queues/{queue}/series: the queue's points, oldest first, since the console started. */
+export interface SeriesView {
+  queue: string;
+  /** Time between points (the console's refresh), and the most points kept. */
+  intervalMs: number;
+  capacity: number;
+  points: (QueuePoint & { at: number })[];
 }
 
 /** A filter for bulk actions: as the tasks query (task, state, worker, since, until). */

@@ -60,7 +60,7 @@ export const openApiDocument = {
     '/api/events': {
       get: {
         summary:
-          'Server-Sent Events: `overview` (an Overview) every refreshMs, `problem` when the broker does not answer',
+          'Server-Sent Events every refreshMs: `overview` (an Overview) and `point` (a SeriesPoint), or `problem` when the broker does not answer',
         responses: {
           '200': { description: 'An event stream', content: { 'text/event-stream': { schema: str } } },
           ...errors,
@@ -85,6 +85,14 @@ export const openApiDocument = {
         summary: 'Duration and wait percentiles over the newest 500 entries',
         parameters: [queue],
         responses: { '200': ok('Percentiles (ms)', ref('Latency')), ...errors },
+      },
+    },
+    '/api/queues/{queue}/series': {
+      get: {
+        summary:
+          "The queue's graph points since the console started (one per refreshMs, at most capacity), oldest first",
+        parameters: [queue],
+        responses: { '200': ok('Points', ref('Series')), ...errors },
       },
     },
     '/api/queues/{queue}/dead-letters': {
@@ -178,6 +186,8 @@ export const openApiDocument = {
             added: int,
             delivered: int,
             historySize: int,
+            arrivalsPerSecond: num,
+            completionsPerSecond: num,
           }),
         },
         kubernetes: obj({
@@ -226,9 +236,40 @@ export const openApiDocument = {
       }),
       Latency: obj({
         sampled: int,
-        duration: obj({ p50: num, p90: num, p99: num }),
-        wait: obj({ p50: num, p90: num, p99: num }),
+        duration: { oneOf: [ref('Percentiles'), { type: 'null' }] },
+        wait: { oneOf: [ref('Percentiles'), { type: 'null' }] },
       }),
+      Percentiles: obj({ p50: num, p90: num, p99: num }, ['p50', 'p90', 'p99']),
+      QueuePoint: obj(
+        {
+          ready: int,
+          delayed: int,
+          inFlight: int,
+          deadLetters: int,
+          oldestAgeSeconds: num,
+          arrivalsPerSecond: num,
+          completionsPerSecond: num,
+          outcomesPerSecond: { type: 'object', additionalProperties: num },
+          duration: ref('Percentiles'),
+          wait: ref('Percentiles'),
+          desiredReplicas: int,
+          readyReplicas: int,
+        },
+        ['ready', 'delayed', 'inFlight', 'outcomesPerSecond'],
+      ),
+      SeriesPoint: obj({ at: int, queues: { type: 'object', additionalProperties: ref('QueuePoint') } }, [
+        'at',
+        'queues',
+      ]),
+      Series: obj(
+        {
+          queue: str,
+          intervalMs: int,
+          capacity: int,
+          points: { type: 'array', items: { allOf: [ref('QueuePoint'), obj({ at: int }, ['at'])] } },
+        },
+        ['queue', 'intervalMs', 'capacity', 'points'],
+      ),
       DeadLetter: obj({
         id: str,
         reason: str,

@@ -1,7 +1,8 @@
 /**
  * `taskfleet console`: the web console's HTTP server (docs/console.md). The page (built into
  * dist/console/page by `npm run build`), the JSON API it uses (described at /api/openapi.json), and
- * /api/events, which pushes the overview as Server-Sent Events. Every action is checked (role, CSRF)
+ * /api/events, which pushes each tick of the sampler (series.ts: the overview and a graph point) as
+ * Server-Sent Events. Every action is checked (role, CSRF)
  * and written to the log with who did it.
  */
 import { once } from 'node:events';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { HistoryState } from '../history/entry.ts';
 import type { HistoryQuery } from '../history/store.ts';
 import type { Logger } from '../observe/logger.ts';
-import { ApiError, apiErrorFrom, type ConsoleApi } from './api.ts';
+import { ApiError, apiErrorFrom, type ConsoleApi, checkedQueue } from './api.ts';
 import {
   type AuthConfig,
   assertBindable,
@@ -23,8 +24,9 @@ import {
   isLoopback,
   type Principal,
 } from './auth.ts';
-import type { Overview, Session, TaskFilter } from './contract.ts';
+import type { Session, TaskFilter } from './contract.ts';
 import { openApiDocument } from './openapi.ts';
+import { type SampleListener, Sampler, withRates } from './series.ts';
 
 export interface ConsoleServerOptions {
   api: ConsoleApi;
@@ -32,7 +34,7 @@ export interface ConsoleServerOptions {
   logger: Logger;
   host?: string;
   port?: number;
-  /** How often /api/events pushes the overview. @defaultValue 2000 ms */
+  /** How often the sampler reads the overview: the graphs' points and /api/events' pushes. @defaultValue 2000 ms */
   refreshMs?: number;
   /** Where the built page is. @defaultValue dist/console/page next to this module's package */
   pageDir?: string;
@@ -84,8 +86,10 @@ export async function startConsole(options: ConsoleServerOptions): Promise<Conso
   assertBindable(host, auth);
   const openLoopback = isLoopback(host) && !hasCredentials(auth);
   const pageDir = options.pageDir ?? defaultPageDir();
-  const streams = new Set<ServerResponse>();
-  const pusher = new OverviewPusher(api, refreshMs, streams, logger);
+  const sampler = new Sampler(api, refreshMs, logger);
+  const streams = new EventStreams(refreshMs);
+  sampler.listen(streams.push);
+  sampler.start();
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', ...headers });
@@ -145,8 +149,8 @@ export async function startConsole(options: ConsoleServerOptions): Promise<Conso
       };
       return send(res, 200, session);
     }
-    if (path === '/api/overview') return send(res, 200, await api.overview());
-    if (path === '/api/events') return pusher.open(res, SECURITY_HEADERS);
+    if (path === '/api/overview') return send(res, 200, withRates(await api.overview(), sampler.latest));
+    if (path === '/api/events') return streams.open(res, SECURITY_HEADERS);
     const parts = segments(path);
     if (parts[0] === 'tasks' && parts.length === 2) {
       return send(res, 200, await api.task(parts[1] as string, url.searchParams.get('queue') ?? undefined));
@@ -155,6 +159,7 @@ export async function startConsole(options: ConsoleServerOptions): Promise<Conso
       const queue = parts[1] as string;
       if (parts[2] === 'tasks') return send(res, 200, await api.tasks(queue, queryFrom(url.searchParams)));
       if (parts[2] === 'latency') return send(res, 200, await api.latency(queue));
+      if (parts[2] === 'series') return send(res, 200, sampler.series(checkedQueue(queue)));
       if (parts[2] === 'dead-letters') {
         return send(res, 200, await api.deadLetters(queue, whole(url.searchParams, 'limit', 1000) ?? 100));
       }
@@ -223,8 +228,8 @@ export async function startConsole(options: ConsoleServerOptions): Promise<Conso
     server,
     url: `http://${shown}:${address.port}/`,
     close: async () => {
-      pusher.stop();
-      for (const stream of streams) stream.end();
+      sampler.stop();
+      streams.close();
       server.closeAllConnections();
       server.close();
       await once(server, 'close');
@@ -232,56 +237,43 @@ export async function startConsole(options: ConsoleServerOptions): Promise<Conso
   };
 }
 
-/** Reads the overview once per tick for every open stream, and only while one is open. */
-class OverviewPusher {
-  #timer: NodeJS.Timeout | undefined;
+/** The open event streams: each sample is pushed to all of them (an overview and a point per tick). */
+class EventStreams {
+  readonly #streams = new Set<ServerResponse>();
+  readonly #refreshMs: number;
   #last: string | undefined;
 
-  readonly api: ConsoleApi;
-  readonly refreshMs: number;
-  readonly streams: Set<ServerResponse>;
-  readonly logger: Logger;
-
-  constructor(api: ConsoleApi, refreshMs: number, streams: Set<ServerResponse>, logger: Logger) {
-    this.api = api;
-    this.refreshMs = refreshMs;
-    this.streams = streams;
-    this.logger = logger;
+  constructor(refreshMs: number) {
+    this.#refreshMs = refreshMs;
   }
 
   open(res: ServerResponse, headers: Record<string, string>): void {
-    if (this.streams.size >= MAX_STREAMS)
+    if (this.#streams.size >= MAX_STREAMS)
       throw new ApiError(503, 'BUSY', `at most ${MAX_STREAMS} event streams at once`);
     res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
-    res.write(`retry: ${this.refreshMs}\n\n`);
-    this.streams.add(res);
-    res.on('close', () => {
-      this.streams.delete(res);
-      if (this.streams.size === 0) this.stop();
-    });
+    res.write(`retry: ${this.#refreshMs}\n\n`);
+    this.#streams.add(res);
+    res.on('close', () => this.#streams.delete(res));
     if (this.#last) res.write(this.#last);
-    if (!this.#timer) void this.#tick();
   }
 
-  async #tick(): Promise<void> {
-    this.#timer = undefined;
-    let event: string;
-    try {
-      const overview: Overview = await this.api.overview();
-      event = `event: overview\ndata: ${JSON.stringify(overview)}\n\n`;
-    } catch (error) {
-      this.logger.warn('console: the overview could not be read', { error });
-      event = `event: problem\ndata: ${JSON.stringify({ message: 'the broker did not answer: retrying' })}\n\n`;
+  readonly push: SampleListener = (sample) => {
+    let events: string;
+    if ('problem' in sample) events = event('problem', { message: sample.problem });
+    else {
+      this.#last = event('overview', sample.overview);
+      events = `${this.#last}${event('point', sample.point)}`;
     }
-    this.#last = event.startsWith('event: overview') ? event : this.#last;
-    for (const stream of this.streams) stream.write(event);
-    if (this.streams.size > 0) this.#timer = setTimeout(() => void this.#tick(), this.refreshMs);
-  }
+    for (const stream of this.#streams) stream.write(events);
+  };
 
-  stop(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+  close(): void {
+    for (const stream of this.#streams) stream.end();
   }
+}
+
+function event(name: string, data: unknown): string {
+  return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {

@@ -2,6 +2,8 @@
  * The console's page (docs/console.md): hash-routed views over the JSON API. Everything shown comes
  * from producers and workers (names, arguments, errors): it is set as text, never parsed as HTML.
  */
+import { Graphs, type Point } from './graphs.ts';
+
 interface Session {
   user: string;
   role: 'admin' | 'readonly';
@@ -35,6 +37,11 @@ let session: Session | undefined;
 let token = sessionStorage.getItem('taskfleet-token') ?? undefined;
 let queues: string[] = [];
 let stream: AbortController | undefined;
+/** The overview's parts while it is shown: its graphs stay, its tables are redrawn on every update. */
+let shown:
+  | { graphs?: Graphs; pending: Point[]; picker: HTMLSelectElement; box: HTMLElement; tables: HTMLElement }
+  | undefined;
+let graphQueue: string | undefined;
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -81,6 +88,7 @@ function button(label: string, testid: string, act: () => Promise<string>): HTML
   return b;
 }
 
+const rate = (perSecond: unknown) => (typeof perSecond === 'number' ? `${perSecond.toFixed(1)}/s` : '—');
 const when = (ms?: number) => (ms === undefined ? '' : new Date(ms).toLocaleTimeString());
 const q = encodeURIComponent;
 
@@ -126,6 +134,8 @@ function renderOverview(o: {
       cell(x.inFlight),
       cell(x.deadLetters ?? '—'),
       cell(x.oldestAgeSeconds === undefined ? '—' : `${Number(x.oldestAgeSeconds).toFixed(1)} s`),
+      cell(rate(x.arrivalsPerSecond), 'arrivals'),
+      cell(rate(x.completionsPerSecond), 'completions'),
       el(
         'td',
         {},
@@ -146,7 +156,10 @@ function renderOverview(o: {
       ? table(['Worker', 'Queue', 'Concurrency', 'Running', 'Processed', 'Heartbeat'], workers)
       : el('p', {}, 'No live workers.'),
     el('h2', {}, 'Queues'),
-    table(['Queue', 'Ready', 'Delayed', 'In flight', 'Dead letters', 'Oldest waiting', ''], rows),
+    table(
+      ['Queue', 'Ready', 'Delayed', 'In flight', 'Dead letters', 'Oldest waiting', 'Arrivals', 'Completions', ''],
+      rows,
+    ),
   ];
   if (o.kubernetes) {
     parts.push(el('h2', {}, 'TaskQueues'));
@@ -173,7 +186,67 @@ function renderOverview(o: {
       ),
     );
   }
-  view.replaceChildren(...parts);
+  overviewLayout().tables.replaceChildren(...parts);
+}
+
+/** The overview's layout (graphs of one queue, then the tables), built when the overview is entered. */
+function overviewLayout(): NonNullable<typeof shown> {
+  if (shown && view.contains(shown.tables)) {
+    syncPicker(shown.picker);
+    return shown;
+  }
+  shown?.graphs?.destroy();
+  const picker = el('select', { 'data-testid': 'graph-queue', 'aria-label': 'queue graphed' });
+  const box = el('div', { class: 'graphs' });
+  const tables = el('div');
+  view.replaceChildren(el('h2', {}, 'Graphs of ', picker), box, tables);
+  shown = { pending: [], picker, box, tables };
+  syncPicker(picker);
+  picker.onchange = () => {
+    graphQueue = picker.value;
+    void drawGraphs();
+  };
+  void drawGraphs();
+  return shown;
+}
+
+function syncPicker(picker: HTMLSelectElement): void {
+  const names = queues.length ? queues : [graphQueue ?? ''];
+  if ([...picker.options].map((o) => o.value).join() !== names.join()) {
+    picker.replaceChildren(...names.map((name) => el('option', { value: name }, name)));
+  }
+  graphQueue = graphQueue && names.includes(graphQueue) ? graphQueue : names[0];
+  picker.value = graphQueue ?? '';
+}
+
+/** Loads the graphed queue's points since the console started; `point` events extend them. */
+async function drawGraphs(): Promise<void> {
+  const layout = shown;
+  const queue = graphQueue;
+  if (!layout || !queue) return;
+  layout.graphs?.destroy();
+  layout.graphs = undefined;
+  layout.pending = [];
+  const series = await api<{ points: Point[]; capacity: number }>(`/api/queues/${q(queue)}/series`).catch(
+    (error: Error) => {
+      layout.box.replaceChildren(el('p', {}, `Graphs: ${error.message}`));
+      return undefined;
+    },
+  );
+  if (!series || shown !== layout || graphQueue !== queue) return;
+  // Points pushed while the series was read, and not in it, follow it.
+  const last = series.points.at(-1)?.at ?? 0;
+  const points = [...series.points, ...layout.pending.filter((p) => p.at > last)];
+  layout.box.replaceChildren();
+  layout.graphs = new Graphs(layout.box, queue, points, series.capacity);
+}
+
+function onPoint(point: { at: number; queues: Record<string, Omit<Point, 'at'>> }): void {
+  if (!shown || !view.contains(shown.box) || !graphQueue) return;
+  const p = point.queues[graphQueue];
+  if (!p) return;
+  if (shown.graphs) shown.graphs.add({ at: point.at, ...p });
+  else shown.pending.push({ at: point.at, ...p });
 }
 
 async function overview(): Promise<void> {
@@ -190,9 +263,9 @@ async function overview(): Promise<void> {
       const block = text.slice(0, end);
       text = text.slice(end + 2);
       const data = block.split('\n').find((l) => l.startsWith('data: '));
-      if (block.startsWith('event: overview') && data && location.hash.replace(/\?.*/, '') in { '': 1, '#/': 1 }) {
-        renderOverview(JSON.parse(data.slice(6)));
-      }
+      const onOverview = location.hash.replace(/\?.*/, '') in { '': 1, '#/': 1 };
+      if (data && onOverview && block.startsWith('event: overview')) renderOverview(JSON.parse(data.slice(6)));
+      if (data && onOverview && block.startsWith('event: point')) onPoint(JSON.parse(data.slice(6)));
       end = text.indexOf('\n\n');
     }
   }
