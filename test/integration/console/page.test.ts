@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import type { Taskfleet } from 'taskfleet';
+import { chord, group, Taskfleet } from 'taskfleet';
 import { ConsoleApi } from '../../../worker/src/console/api.ts';
 import { authFromEnv } from '../../../worker/src/console/auth.ts';
 import { startConsole } from '../../../worker/src/console/server.ts';
@@ -117,4 +117,82 @@ test('the read-only role sees the tasks and no action button', async () => {
   await page.goto(`${url}#/tasks?queue=${encodeURIComponent(app.defaultQueue)}`);
   await page.locator('[data-testid="task-row"]').first().waitFor();
   assert.equal(await page.locator('button[data-testid]').count(), 0);
+});
+
+test('a dead letter is listed with its reason, and the requeue button runs it', async () => {
+  const app = await testApp({ history: true });
+  const producer = new Taskfleet({ broker: app.brokerUrl, prefix: app.prefix, defaultQueue: app.defaultQueue });
+  after(() => producer.close());
+  const lost = await producer.signature('registered-later').delay();
+  await startWorker(app);
+  const url = await consoleFor(app);
+  const page = await (await launchBrowser()).newPage();
+  await page.goto(`${url}#/dead-letters?queue=${encodeURIComponent(app.defaultQueue)}`);
+  const row = page.locator('[data-testid="dead-letter-row"]', { hasText: lost.id });
+  await eventually('the dead letter is listed', async () => {
+    await page.reload();
+    return (await row.count()) === 1;
+  });
+  assert.match((await row.textContent()) ?? '', /unknown-task/);
+  await shoot(page, 'console-dead-letters.png');
+  app.task('registered-later', () => 'ran at last');
+  await row.locator('[data-testid="requeue"]').click();
+  assert.equal(await app.result(lost.id).get({ timeout: 10_000 }), 'ran at last');
+  await page.locator('[data-testid="toast"]', { hasText: 'requeued 1' }).waitFor();
+  await eventually('the list no longer has it', async () => (await row.count()) === 0);
+});
+
+test('a queued task revoked from its page never runs', async () => {
+  const app = await testApp({ history: true });
+  let ran = 0;
+  const later = app.task('later', () => {
+    ran++;
+  });
+  const call = await later.applyAsync([], { countdown: 2 });
+  const url = await consoleFor(app);
+  const page = await (await launchBrowser()).newPage();
+  await page.goto(`${url}#/task/${encodeURIComponent(call.id)}?queue=${encodeURIComponent(app.defaultQueue)}`);
+  await page.locator('[data-testid="task-state"]', { hasText: 'PENDING' }).waitFor();
+  await page.locator('[data-testid="revoke"]').click();
+  await page.locator('[data-testid="toast"]', { hasText: 'revoked' }).waitFor();
+  await startWorker(app);
+  await eventually('the revoked call settled', async () => {
+    await page.reload();
+    return (await page.locator('[data-testid="task-state"]').textContent()) === 'REVOKED';
+  });
+  assert.equal(ran, 0);
+});
+
+test("a chord's page draws its members, boxed as a group, and its callback, each with its state", async () => {
+  const app = await testApp({ history: true });
+  const add = app.task('add', (_ctx, a: number, b: number) => a + b);
+  const total = app.task('total', (_ctx, values: number[]) => values.reduce((s, v) => s + v, 0));
+  await startWorker(app, { concurrency: 4 });
+  const sum = await chord(group(add.s(1, 1), add.s(2, 2), add.s(3, 3)), total.s()).delay();
+  assert.equal(await sum.get({ timeout: 10_000 }), 12);
+  const url = await consoleFor(app);
+  const page = await (await launchBrowser()).newPage();
+  await page.goto(`${url}#/task/${encodeURIComponent(sum.id)}?queue=${encodeURIComponent(app.defaultQueue)}`);
+  const nodes = page.locator('[data-testid="workflow-node"]');
+  await eventually('the workflow shows the members and the callback', async () => {
+    await page.reload();
+    await page.locator('[data-testid="task-state"]').waitFor();
+    return (await nodes.count()) === 4;
+  });
+  const drawn = await nodes.evaluateAll((all) =>
+    all.map((n) => ({
+      text: n.textContent,
+      state: n.getAttribute('data-state'),
+      grouped: n.parentElement?.classList.contains('group') ?? false,
+    })),
+  );
+  assert.deepEqual(
+    drawn.filter((n) => n.grouped).map((n) => n.text),
+    ['add SUCCESS', 'add SUCCESS', 'add SUCCESS'],
+  );
+  assert.deepEqual(
+    drawn.filter((n) => !n.grouped),
+    [{ text: 'total SUCCESS', state: 'SUCCESS', grouped: false }],
+  );
+  await shoot(page, 'console-chord.png');
 });

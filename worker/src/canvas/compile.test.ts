@@ -127,4 +127,20 @@ describe('plan', () => {
     );
     assert.ok(launch.envelopes.every((e) => e.rootId === 'r'));
   });
+
+  test('a workflow started here is rooted at its first call, or at the group or chord it starts with', () => {
+    const context = { queue: 'main', chordTtlMs: 1000, now: 0 };
+    const [callFirst] = plan(compile(chain(a.s(1), step.s())), context).envelopes;
+    assert.equal(callFirst?.rootId, callFirst?.id);
+    const flow = compile(chord(group(step.s(1), step.s(2)), cb.s()));
+    const launch = plan(flow, context);
+    const id = (flow[0] as ChordSpec).id;
+    assert.deepEqual(
+      [...launch.envelopes, ...launch.chords.map((c) => c.callback)].map((e) => e.rootId),
+      [id, id, id],
+      'the members and the callback share the id the chord’s handle has',
+    );
+    const grouped = compile(group(step.s(1), step.s(2)));
+    assert.ok(plan(grouped, context).envelopes.every((e) => e.rootId === (grouped[0] as { id: string }).id));
+  });
 });

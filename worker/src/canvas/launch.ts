@@ -30,9 +30,16 @@ export interface Launch {
   envelopes: Envelope[];
 }
 
-/** Plans the start of `flow`: a call, or for a group or chord, each member's first call. */
+/**
+ * Plans the start of `flow`: a call, or for a group or chord, each member's first call. A workflow
+ * started here (no rootId yet) is rooted at its first call, or at its group or chord when it starts
+ * with one: every call of it then carries that id as its rootId, the one its handle has.
+ */
 export function plan(flow: Flow, context: LaunchContext, into: Launch = { chords: [], envelopes: [] }): Launch {
-  planFlow(flow, context, into, undefined);
+  const [first] = flow;
+  const rooted =
+    context.rootId === undefined && first !== undefined && !isTask(first) ? { ...context, rootId: first.id } : context;
+  planFlow(flow, rooted, into, undefined);
   return into;
 }
 

@@ -5,7 +5,7 @@ export interface HistoryQuery {
   task?: string;
   state?: HistoryState;
   worker?: string;
-  /** Only the calls of this workflow (their rootId: the first call's id). */
+  /** Only the calls of this workflow (their rootId: the first call's id, or the group's or chord's it starts with). */
   root?: string;
   /**
    * Written at or after this time (epoch ms, by Redis's clock: an entry is written as its call settles,

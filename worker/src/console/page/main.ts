@@ -75,8 +75,17 @@ async function api<T>(path: string, body?: unknown): Promise<T> {
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const data = (await res.json().catch(() => ({}))) as T & { error?: { message: string } };
-  if (!res.ok) throw new Error(data.error?.message ?? `${res.status}`);
+  if (!res.ok) throw new ApiFailure(res.status, data.error?.message ?? `${res.status}`);
   return data;
+}
+
+/** An answer of the API that is not 2xx: its status beside the message it gave. */
+class ApiFailure extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
 }
 
 const admin = () => session?.role === 'admin';
@@ -358,9 +367,15 @@ async function tasks(params: URLSearchParams): Promise<void> {
 // --- One task -------------------------------------------------------------------------------------
 async function task(id: string, params: URLSearchParams): Promise<void> {
   const queue = params.get('queue');
+  // An id neither the history nor the result backend has (404) may still be waiting to run, or never
+  // sent: it shows as PENDING, as Celery's AsyncResult does, and a revoke of it still applies.
   const t = await api<{ entry?: Entry; result?: Json; workflow: Entry[] }>(
     `/api/tasks/${q(id)}${queue ? `?queue=${q(queue)}` : ''}`,
-  );
+  ).catch((error: unknown) => {
+    if (error instanceof ApiFailure && error.status === 404)
+      return { entry: undefined, result: undefined, workflow: [] };
+    throw error;
+  });
   const e = t.entry;
   const state = e?.state ?? String(t.result?.state ?? 'PENDING');
   const pre = (value: unknown) => el('pre', {}, JSON.stringify(value, null, 2) ?? '');
@@ -382,6 +397,9 @@ async function task(id: string, params: URLSearchParams): Promise<void> {
       `created ${when(e?.createdAt)} · started ${when(e?.startedAt)} · finished ${when(e?.finishedAt)}${e?.startedAt ? ` · took ${e.finishedAt - e.startedAt} ms` : ''}`,
     ),
   ];
+  if (!e && !t.result) {
+    parts.push(el('p', {}, 'Not in the history or the result backend yet: waiting to run, running, or never sent.'));
+  }
   if (e?.retryOf) parts.push(el('p', {}, 'retry of ', el('a', { href: `#/task/${q(e.retryOf)}` }, e.retryOf)));
   if (e?.parentId) parts.push(el('p', {}, 'parent ', el('a', { href: `#/task/${q(e.parentId)}` }, e.parentId)));
   const actions = el('p');
@@ -409,11 +427,25 @@ async function task(id: string, params: URLSearchParams): Promise<void> {
   view.replaceChildren(...parts);
 }
 
-/** The workflow's calls in columns by depth along parent links; members of one group boxed together. */
+/**
+ * The workflow's calls in columns by depth along parent links, a chord's callback one column after its
+ * members (they carry its id as their group); members of one group boxed together.
+ */
 function workflow(entries: Entry[]): HTMLElement {
   const byId = new Map(entries.map((e) => [e.id, e]));
-  const depth = (e: Entry, seen = 0): number =>
-    e.parentId && byId.has(e.parentId) && seen < 50 ? 1 + depth(byId.get(e.parentId) as Entry, seen + 1) : 0;
+  const members = new Map<string, Entry[]>();
+  for (const e of entries) {
+    if (!e.groupId) continue;
+    const list = members.get(e.groupId) ?? [];
+    list.push(e);
+    members.set(e.groupId, list);
+  }
+  const depth = (e: Entry, seen = 0): number => {
+    if (seen > 50) return 0;
+    if (e.parentId && byId.has(e.parentId)) return 1 + depth(byId.get(e.parentId) as Entry, seen + 1);
+    const header = members.get(e.id);
+    return header ? 1 + Math.max(...header.map((m) => depth(m, seen + 1))) : 0;
+  };
   const columns = new Map<number, Entry[]>();
   for (const e of entries) columns.set(depth(e), [...(columns.get(depth(e)) ?? []), e]);
   const box = el('div');
